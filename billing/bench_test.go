@@ -1,0 +1,47 @@
+package billing
+
+import (
+	"context"
+	"fmt"
+	"testing"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/callgw/callgw/internal/redistest"
+)
+
+// BenchmarkRecord measures one Record (new call id each time) against a
+// real redis-server and miniredis: one script round trip per call.
+func BenchmarkRecord(b *testing.B) {
+	for _, bk := range []struct {
+		name string
+		rdb  func(b *testing.B) redis.UniversalClient
+	}{
+		{"redis", func(b *testing.B) redis.UniversalClient { return redistest.Start(b).Client() }},
+		{"miniredis", func(b *testing.B) redis.UniversalClient {
+			return redis.NewClient(&redis.Options{Addr: miniredis.RunT(b).Addr()})
+		}},
+	} {
+		b.Run(bk.name, func(b *testing.B) {
+			l, _ := newTestLedger(b, bk.rdb(b), "bench:")
+			ctx := context.Background()
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				if _, _, err := l.Record(ctx, outbound(fmt.Sprintf("wacid.b%d", i), "+447700900123", 56, nov)); err != nil {
+					b.Fatal(err)
+				}
+				i++
+			}
+		})
+	}
+}
+
+func BenchmarkPrice(b *testing.B) {
+	rc := loadTestCard(b)
+	b.ReportAllocs()
+	for b.Loop() {
+		rc.Price("GB", 56, 12)
+	}
+}

@@ -1,0 +1,5 @@
+package agentclient
+
+import "net"
+
+type netIP = net.IP

@@ -1,0 +1,245 @@
+package app
+
+import (
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is everything the binary can be told, by flag or CALLGW_* variable
+// (a flag wins over the variable).
+type Config struct {
+	Addr          string        // CALLGW_ADDR: HTTP listen address
+	PublicURL     string        // CALLGW_PUBLIC_URL: how agents reach the HTTP server (links printed in demo mode)
+	RedisURL      string        // CALLGW_REDIS_URL: redis:// or rediss://; empty = embedded in-process store (demo)
+	RedisAddrs    []string      // CALLGW_REDIS_ADDRS: Sentinel or Cluster seed addresses
+	RedisMaster   string        // CALLGW_REDIS_SENTINEL_MASTER: Sentinel master name
+	RedisCluster  bool          // CALLGW_REDIS_CLUSTER: treat CALLGW_REDIS_ADDRS as a Cluster
+	GraphURL      string        // CALLGW_GRAPH_URL: Graph API base (default https://graph.facebook.com)
+	GraphVersion  string        // CALLGW_GRAPH_VERSION (default v23.0)
+	AccessToken   string        // CALLGW_ACCESS_TOKEN: Meta system-user token
+	AppSecret     string        // CALLGW_APP_SECRET: verifies webhook signatures
+	VerifyToken   string        // CALLGW_VERIFY_TOKEN: webhook subscription check
+	PhoneNumberID string        // CALLGW_PHONE_NUMBER_ID: the business number's Graph id
+	TokenSecret   string        // CALLGW_TOKEN_SECRET: signs agent tokens (>= 16 bytes)
+	APIKeys       []string      // CALLGW_API_KEYS: bearer keys for /api/v1 ("key" or "key:role", role agent|supervisor|admin)
+	PublicIPs     []string      // CALLGW_PUBLIC_IP: 1:1 NAT address(es) advertised to WhatsApp and agents
+	UDPPort       int           // CALLGW_UDP_PORT: one UDP port for all calls (ICE UDP mux)
+	UDPPortMin    uint16        // CALLGW_UDP_PORTS "min-max": port range when no single port
+	UDPPortMax    uint16        //
+	ICEServers    string        // CALLGW_ICE_SERVERS: JSON array of RTCIceServer for agent browsers
+	RateCard      string        // CALLGW_RATE_CARD: rate card JSON file (default: the shipped sample)
+	RingTimeout   time.Duration // CALLGW_RING_TIMEOUT (default 25s)
+	AgentGrace    time.Duration // CALLGW_AGENT_GRACE (default 20s)
+	MediaTimeout  time.Duration // CALLGW_MEDIA_TIMEOUT (default 20s)
+	DrainTimeout  time.Duration // CALLGW_DRAIN_TIMEOUT (default 30s)
+	PermissionTTL time.Duration // CALLGW_PERMISSION_TTL: validity of a temporary permission (default 168h)
+	CallbackPerm  bool          // CALLGW_CALLBACK_PERMISSION: a user who calls grants callback permission
+	MaskNumbers   bool          // CALLGW_MASK_NUMBERS (default true)
+	InstanceID    string        // CALLGW_INSTANCE_ID (default hostname-pid)
+	LogLevel      string        // CALLGW_LOG_LEVEL: debug|info|warn|error
+	LogFormat     string        // CALLGW_LOG_FORMAT: json|text (default json)
+	MediaLoopback bool          // CALLGW_MEDIA_LOOPBACK: media on 127.0.0.1 only (demo default)
+
+	// Demo is true when no Graph API is configured: the built-in Cloud API
+	// simulator plays Meta.
+	Demo bool
+}
+
+// LoadConfig reads args (without the program name) over the environment.
+func LoadConfig(args []string, getenv func(string) string, stderr io.Writer) (Config, error) {
+	var c Config
+	fs := flag.NewFlagSet("callgw", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	env := func(name, def string) string {
+		if v := getenv(name); v != "" {
+			return v
+		}
+		return def
+	}
+	var apiKeys, publicIPs, udpPorts, redisAddrs string
+	fs.StringVar(&c.Addr, "addr", env("CALLGW_ADDR", ":8080"), "HTTP listen address (CALLGW_ADDR)")
+	fs.StringVar(&c.PublicURL, "public-url", env("CALLGW_PUBLIC_URL", ""), "base URL agents use to reach callgw (CALLGW_PUBLIC_URL)")
+	fs.StringVar(&c.RedisURL, "redis-url", env("CALLGW_REDIS_URL", ""), "Redis URL; empty = embedded in-process store, not durable (CALLGW_REDIS_URL)")
+	fs.StringVar(&redisAddrs, "redis-addrs", env("CALLGW_REDIS_ADDRS", ""), "comma-separated Sentinel or Cluster addresses (CALLGW_REDIS_ADDRS)")
+	fs.StringVar(&c.RedisMaster, "redis-sentinel-master", env("CALLGW_REDIS_SENTINEL_MASTER", ""), "Sentinel master name (CALLGW_REDIS_SENTINEL_MASTER)")
+	fs.BoolVar(&c.RedisCluster, "redis-cluster", env("CALLGW_REDIS_CLUSTER", "") == "true", "Redis Cluster (CALLGW_REDIS_CLUSTER)")
+	fs.StringVar(&c.GraphURL, "graph-url", env("CALLGW_GRAPH_URL", ""), "Graph API base URL (CALLGW_GRAPH_URL)")
+	fs.StringVar(&c.GraphVersion, "graph-version", env("CALLGW_GRAPH_VERSION", "v23.0"), "Graph API version (CALLGW_GRAPH_VERSION)")
+	fs.StringVar(&c.AccessToken, "access-token", env("CALLGW_ACCESS_TOKEN", ""), "Meta access token (CALLGW_ACCESS_TOKEN)")
+	fs.StringVar(&c.AppSecret, "app-secret", env("CALLGW_APP_SECRET", ""), "Meta app secret (CALLGW_APP_SECRET)")
+	fs.StringVar(&c.VerifyToken, "verify-token", env("CALLGW_VERIFY_TOKEN", ""), "webhook verify token (CALLGW_VERIFY_TOKEN)")
+	fs.StringVar(&c.PhoneNumberID, "phone-number-id", env("CALLGW_PHONE_NUMBER_ID", ""), "business phone number id (CALLGW_PHONE_NUMBER_ID)")
+	fs.StringVar(&c.TokenSecret, "token-secret", env("CALLGW_TOKEN_SECRET", ""), "agent token signing secret (CALLGW_TOKEN_SECRET)")
+	fs.StringVar(&apiKeys, "api-keys", env("CALLGW_API_KEYS", ""), "comma-separated API keys, key or key:role (CALLGW_API_KEYS)")
+	fs.StringVar(&publicIPs, "public-ip", env("CALLGW_PUBLIC_IP", ""), "public IP(s) for 1:1 NAT (CALLGW_PUBLIC_IP)")
+	fs.IntVar(&c.UDPPort, "udp-port", envInt(getenv, "CALLGW_UDP_PORT", 0), "single UDP port for all media (CALLGW_UDP_PORT)")
+	fs.StringVar(&udpPorts, "udp-ports", env("CALLGW_UDP_PORTS", ""), "UDP port range min-max (CALLGW_UDP_PORTS)")
+	fs.StringVar(&c.ICEServers, "ice-servers", env("CALLGW_ICE_SERVERS", ""), "JSON array of ICE servers for agent browsers (CALLGW_ICE_SERVERS)")
+	fs.StringVar(&c.RateCard, "rate-card", env("CALLGW_RATE_CARD", ""), "rate card JSON file (CALLGW_RATE_CARD)")
+	fs.DurationVar(&c.RingTimeout, "ring-timeout", envDur(getenv, "CALLGW_RING_TIMEOUT", 25*time.Second), "ring timeout (CALLGW_RING_TIMEOUT)")
+	fs.DurationVar(&c.AgentGrace, "agent-grace", envDur(getenv, "CALLGW_AGENT_GRACE", 20*time.Second), "agent leg grace period (CALLGW_AGENT_GRACE)")
+	fs.DurationVar(&c.MediaTimeout, "media-timeout", envDur(getenv, "CALLGW_MEDIA_TIMEOUT", 20*time.Second), "end calls without media for this long (CALLGW_MEDIA_TIMEOUT)")
+	fs.DurationVar(&c.DrainTimeout, "drain-timeout", envDur(getenv, "CALLGW_DRAIN_TIMEOUT", 30*time.Second), "how long live calls may continue after SIGTERM (CALLGW_DRAIN_TIMEOUT)")
+	fs.DurationVar(&c.PermissionTTL, "permission-ttl", envDur(getenv, "CALLGW_PERMISSION_TTL", 168*time.Hour), "validity of a temporary call permission (CALLGW_PERMISSION_TTL)")
+	fs.BoolVar(&c.CallbackPerm, "callback-permission", env("CALLGW_CALLBACK_PERMISSION", "") == "true", "users who call grant callback permission (CALLGW_CALLBACK_PERMISSION)")
+	fs.BoolVar(&c.MaskNumbers, "mask-numbers", env("CALLGW_MASK_NUMBERS", "true") != "false", "mask user numbers shown to agents (CALLGW_MASK_NUMBERS)")
+	fs.StringVar(&c.InstanceID, "instance-id", env("CALLGW_INSTANCE_ID", ""), "instance id (CALLGW_INSTANCE_ID)")
+	fs.StringVar(&c.LogLevel, "log-level", env("CALLGW_LOG_LEVEL", "info"), "debug|info|warn|error (CALLGW_LOG_LEVEL)")
+	fs.StringVar(&c.LogFormat, "log-format", env("CALLGW_LOG_FORMAT", "json"), "json|text (CALLGW_LOG_FORMAT)")
+	loop := env("CALLGW_MEDIA_LOOPBACK", "")
+	fs.BoolVar(&c.MediaLoopback, "media-loopback", loop == "true", "media on 127.0.0.1 only (CALLGW_MEDIA_LOOPBACK; default on in demo mode)")
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	if fs.NArg() > 0 {
+		return c, fmt.Errorf("unexpected arguments: %v", fs.Args())
+	}
+	c.APIKeys = splitList(apiKeys)
+	c.PublicIPs = splitList(publicIPs)
+	c.RedisAddrs = splitList(redisAddrs)
+	if udpPorts != "" {
+		lo, hi, ok := strings.Cut(udpPorts, "-")
+		a, err1 := strconv.ParseUint(strings.TrimSpace(lo), 10, 16)
+		b, err2 := strconv.ParseUint(strings.TrimSpace(hi), 10, 16)
+		if !ok || err1 != nil || err2 != nil || a == 0 || a > b {
+			return c, fmt.Errorf("CALLGW_UDP_PORTS must be min-max, e.g. 40000-40999, got %q", udpPorts)
+		}
+		c.UDPPortMin, c.UDPPortMax = uint16(a), uint16(b)
+	}
+	c.Demo = c.GraphURL == "" && c.AccessToken == ""
+	if c.Demo && loop == "" {
+		c.MediaLoopback = true
+	}
+	if c.InstanceID == "" {
+		h, _ := os.Hostname()
+		c.InstanceID = fmt.Sprintf("%s-%d", h, os.Getpid())
+	}
+	return c, c.Validate()
+}
+
+// Validate checks the settings, with a clear message for each mistake.
+func (c Config) Validate() error {
+	var errs []error
+	if !c.Demo {
+		for _, req := range []struct{ v, name string }{
+			{c.AccessToken, "CALLGW_ACCESS_TOKEN"}, {c.AppSecret, "CALLGW_APP_SECRET"},
+			{c.VerifyToken, "CALLGW_VERIFY_TOKEN"}, {c.PhoneNumberID, "CALLGW_PHONE_NUMBER_ID"},
+			{c.TokenSecret, "CALLGW_TOKEN_SECRET"},
+		} {
+			if req.v == "" {
+				errs = append(errs, fmt.Errorf("%s is required when talking to the real Graph API", req.name))
+			}
+		}
+	}
+	if c.TokenSecret != "" && len(c.TokenSecret) < 16 {
+		errs = append(errs, errors.New("CALLGW_TOKEN_SECRET must be at least 16 characters"))
+	}
+	if c.UDPPort < 0 || c.UDPPort > 65535 {
+		errs = append(errs, fmt.Errorf("CALLGW_UDP_PORT %d is not a port", c.UDPPort))
+	}
+	if c.UDPPort > 0 && c.UDPPortMin > 0 {
+		errs = append(errs, errors.New("set CALLGW_UDP_PORT or CALLGW_UDP_PORTS, not both"))
+	}
+	if c.ICEServers != "" {
+		if _, err := c.ParseICEServers(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if c.RingTimeout < time.Second || c.RingTimeout > 30*time.Second {
+		errs = append(errs, errors.New("CALLGW_RING_TIMEOUT must be between 1s and 30s (Meta needs an accept within about 30 s)"))
+	}
+	if c.RedisMaster != "" && len(c.RedisAddrs) == 0 {
+		errs = append(errs, errors.New("CALLGW_REDIS_SENTINEL_MASTER needs CALLGW_REDIS_ADDRS"))
+	}
+	if c.RedisCluster && len(c.RedisAddrs) == 0 {
+		errs = append(errs, errors.New("CALLGW_REDIS_CLUSTER needs CALLGW_REDIS_ADDRS"))
+	}
+	if _, err := parseLevel(c.LogLevel); err != nil {
+		errs = append(errs, err)
+	}
+	for _, k := range c.APIKeys {
+		key, role, _ := strings.Cut(k, ":")
+		if len(key) < 16 {
+			errs = append(errs, errors.New("every CALLGW_API_KEYS key must be at least 16 characters"))
+		}
+		if role != "" && role != "agent" && role != "supervisor" && role != "admin" {
+			errs = append(errs, fmt.Errorf("API key role %q must be agent, supervisor or admin", role))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// ICEServer is one RTCIceServer handed to browsers.
+type ICEServer struct {
+	URLs       []string `json:"urls"`
+	Username   string   `json:"username,omitempty"`
+	Credential string   `json:"credential,omitempty"`
+}
+
+// ParseICEServers reads CALLGW_ICE_SERVERS.
+func (c Config) ParseICEServers() ([]ICEServer, error) {
+	if c.ICEServers == "" {
+		return nil, nil
+	}
+	var out []ICEServer
+	if err := json.Unmarshal([]byte(c.ICEServers), &out); err != nil {
+		return nil, fmt.Errorf("CALLGW_ICE_SERVERS must be a JSON array of {urls, username, credential}: %w", err)
+	}
+	for _, s := range out {
+		if len(s.URLs) == 0 {
+			return nil, errors.New("CALLGW_ICE_SERVERS: every server needs urls")
+		}
+		for _, u := range s.URLs {
+			if !strings.HasPrefix(u, "stun:") && !strings.HasPrefix(u, "turn:") && !strings.HasPrefix(u, "turns:") {
+				return nil, fmt.Errorf("CALLGW_ICE_SERVERS: %q is not a stun:, turn: or turns: URL", u)
+			}
+		}
+	}
+	return out, nil
+}
+
+func parseLevel(s string) (slog.Level, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(s)); err != nil {
+		return l, fmt.Errorf("CALLGW_LOG_LEVEL %q must be debug, info, warn or error", s)
+	}
+	return l, nil
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func envInt(getenv func(string) string, name string, def int) int {
+	if v := getenv(name); v != "" {
+		if n, err := strconv.Atoi(v); err == nil {
+			return n
+		}
+		return -1 // reported by Validate
+	}
+	return def
+}
+
+func envDur(getenv func(string) string, name string, def time.Duration) time.Duration {
+	if v := getenv(name); v != "" {
+		if d, err := time.ParseDuration(v); err == nil {
+			return d
+		}
+		return -1
+	}
+	return def
+}

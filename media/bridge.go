@@ -1,0 +1,544 @@
+package media
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pion/interceptor"
+	"github.com/pion/rtcp"
+	"github.com/pion/webrtc/v4"
+)
+
+// Events are the bridge's callbacks. All are optional. They are called from
+// media goroutines and must not block (and must not call Bridge.Close
+// synchronously: hand off to another goroutine). None is called after Close
+// returns.
+type Events struct {
+	// OnAgentCandidate trickles our ICE candidates toward the agent browser.
+	OnAgentCandidate func(c webrtc.ICECandidateInit)
+	// OnAgentState reports the current agent leg's state changes.
+	OnAgentState func(s LegState)
+	// OnWhatsAppState reports the WhatsApp leg's state changes.
+	OnWhatsAppState func(s LegState)
+	// OnMediaTimeout fires once when the connected WhatsApp leg receives no
+	// RTP for Config.MediaTimeout.
+	OnMediaTimeout func()
+	// OnDTMF reports an RFC 4733 digit from the WhatsApp user, once per
+	// digit, at the end of the event.
+	OnDTMF func(digit rune)
+}
+
+// LegStats are one leg's counters. Received figures describe what the
+// remote sent us; sent figures what we sent it.
+type LegStats struct {
+	PacketsReceived uint64
+	BytesReceived   uint64 // RTP payload bytes
+	PacketsSent     uint64
+	BytesSent       uint64 // RTP payload bytes
+	PacketsLost     uint64 // from received sequence gaps (current stream)
+	Jitter          time.Duration
+	RTT             time.Duration // from RTCP reception reports; 0 = unknown
+	LastPacketAt    time.Time     // last RTP received; zero = none
+}
+
+// Stats are a bridge's per-leg statistics.
+type Stats struct {
+	WhatsApp LegStats
+	Agent    LegStats // the current agent leg (sent/received accumulate across replacements)
+}
+
+// Bridge joins a call's WhatsApp leg and agent leg.
+type Bridge struct {
+	id  string
+	e   *Engine
+	ev  Events
+	log *slog.Logger
+
+	mu     sync.Mutex // guards closed, wa, agent writes and wg.Add
+	closed bool
+	wg     sync.WaitGroup
+	wa     *leg // set under mu; waPtr mirrors it for the pacer
+	waPtr  atomic.Pointer[leg]
+	agent  atomic.Pointer[leg]
+	isShut atomic.Bool
+
+	out  outState // everything we send toward WhatsApp
+	waRx rxStats
+	agRx rxStats
+
+	agTxPkts, agTxBytes atomic.Uint64
+	agLastTS            atomic.Uint32
+	agLastSendNS        atomic.Int64
+	waRTT, agRTT        atomic.Int64
+
+	waConnected   atomic.Bool
+	waConnectedAt atomic.Int64 // unix nanos
+	lastWARx      atomic.Int64 // unix nanos
+	timeoutFired  atomic.Bool
+	rtcpNext      time.Time // pacer only
+}
+
+// leg is one PeerConnection with our single outgoing track.
+type leg struct {
+	kind      legKind
+	connected atomic.Bool
+	pc        *webrtc.PeerConnection
+	track     *outTrack
+	sender    *webrtc.RTPSender
+}
+
+func newBridge(e *Engine, id string, ev Events) *Bridge {
+	b := &Bridge{id: id, e: e, ev: ev, log: e.log.With("bridge", id)}
+	b.out.seq = uint16(rand.Uint32())
+	b.out.ts = rand.Uint32()
+	b.out.silence = [3]byte{0xf8, 0xff, 0xfe}
+	b.out.hdr.Version = 2
+	b.waRx.clockRate = 48000
+	b.agRx.clockRate = 48000
+	// spread RTCP of many bridges over the interval
+	b.rtcpNext = time.Now().Add(time.Duration(rand.Int64N(int64(rtcpInterval))))
+	return b
+}
+
+// enter registers a callback or goroutine with the bridge; false once closed.
+func (b *Bridge) enter() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return false
+	}
+	b.wg.Add(1)
+	return true
+}
+
+func (b *Bridge) newPC(api *webrtc.API, ice []webrtc.ICEServer) (*webrtc.PeerConnection, error) {
+	cert, err := b.e.certificate()
+	if err != nil {
+		return nil, err
+	}
+	pc, err := api.NewPeerConnection(webrtc.Configuration{
+		ICEServers:    ice,
+		Certificates:  []webrtc.Certificate{cert},
+		BundlePolicy:  webrtc.BundlePolicyMaxBundle,
+		RTCPMuxPolicy: webrtc.RTCPMuxPolicyRequire,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("media: new peer connection: %w", err)
+	}
+	return pc, nil
+}
+
+// newWhatsAppLeg builds the WhatsApp PeerConnection with our one track.
+func (b *Bridge) newWhatsAppLeg(api *webrtc.API) (*leg, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return nil, ErrClosed
+	}
+	if b.wa != nil {
+		return nil, ErrLegExists
+	}
+	pc, err := b.newPC(api, nil)
+	if err != nil {
+		return nil, err
+	}
+	l := &leg{kind: legWhatsApp, pc: pc, track: b.out.initTrack()}
+	if l.sender, err = pc.AddTrack(l.track); err != nil {
+		_ = pc.Close()
+		return nil, fmt.Errorf("media: add whatsapp track: %w", err)
+	}
+	pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) { b.onWAState(s) })
+	pc.OnTrack(func(t *webrtc.TrackRemote, r *webrtc.RTPReceiver) { b.onTrack(l, t, r) })
+	b.wa = l
+	b.waPtr.Store(l)
+	return l, nil
+}
+
+// dropWhatsAppLeg undoes newWhatsAppLeg after a failed negotiation.
+func (b *Bridge) dropWhatsAppLeg(l *leg) {
+	b.mu.Lock()
+	if b.wa == l {
+		b.wa = nil
+		b.waPtr.Store(nil)
+	}
+	b.mu.Unlock()
+	_ = l.pc.GracefulClose()
+}
+
+// AnswerWhatsApp applies Meta's offer (user-initiated call) and returns our
+// answer with ICE gathering complete (no trickle toward Meta). Bad SDP
+// yields an error wrapping ErrBadSDP or ErrNoOpus and leaves nothing running.
+func (b *Bridge) AnswerWhatsApp(ctx context.Context, offer string) (string, error) {
+	if err := checkRemoteSDP(offer); err != nil {
+		return "", err
+	}
+	l, err := b.newWhatsAppLeg(b.e.waAPI)
+	if err != nil {
+		return "", err
+	}
+	if err := l.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offer}); err != nil {
+		b.dropWhatsAppLeg(l)
+		return "", fmt.Errorf("%w: apply whatsapp offer: %w", ErrBadSDP, err)
+	}
+	answer, err := l.pc.CreateAnswer(nil)
+	if err != nil {
+		b.dropWhatsAppLeg(l)
+		return "", fmt.Errorf("%w: create whatsapp answer: %w", ErrBadSDP, err)
+	}
+	sdp, err := b.setLocalAndGather(ctx, l, answer)
+	if err != nil {
+		b.dropWhatsAppLeg(l)
+		return "", err
+	}
+	b.startSenderRTCP(l)
+	return sdp, nil
+}
+
+// OfferWhatsApp creates the WhatsApp leg for a business-initiated call and
+// returns our offer (Opus 111, telephone-event 126, a=setup:actpass) with
+// ICE gathering complete.
+func (b *Bridge) OfferWhatsApp(ctx context.Context) (string, error) {
+	l, err := b.newWhatsAppLeg(b.e.waOffer)
+	if err != nil {
+		return "", err
+	}
+	offer, err := l.pc.CreateOffer(nil)
+	if err != nil {
+		b.dropWhatsAppLeg(l)
+		return "", fmt.Errorf("media: create whatsapp offer: %w", err)
+	}
+	sdp, err := b.setLocalAndGather(ctx, l, offer)
+	if err != nil {
+		b.dropWhatsAppLeg(l)
+		return "", err
+	}
+	return sdp, nil
+}
+
+// SetWhatsAppAnswer applies Meta's answer to OfferWhatsApp's offer.
+func (b *Bridge) SetWhatsAppAnswer(answer string) error {
+	if err := checkRemoteSDP(answer); err != nil {
+		return err
+	}
+	b.mu.Lock()
+	l, closed := b.wa, b.closed
+	b.mu.Unlock()
+	if closed {
+		return ErrClosed
+	}
+	if l == nil || l.pc.SignalingState() != webrtc.SignalingStateHaveLocalOffer {
+		return fmt.Errorf("%w: no pending whatsapp offer", ErrNoLeg)
+	}
+	if err := l.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: answer}); err != nil {
+		return fmt.Errorf("%w: apply whatsapp answer: %w", ErrBadSDP, err)
+	}
+	b.startSenderRTCP(l)
+	return nil
+}
+
+func (b *Bridge) setLocalAndGather(ctx context.Context, l *leg, d webrtc.SessionDescription) (string, error) {
+	gathered := webrtc.GatheringCompletePromise(l.pc)
+	if err := l.pc.SetLocalDescription(d); err != nil {
+		return "", fmt.Errorf("media: set local description: %w", err)
+	}
+	select {
+	case <-gathered:
+	case <-ctx.Done():
+		return "", fmt.Errorf("media: ice gathering: %w", ctx.Err())
+	}
+	return l.pc.LocalDescription().SDP, nil
+}
+
+// OfferAgent creates the agent leg, or replaces it (the agent reloaded the
+// page), and returns our offer; candidates trickle via OnAgentCandidate.
+// Replacing keeps the WhatsApp leg and its RTP continuity.
+func (b *Bridge) OfferAgent(ctx context.Context) (string, error) {
+	if err := ctx.Err(); err != nil {
+		return "", err
+	}
+	if b.isShut.Load() {
+		return "", ErrClosed
+	}
+	pc, err := b.newPC(b.e.agAPI, b.e.cfg.AgentICEServers)
+	if err != nil {
+		return "", err
+	}
+	l := &leg{kind: legAgent, pc: pc, track: newOutTrack("audio", "callgw-"+b.id)}
+	if l.sender, err = pc.AddTrack(l.track); err != nil {
+		_ = pc.Close()
+		return "", fmt.Errorf("media: add agent track: %w", err)
+	}
+	pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) { b.onAgentState(l, s) })
+	pc.OnTrack(func(t *webrtc.TrackRemote, r *webrtc.RTPReceiver) { b.onTrack(l, t, r) })
+	pc.OnICECandidate(func(c *webrtc.ICECandidate) {
+		if c == nil || b.ev.OnAgentCandidate == nil || b.agent.Load() != l || !b.enter() {
+			return
+		}
+		defer b.wg.Done()
+		b.ev.OnAgentCandidate(c.ToJSON())
+	})
+	offer, err := pc.CreateOffer(nil)
+	if err != nil {
+		_ = pc.Close()
+		return "", fmt.Errorf("media: create agent offer: %w", err)
+	}
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		_ = pc.Close()
+		return "", ErrClosed
+	}
+	old := b.agent.Swap(l)
+	b.mu.Unlock()
+	if old != nil {
+		b.out.agentGone()
+		_ = old.pc.GracefulClose()
+	}
+	// Candidates gathered from here on trickle to the agent.
+	if err := pc.SetLocalDescription(offer); err != nil {
+		return "", fmt.Errorf("media: set agent offer: %w", err)
+	}
+	b.startSenderRTCP(l)
+	return pc.LocalDescription().SDP, nil
+}
+
+// SetAgentAnswer applies the browser's answer to the latest OfferAgent.
+func (b *Bridge) SetAgentAnswer(answer string) error {
+	if err := checkRemoteSDP(answer); err != nil {
+		return err
+	}
+	l := b.agent.Load()
+	if l == nil {
+		return fmt.Errorf("%w: no agent leg", ErrNoLeg)
+	}
+	if b.isShut.Load() {
+		return ErrClosed
+	}
+	if err := l.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: answer}); err != nil {
+		return fmt.Errorf("%w: apply agent answer: %w", ErrBadSDP, err)
+	}
+	return nil
+}
+
+// AddAgentCandidate adds a trickled candidate from the agent browser.
+func (b *Bridge) AddAgentCandidate(c webrtc.ICECandidateInit) error {
+	l := b.agent.Load()
+	if l == nil {
+		return fmt.Errorf("%w: no agent leg", ErrNoLeg)
+	}
+	if b.isShut.Load() {
+		return ErrClosed
+	}
+	if err := l.pc.AddICECandidate(c); err != nil {
+		return fmt.Errorf("%w: %w", ErrBadCandidate, err)
+	}
+	return nil
+}
+
+// SendDTMF queues RFC 4733 telephone-events toward WhatsApp on our one
+// SSRC (100 ms tone, 3 end packets, 40 ms gap per digit). Invalid digits
+// are rejected before anything is queued.
+func (b *Bridge) SendDTMF(digits string) error {
+	if digits == "" {
+		return fmt.Errorf("%w: empty", ErrBadDTMF)
+	}
+	codes := make([]uint8, 0, len(digits))
+	for _, d := range digits {
+		c, err := dtmfCode(d)
+		if err != nil {
+			return err
+		}
+		codes = append(codes, c)
+	}
+	if b.isShut.Load() {
+		return ErrClosed
+	}
+	if !b.waConnected.Load() {
+		return ErrNotConnected
+	}
+	bd := b.out.binding()
+	if bd == nil || bd.ptTE == 0 {
+		return fmt.Errorf("%w: telephone-event not negotiated", ErrNoTelephoneEvent)
+	}
+	return b.out.queueDTMF(codes)
+}
+
+// Stats returns a snapshot of both legs' statistics.
+func (b *Bridge) Stats() Stats {
+	var s Stats
+	b.waRx.snapshot(&s.WhatsApp)
+	b.agRx.snapshot(&s.Agent)
+	s.WhatsApp.PacketsSent, s.WhatsApp.BytesSent = b.out.sent()
+	s.Agent.PacketsSent, s.Agent.BytesSent = b.agTxPkts.Load(), b.agTxBytes.Load()
+	s.WhatsApp.RTT = time.Duration(b.waRTT.Load())
+	s.Agent.RTT = time.Duration(b.agRTT.Load())
+	return s
+}
+
+// Close closes both legs and waits for every goroutine of the bridge. It is
+// idempotent.
+func (b *Bridge) Close() error {
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return nil
+	}
+	b.closed = true
+	b.isShut.Store(true)
+	wa := b.wa
+	ag := b.agent.Load()
+	b.mu.Unlock()
+	b.e.remove(b)
+	var errs []error
+	if ag != nil {
+		errs = append(errs, ag.pc.GracefulClose())
+	}
+	if wa != nil {
+		errs = append(errs, wa.pc.GracefulClose())
+	}
+	b.wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("media: close bridge: %w", err)
+	}
+	return nil
+}
+
+func (b *Bridge) onWAState(s webrtc.PeerConnectionState) {
+	if !b.enter() {
+		return
+	}
+	defer b.wg.Done()
+	st := legStateFrom(s)
+	if w := b.waLeg(); w != nil {
+		w.connected.Store(st == LegConnected)
+	}
+	b.e.metrics.LegStates.WithLabelValues(legWhatsApp.String(), st.String()).Inc()
+	if st == LegConnected {
+		b.waConnectedAt.CompareAndSwap(0, time.Now().UnixNano())
+		b.waConnected.Store(true)
+	} else if st == LegFailed || st == LegClosed {
+		b.waConnected.Store(false)
+	}
+	if b.ev.OnWhatsAppState != nil {
+		b.ev.OnWhatsAppState(st)
+	}
+}
+
+func (b *Bridge) onAgentState(l *leg, s webrtc.PeerConnectionState) {
+	if !b.enter() {
+		return
+	}
+	defer b.wg.Done()
+	st := legStateFrom(s)
+	l.connected.Store(st == LegConnected)
+	if b.agent.Load() != l {
+		return // a replaced leg
+	}
+	b.e.metrics.LegStates.WithLabelValues(legAgent.String(), st.String()).Inc()
+	if b.ev.OnAgentState != nil {
+		b.ev.OnAgentState(st)
+	}
+}
+
+// startSenderRTCP reads RTCP (receiver reports) arriving for our sender.
+func (b *Bridge) startSenderRTCP(l *leg) {
+	if !b.enter() {
+		return
+	}
+	go func() {
+		defer b.wg.Done()
+		b.readRTCP(l, l.sender)
+	}()
+}
+
+type rtcpSource interface {
+	Read(b []byte) (int, interceptor.Attributes, error)
+}
+
+func (b *Bridge) readRTCP(l *leg, src rtcpSource) {
+	buf := make([]byte, b.e.cfg.ReceiveMTU)
+	for {
+		n, _, err := src.Read(buf)
+		if err != nil {
+			return
+		}
+		b.handleRTCP(l, buf[:n])
+	}
+}
+
+func (b *Bridge) handleRTCP(l *leg, raw []byte) {
+	pkts, err := rtcp.Unmarshal(raw)
+	if err != nil {
+		return
+	}
+	now := time.Now()
+	rx, rtt := &b.waRx, &b.waRTT
+	if l.kind == legAgent {
+		rx, rtt = &b.agRx, &b.agRTT
+	}
+	var ours uint32
+	if bd := l.track.b.Load(); bd != nil {
+		ours = bd.ssrc
+	}
+	blocks := func(rr []rtcp.ReceptionReport) {
+		for _, r := range rr {
+			if r.SSRC != ours {
+				continue
+			}
+			if d, ok := rttFrom(now, r); ok {
+				rtt.Store(int64(d))
+			}
+		}
+	}
+	for _, p := range pkts {
+		switch p := p.(type) {
+		case *rtcp.SenderReport:
+			rx.gotSR(now, p.SSRC, p.NTPTime)
+			blocks(p.Reports)
+		case *rtcp.ReceiverReport:
+			blocks(p.Reports)
+		}
+	}
+}
+
+// onTrack runs a leg's RTP read loop (in Pion's OnTrack goroutine) plus a
+// receiver RTCP reader, both ending when the leg closes.
+func (b *Bridge) onTrack(l *leg, t *webrtc.TrackRemote, r *webrtc.RTPReceiver) {
+	if !b.enter() {
+		return
+	}
+	defer b.wg.Done()
+	if b.enter() {
+		go func() {
+			defer b.wg.Done()
+			b.readRTCP(l, r)
+		}()
+	}
+	var teIn, opusIn uint8
+	for _, c := range r.GetParameters().Codecs {
+		switch {
+		case strings.EqualFold(c.MimeType, mimeTelephoneEvent) && teIn == 0:
+			teIn = uint8(c.PayloadType)
+		case strings.EqualFold(c.MimeType, webrtc.MimeTypeOpus) && opusIn == 0:
+			opusIn = uint8(c.PayloadType)
+		}
+	}
+	fw := forwarder{b: b, l: l, track: t, opusIn: opusIn, teIn: teIn,
+		buf: make([]byte, b.e.cfg.ReceiveMTU)}
+	for {
+		n, _, err := t.Read(fw.buf)
+		if err != nil {
+			return
+		}
+		fw.handle(time.Now(), fw.buf[:n])
+	}
+}
+
+func (b *Bridge) waLeg() *leg { return b.waPtr.Load() }

@@ -1,0 +1,110 @@
+package media
+
+import (
+	"fmt"
+	"log/slog"
+	"net"
+	"time"
+
+	"github.com/pion/webrtc/v4"
+)
+
+// Defaults applied by NewEngine to zero-valued Config fields.
+const (
+	DefaultMediaTimeout           = 20 * time.Second
+	DefaultICEDisconnectedTimeout = 4 * time.Second
+	DefaultICEFailedTimeout       = 8 * time.Second
+	DefaultICEKeepalive           = 2 * time.Second
+	DefaultReceiveMTU             = 1500
+)
+
+// Config configures the Engine. The zero value is usable (any port, no
+// public IP, default timeouts).
+type Config struct {
+	// PublicIPs are 1:1 NAT IPs advertised as host candidates
+	// (SetNAT1To1IPs); empty = none.
+	PublicIPs []string
+	// UDPPort > 0 serves ALL calls on this one UDP port (ICE UDP mux).
+	UDPPort int
+	// PortMin, PortMax bound the ephemeral UDP ports used when UDPPort == 0;
+	// 0,0 = any port.
+	PortMin, PortMax uint16
+	// LoopbackOnly (tests/demo) gathers on 127.0.0.1 only, with loopback
+	// candidates included.
+	LoopbackOnly bool
+	// MediaTimeout: when the WhatsApp leg, once connected, receives no RTP
+	// for this long, Events.OnMediaTimeout fires (once). Default 20s.
+	MediaTimeout time.Duration
+	// ICEDisconnectedTimeout, ICEFailedTimeout and ICEKeepalive tune Pion's
+	// ICE agent (SetICETimeouts). Defaults 4s, 8s, 2s (faster failure
+	// detection than Pion's 5s/25s).
+	ICEDisconnectedTimeout time.Duration
+	ICEFailedTimeout       time.Duration
+	ICEKeepalive           time.Duration
+	// ReceiveMTU is the largest RTP/RTCP packet read (SetReceiveMTU).
+	// Default 1500.
+	ReceiveMTU int
+	// AgentICEServers (STUN/TURN) are given to agent legs only, for agents
+	// behind strict NATs; WhatsApp legs need none. Empty = none.
+	AgentICEServers []webrtc.ICEServer
+	// Logger receives the package's and Pion's logs. Nil discards them.
+	Logger *slog.Logger
+}
+
+// Validate reports the first invalid setting, wrapping ErrInvalidConfig.
+// Zero values are valid (they mean "default").
+func (c Config) Validate() error {
+	for _, ip := range c.PublicIPs {
+		if net.ParseIP(ip) == nil {
+			return fmt.Errorf("%w: public ip %q is not an IP address", ErrInvalidConfig, ip)
+		}
+	}
+	if c.UDPPort < 0 || c.UDPPort > 65535 {
+		return fmt.Errorf("%w: udp port %d out of range", ErrInvalidConfig, c.UDPPort)
+	}
+	if (c.PortMin == 0) != (c.PortMax == 0) {
+		return fmt.Errorf("%w: port range needs both min and max (got %d-%d)", ErrInvalidConfig, c.PortMin, c.PortMax)
+	}
+	if c.PortMin > c.PortMax {
+		return fmt.Errorf("%w: port min %d > max %d", ErrInvalidConfig, c.PortMin, c.PortMax)
+	}
+	if c.UDPPort > 0 && c.PortMin != 0 {
+		return fmt.Errorf("%w: set either udp port or a port range, not both", ErrInvalidConfig)
+	}
+	for name, d := range map[string]time.Duration{
+		"media timeout":            c.MediaTimeout,
+		"ice disconnected timeout": c.ICEDisconnectedTimeout,
+		"ice failed timeout":       c.ICEFailedTimeout,
+		"ice keepalive":            c.ICEKeepalive,
+	} {
+		if d < 0 {
+			return fmt.Errorf("%w: %s %v is negative", ErrInvalidConfig, name, d)
+		}
+	}
+	if c.ReceiveMTU != 0 && (c.ReceiveMTU < 576 || c.ReceiveMTU > 9000) {
+		return fmt.Errorf("%w: receive mtu %d outside 576..9000", ErrInvalidConfig, c.ReceiveMTU)
+	}
+	return nil
+}
+
+func (c Config) withDefaults() Config {
+	if c.MediaTimeout == 0 {
+		c.MediaTimeout = DefaultMediaTimeout
+	}
+	if c.ICEDisconnectedTimeout == 0 {
+		c.ICEDisconnectedTimeout = DefaultICEDisconnectedTimeout
+	}
+	if c.ICEFailedTimeout == 0 {
+		c.ICEFailedTimeout = DefaultICEFailedTimeout
+	}
+	if c.ICEKeepalive == 0 {
+		c.ICEKeepalive = DefaultICEKeepalive
+	}
+	if c.ReceiveMTU == 0 {
+		c.ReceiveMTU = DefaultReceiveMTU
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return c
+}

@@ -1,0 +1,29 @@
+package media
+
+import "errors"
+
+// Sentinel errors returned (wrapped) by this package.
+var (
+	// ErrInvalidConfig is returned by Config.Validate and NewEngine for bad settings.
+	ErrInvalidConfig = errors.New("media: invalid config")
+	// ErrBadSDP is returned when an SDP offer or answer cannot be parsed or applied.
+	ErrBadSDP = errors.New("media: bad sdp")
+	// ErrNoOpus is returned when a remote description has no audio m-line with Opus.
+	ErrNoOpus = errors.New("media: no opus in sdp")
+	// ErrClosed is returned when the Engine or Bridge is closed.
+	ErrClosed = errors.New("media: closed")
+	// ErrLegExists is returned when the WhatsApp leg of a bridge is created twice.
+	ErrLegExists = errors.New("media: whatsapp leg already exists")
+	// ErrNoLeg is returned when an operation needs a leg that does not exist yet.
+	ErrNoLeg = errors.New("media: leg does not exist")
+	// ErrBadDTMF is returned by SendDTMF for digits outside 0-9 * # A-D.
+	ErrBadDTMF = errors.New("media: bad dtmf digit")
+	// ErrDTMFBusy is returned by SendDTMF when the DTMF queue is full.
+	ErrDTMFBusy = errors.New("media: dtmf queue full")
+	// ErrNotConnected is returned by SendDTMF before the WhatsApp leg is connected.
+	ErrNotConnected = errors.New("media: whatsapp leg not connected")
+	// ErrNoTelephoneEvent is returned by SendDTMF when telephone-event was not negotiated.
+	ErrNoTelephoneEvent = errors.New("media: telephone-event not negotiated")
+	// ErrBadCandidate is returned by AddAgentCandidate for a candidate Pion rejects.
+	ErrBadCandidate = errors.New("media: bad ice candidate")
+)

@@ -1,0 +1,406 @@
+package media
+
+import (
+	"sync"
+	"time"
+
+	"github.com/pion/rtcp"
+	"github.com/pion/rtp"
+	"github.com/pion/webrtc/v4"
+)
+
+const (
+	// agentGap: with no agent packet for this long, the pacer fills with silence.
+	agentGap = 50 * time.Millisecond
+	// DTMF toward WhatsApp: 5 tone frames (100 ms), 3 end packets, 2 gap frames.
+	dtmfToneFrames = 5
+	dtmfEndPackets = 3
+	dtmfGapFrames  = 2
+	dtmfVolume     = 10
+	dtmfQueueLen   = 32
+)
+
+// outState is everything sent toward WhatsApp: one SSRC, one sequence
+// number and timestamp space shared by agent audio (rewritten with
+// offsets), silence and DTMF. The agent read loop and the pacer both write,
+// under mu.
+type outState struct {
+	mu    sync.Mutex
+	track *outTrack
+	hdr   rtp.Header
+
+	seq uint16
+	ts  uint32
+
+	haveSrc bool // offsets valid for srcSSRC
+	srcSSRC uint32
+	seqOff  uint16
+	tsOff   uint32
+
+	lastAgentNS int64
+	pkts, bytes uint64
+	lastSendAt  time.Time
+
+	silence [3]byte
+	te      [4]byte
+
+	dq         [dtmfQueueLen]uint8
+	dqHead     int
+	dqLen      int
+	dtmfActive bool
+	dtmfCode   uint8
+	dtmfStep   int
+	dtmfTS     uint32
+	dtmfGap    int
+}
+
+func (o *outState) initTrack() *outTrack {
+	o.mu.Lock()
+	o.track = newOutTrack("audio", "callgw")
+	t := o.track
+	o.mu.Unlock()
+	return t
+}
+
+func (o *outState) binding() *binding {
+	o.mu.Lock()
+	t := o.track
+	o.mu.Unlock()
+	if t == nil {
+		return nil
+	}
+	return t.b.Load()
+}
+
+// writeLocked sends one packet on our SSRC with the current header fields.
+func (o *outState) writeLocked(now time.Time, bd *binding, pt uint8, marker bool, seq uint16, ts uint32, payload []byte) bool {
+	o.hdr.Version = 2
+	o.hdr.PayloadType = pt
+	o.hdr.Marker = marker
+	o.hdr.SequenceNumber = seq
+	o.hdr.Timestamp = ts
+	o.hdr.SSRC = bd.ssrc
+	if _, err := bd.w.WriteRTP(&o.hdr, payload); err != nil {
+		return false
+	}
+	o.pkts++
+	o.bytes += uint64(len(payload))
+	o.lastSendAt = now
+	return true
+}
+
+// fromAgent forwards one agent packet toward WhatsApp, rewriting sequence
+// number and timestamp into our continuous space.
+func (o *outState) fromAgent(now time.Time, in *rtp.Header, payload []byte, audio, te bool) bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.track == nil || o.dtmfActive {
+		return false
+	}
+	bd := o.track.b.Load()
+	if bd == nil {
+		return false
+	}
+	var pt uint8
+	switch {
+	case audio:
+		pt = bd.ptOpus
+	case te && bd.ptTE != 0:
+		pt = bd.ptTE
+	default:
+		return false
+	}
+	if !o.haveSrc || in.SSRC != o.srcSSRC {
+		o.haveSrc, o.srcSSRC = true, in.SSRC
+		o.seqOff = o.seq + 1 - in.SequenceNumber
+		o.tsOff = o.ts + opusFrameTicks - in.Timestamp
+	}
+	seq := in.SequenceNumber + o.seqOff
+	ts := in.Timestamp + o.tsOff
+	if int16(seq-o.seq) > 0 {
+		o.seq, o.ts = seq, ts
+	}
+	if !o.writeLocked(now, bd, pt, in.Marker, seq, ts, payload) {
+		return false
+	}
+	o.lastAgentNS = now.UnixNano()
+	return true
+}
+
+// agentGone makes the pacer resume silence at once (agent leg replaced).
+func (o *outState) agentGone() {
+	o.mu.Lock()
+	o.lastAgentNS = 0
+	o.haveSrc = false
+	o.mu.Unlock()
+}
+
+// tick is the pacer's 20 ms step: the next DTMF packet, or a silence frame
+// when no agent audio flows.
+func (o *outState) tick(now time.Time, m *Metrics) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.track == nil {
+		return
+	}
+	bd := o.track.b.Load()
+	if bd == nil {
+		return
+	}
+	if o.dtmfActive || (o.dqLen > 0 && o.dtmfGap == 0) {
+		o.dtmfStepLocked(now, bd, m)
+		return
+	}
+	if o.dtmfGap > 0 {
+		o.dtmfGap--
+	}
+	if now.UnixNano()-o.lastAgentNS < int64(agentGap) {
+		return
+	}
+	o.haveSrc = false
+	o.seq++
+	o.ts += opusFrameTicks
+	if o.writeLocked(now, bd, bd.ptOpus, false, o.seq, o.ts, o.silence[:]) {
+		m.SilencePackets.Inc()
+	}
+}
+
+func (o *outState) queueDTMF(codes []uint8) error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.dqLen+len(codes) > len(o.dq) {
+		return ErrDTMFBusy
+	}
+	for _, c := range codes {
+		o.dq[(o.dqHead+o.dqLen)%len(o.dq)] = c
+		o.dqLen++
+	}
+	return nil
+}
+
+func (o *outState) dtmfStepLocked(now time.Time, bd *binding, m *Metrics) {
+	if !o.dtmfActive {
+		o.dtmfCode = o.dq[o.dqHead]
+		o.dqHead = (o.dqHead + 1) % len(o.dq)
+		o.dqLen--
+		o.dtmfActive, o.dtmfStep = true, 0
+		o.dtmfTS = o.ts + opusFrameTicks
+	}
+	o.dtmfStep++
+	unit := uint16(bd.teRate / 50)
+	if unit == 0 {
+		unit = 160
+	}
+	ev := telephoneEvent{Event: o.dtmfCode, Volume: dtmfVolume}
+	if o.dtmfStep <= dtmfToneFrames {
+		ev.Duration = uint16(o.dtmfStep) * unit
+	} else {
+		ev.End, ev.Duration = true, dtmfToneFrames*unit
+	}
+	ev.put(o.te[:])
+	o.seq++
+	o.writeLocked(now, bd, bd.ptTE, o.dtmfStep == 1, o.seq, o.dtmfTS, o.te[:])
+	if o.dtmfStep == dtmfToneFrames+dtmfEndPackets {
+		o.dtmfActive = false
+		o.ts = o.dtmfTS + (dtmfToneFrames+dtmfEndPackets-1)*opusFrameTicks
+		o.haveSrc = false
+		o.dtmfGap = dtmfGapFrames
+		m.dtmfToWA.Inc()
+	}
+}
+
+func (o *outState) sent() (pkts, bytes uint64) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.pkts, o.bytes
+}
+
+// srInfo returns the sender report figures: counts and the RTP time
+// corresponding to now.
+func (o *outState) srInfo(now time.Time) (pkts, bytes uint64, rtpTime uint32) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	rtpTime = o.ts
+	if !o.lastSendAt.IsZero() {
+		rtpTime += uint32(now.Sub(o.lastSendAt).Microseconds() * 48 / 1000)
+	}
+	return o.pkts, o.bytes, rtpTime
+}
+
+// forwarder is one leg's RTP read loop state; it allocates nothing per packet.
+type forwarder struct {
+	b      *Bridge
+	l      *leg
+	track  *webrtc.TrackRemote
+	opusIn uint8
+	teIn   uint8
+	hdr    rtp.Header
+	buf    []byte
+
+	lastEndTS uint32
+	haveEnd   bool
+}
+
+// handle processes one received RTP packet.
+func (f *forwarder) handle(now time.Time, pkt []byte) {
+	hl, err := f.hdr.Unmarshal(pkt)
+	if err != nil {
+		return
+	}
+	payload := pkt[hl:]
+	if f.hdr.Padding {
+		if len(payload) == 0 || int(payload[len(payload)-1]) > len(payload) {
+			return
+		}
+		payload = payload[:len(payload)-int(payload[len(payload)-1])]
+		f.hdr.Padding = false
+	}
+	f.hdr.PaddingSize = 0
+	audio := f.hdr.PayloadType == f.opusIn
+	te := !audio && f.teIn != 0 && f.hdr.PayloadType == f.teIn
+	b, m := f.b, f.b.e.metrics
+	if f.l.kind == legWhatsApp {
+		b.lastWARx.Store(now.UnixNano())
+		if lost := b.waRx.update(now, b.e.arrivalUS(now), f.hdr.SSRC, f.hdr.SequenceNumber, f.hdr.Timestamp, len(payload), audio); lost > 0 {
+			m.lostWA.Add(float64(lost))
+		}
+		if te {
+			f.dtmfIn(payload)
+		}
+		if b.toAgent(now, &f.hdr, payload, audio, te) {
+			m.fwdToAgent.Inc()
+			m.bytesToAgent.Add(float64(len(payload)))
+		} else {
+			m.dropToAgent.Inc()
+		}
+		return
+	}
+	if lost := b.agRx.update(now, b.e.arrivalUS(now), f.hdr.SSRC, f.hdr.SequenceNumber, f.hdr.Timestamp, len(payload), audio); lost > 0 {
+		m.lostAgent.Add(float64(lost))
+	}
+	if b.waConnected.Load() && b.agent.Load() == f.l && b.out.fromAgent(now, &f.hdr, payload, audio, te) {
+		m.fwdToWA.Inc()
+		m.bytesToWA.Add(float64(len(payload)))
+	} else {
+		m.dropToWA.Inc()
+	}
+}
+
+// dtmfIn reports a digit once, on the first end packet of an event.
+func (f *forwarder) dtmfIn(payload []byte) {
+	ev, ok := parseTelephoneEvent(payload)
+	if !ok || !ev.End {
+		return
+	}
+	if f.haveEnd && f.hdr.Timestamp == f.lastEndTS {
+		return // retransmitted end packet
+	}
+	f.haveEnd, f.lastEndTS = true, f.hdr.Timestamp
+	d, ok := dtmfDigit(ev.Event)
+	if !ok {
+		return
+	}
+	f.b.e.metrics.dtmfFromWA.Inc()
+	if f.b.ev.OnDTMF != nil {
+		f.b.ev.OnDTMF(d)
+	}
+}
+
+// toAgent forwards a WhatsApp packet to the current agent leg, if any.
+func (b *Bridge) toAgent(now time.Time, h *rtp.Header, payload []byte, audio, te bool) bool {
+	ag := b.agent.Load()
+	if ag == nil || !ag.connected.Load() {
+		return false
+	}
+	bd := ag.track.b.Load()
+	if bd == nil {
+		return false
+	}
+	var pt uint8
+	switch {
+	case audio:
+		pt = bd.ptOpus
+	case te && bd.ptTE != 0:
+		pt = bd.ptTE
+	default:
+		return false
+	}
+	h.SSRC, h.PayloadType = bd.ssrc, pt
+	h.Extension, h.Extensions = false, h.Extensions[:0]
+	if _, err := bd.w.WriteRTP(h, payload); err != nil {
+		return false
+	}
+	b.agTxPkts.Add(1)
+	b.agTxBytes.Add(uint64(len(payload)))
+	b.agLastTS.Store(h.Timestamp)
+	b.agLastSendNS.Store(now.UnixNano())
+	return true
+}
+
+// tick is called by the engine pacer every 20 ms.
+func (b *Bridge) tick(now time.Time) {
+	if b.isShut.Load() {
+		return
+	}
+	if b.waConnected.Load() {
+		b.watchdog(now)
+		b.out.tick(now, b.e.metrics)
+	}
+	if !now.Before(b.rtcpNext) {
+		b.rtcpNext = now.Add(rtcpInterval)
+		b.sendReports(now)
+	}
+}
+
+func (b *Bridge) watchdog(now time.Time) {
+	if b.timeoutFired.Load() {
+		return
+	}
+	last := max(b.lastWARx.Load(), b.waConnectedAt.Load())
+	if now.UnixNano()-last < int64(b.e.cfg.MediaTimeout) || !b.timeoutFired.CompareAndSwap(false, true) {
+		return
+	}
+	b.e.metrics.MediaTimeouts.Inc()
+	b.log.Warn("whatsapp leg media timeout", "timeout", b.e.cfg.MediaTimeout)
+	if b.ev.OnMediaTimeout != nil && b.enter() {
+		defer b.wg.Done()
+		b.ev.OnMediaTimeout()
+	}
+}
+
+// sendReports sends one SR (or RR) per connected leg, with a reception
+// report for the stream we receive on it.
+func (b *Bridge) sendReports(now time.Time) {
+	if wa := b.waLeg(); wa != nil && b.waConnected.Load() {
+		if bd := wa.track.b.Load(); bd != nil {
+			pkts, bytes, rtpTime := b.out.srInfo(now)
+			b.writeReport(now, wa, bd.ssrc, &b.waRx, pkts, bytes, rtpTime)
+		}
+	}
+	if ag := b.agent.Load(); ag != nil && ag.connected.Load() {
+		if bd := ag.track.b.Load(); bd != nil {
+			rtpTime := b.agLastTS.Load()
+			if ns := b.agLastSendNS.Load(); ns != 0 {
+				rtpTime += uint32((now.UnixNano() - ns) / 1000 * 48 / 1000)
+			}
+			b.writeReport(now, ag, bd.ssrc, &b.agRx, b.agTxPkts.Load(), b.agTxBytes.Load(), rtpTime)
+		}
+	}
+}
+
+func (b *Bridge) writeReport(now time.Time, l *leg, ssrc uint32, rx *rxStats, pkts, bytes uint64, rtpTime uint32) {
+	var reports []rtcp.ReceptionReport
+	if rb, ok := rx.reportBlock(now); ok {
+		reports = []rtcp.ReceptionReport{rb}
+	}
+	var p rtcp.Packet
+	if pkts > 0 {
+		p = &rtcp.SenderReport{SSRC: ssrc, NTPTime: ntpTime(now), RTPTime: rtpTime,
+			PacketCount: uint32(pkts), OctetCount: uint32(bytes), Reports: reports}
+	} else {
+		p = &rtcp.ReceiverReport{SSRC: ssrc, Reports: reports}
+	}
+	if err := l.pc.WriteRTCP([]rtcp.Packet{p}); err != nil {
+		b.log.Debug("write rtcp", "leg", l.kind.String(), "err", err)
+	}
+}

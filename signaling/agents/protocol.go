@@ -1,0 +1,244 @@
+package agents
+
+import (
+	"encoding/json"
+	"fmt"
+	"regexp"
+	"time"
+
+	"github.com/pion/webrtc/v4"
+)
+
+// Version is the protocol version this package speaks.
+const Version = 1
+
+// MaxMessageBytes bounds one websocket frame.
+const MaxMessageBytes = 64 << 10
+
+// Client message types.
+const (
+	TypeHello             = "hello"
+	TypePresence          = "presence"
+	TypeAccept            = "accept"
+	TypeReject            = "reject"
+	TypeAnswer            = "answer"
+	TypeICE               = "ice"
+	TypeResume            = "resume"
+	TypeHangup            = "hangup"
+	TypeDTMF              = "dtmf"
+	TypeDial              = "dial"
+	TypePermissionQuery   = "permission_query"
+	TypePermissionRequest = "permission_request"
+	TypePing              = "ping"
+)
+
+// Server message types.
+const (
+	TypeWelcome     = "welcome"
+	TypeCallOffered = "call_offered"
+	TypeCallTaken   = "call_taken"
+	TypeCall        = "call"
+	TypeCallEnded   = "call_ended"
+	TypeOffer       = "offer"
+	TypePermission  = "permission"
+	TypeError       = "error"
+	TypePong        = "pong"
+)
+
+// Presence is an agent session's availability.
+type Presence string
+
+const (
+	Away      Presence = "away"
+	Available Presence = "available"
+)
+
+// ClientMessage is any message a softphone sends; which fields matter depends
+// on Type (docs/agent-protocol.md).
+type ClientMessage struct {
+	Type      string                   `json:"type"`
+	Ref       string                   `json:"ref,omitempty"`
+	V         int                      `json:"v,omitempty"`
+	Token     string                   `json:"token,omitempty"`
+	Status    Presence                 `json:"status,omitempty"`
+	CallID    string                   `json:"call_id,omitempty"`
+	SDP       string                   `json:"sdp,omitempty"`
+	Candidate *webrtc.ICECandidateInit `json:"candidate,omitempty"`
+	Digits    string                   `json:"digits,omitempty"`
+	To        string                   `json:"to,omitempty"`
+	Text      string                   `json:"text,omitempty"`
+}
+
+var (
+	dtmfRe   = regexp.MustCompile(`^[0-9*#A-Da-d]{1,32}$`)
+	callIDRe = regexp.MustCompile(`^[A-Za-z0-9._:=+/\-]{1,256}$`)
+)
+
+// ParseClientMessage decodes and validates one frame. It never panics.
+func ParseClientMessage(b []byte) (*ClientMessage, error) {
+	var m ClientMessage
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, fmt.Errorf("%w: not JSON: %v", ErrBadMessage, err)
+	}
+	if len(m.Ref) > 64 {
+		return nil, fmt.Errorf("%w: ref longer than 64", ErrBadMessage)
+	}
+	needCall := false
+	switch m.Type {
+	case TypeHello:
+		if m.Token == "" {
+			return &m, fmt.Errorf("%w: hello needs token", ErrBadMessage)
+		}
+	case TypePresence:
+		if m.Status != Away && m.Status != Available {
+			return &m, fmt.Errorf("%w: presence status must be available or away", ErrBadMessage)
+		}
+	case TypeAccept, TypeReject, TypeResume, TypeHangup:
+		needCall = true
+	case TypeAnswer:
+		needCall = true
+		if m.SDP == "" || len(m.SDP) > 32<<10 {
+			return &m, fmt.Errorf("%w: answer needs sdp", ErrBadMessage)
+		}
+	case TypeICE:
+		needCall = true
+		if m.Candidate == nil {
+			return &m, fmt.Errorf("%w: ice needs candidate", ErrBadMessage)
+		}
+	case TypeDTMF:
+		needCall = true
+		if !dtmfRe.MatchString(m.Digits) {
+			return &m, fmt.Errorf("%w: digits must be 1..32 of 0-9*#A-D", ErrBadMessage)
+		}
+	case TypeDial, TypePermissionQuery, TypePermissionRequest:
+		if m.To == "" || len(m.To) > 32 {
+			return &m, fmt.Errorf("%w: %s needs to", ErrBadMessage, m.Type)
+		}
+		if len(m.Text) > 1024 {
+			return &m, fmt.Errorf("%w: text longer than 1024", ErrBadMessage)
+		}
+	case TypePing:
+	case "":
+		return &m, fmt.Errorf("%w: missing type", ErrBadMessage)
+	default:
+		return &m, fmt.Errorf("%w: unknown type %q", ErrBadMessage, m.Type)
+	}
+	if needCall && !callIDRe.MatchString(m.CallID) {
+		return &m, fmt.Errorf("%w: %s needs call_id", ErrBadMessage, m.Type)
+	}
+	return &m, nil
+}
+
+// CallInfo describes a call to softphones.
+type CallInfo struct {
+	ID            string    `json:"id"`
+	Direction     string    `json:"direction"`
+	From          string    `json:"from"`
+	To            string    `json:"to"`
+	Name          string    `json:"name,omitempty"`
+	State         string    `json:"state"`
+	Agent         string    `json:"agent,omitempty"`
+	CreatedAt     time.Time `json:"created_at"`
+	RingExpiresAt time.Time `json:"ring_expires_at,omitzero"`
+	ConnectedAt   time.Time `json:"connected_at,omitzero"`
+	Payload       string    `json:"payload,omitempty"`
+	Quality       *Quality  `json:"quality,omitempty"`
+}
+
+// Quality is a call's media quality, for supervisors.
+type Quality struct {
+	RTTMillis    float64 `json:"rtt_ms"`
+	LossPercent  float64 `json:"loss_pct"`
+	JitterMillis float64 `json:"jitter_ms"`
+}
+
+// ICEServer is handed to browsers (RTCIceServer).
+type ICEServer struct {
+	URLs       []string `json:"urls"`
+	Username   string   `json:"username,omitempty"`
+	Credential string   `json:"credential,omitempty"`
+}
+
+// Welcome opens a session.
+type Welcome struct {
+	Type       string      `json:"type"`
+	V          int         `json:"v"`
+	Agent      string      `json:"agent"`
+	Role       Role        `json:"role"`
+	Session    string      `json:"session"`
+	Presence   Presence    `json:"presence"`
+	ICEServers []ICEServer `json:"ice_servers"`
+	Calls      []CallInfo  `json:"calls"`
+	Settings   Settings    `json:"settings"`
+}
+
+// Settings are the server settings a softphone needs.
+type Settings struct {
+	MaskNumbers  bool `json:"mask_numbers"`
+	RingTimeoutS int  `json:"ring_timeout_s"`
+	Demo         bool `json:"demo"`
+}
+
+// PresenceMsg echoes a session's presence.
+type PresenceMsg struct {
+	Type   string   `json:"type"`
+	Ref    string   `json:"ref,omitempty"`
+	Status Presence `json:"status"`
+}
+
+// CallMsg carries a CallInfo (types call_offered and call).
+type CallMsg struct {
+	Type string   `json:"type"`
+	Ref  string   `json:"ref,omitempty"`
+	Call CallInfo `json:"call"`
+}
+
+// CallTaken tells ringing agents to stop ringing.
+type CallTaken struct {
+	Type   string `json:"type"`
+	CallID string `json:"call_id"`
+	Agent  string `json:"agent,omitempty"`
+}
+
+// CallEnded tells that a call is over.
+type CallEnded struct {
+	Type      string `json:"type"`
+	CallID    string `json:"call_id"`
+	Reason    string `json:"reason"`
+	Outcome   string `json:"outcome"`
+	DurationS int64  `json:"duration_s"`
+	ErrorCode int    `json:"error_code,omitempty"`
+	Message   string `json:"message,omitempty"`
+}
+
+// SDPMsg carries the gateway's offer.
+type SDPMsg struct {
+	Type   string `json:"type"`
+	CallID string `json:"call_id"`
+	SDP    string `json:"sdp"`
+}
+
+// ICEMsg carries a gateway ICE candidate.
+type ICEMsg struct {
+	Type      string                  `json:"type"`
+	CallID    string                  `json:"call_id"`
+	Candidate webrtc.ICECandidateInit `json:"candidate"`
+}
+
+// PermissionMsg carries a number's permission state.
+type PermissionMsg struct {
+	Type       string `json:"type"`
+	Ref        string `json:"ref,omitempty"`
+	To         string `json:"to"`
+	Permission any    `json:"permission"`
+}
+
+// ErrorMsg reports a failed request.
+type ErrorMsg struct {
+	Type     string `json:"type"`
+	Code     string `json:"code"`
+	Message  string `json:"message"`
+	Ref      string `json:"ref,omitempty"`
+	CallID   string `json:"call_id,omitempty"`
+	MetaCode int    `json:"meta_code,omitempty"`
+}

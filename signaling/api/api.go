@@ -1,0 +1,422 @@
+package api
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/callgw/callgw/billing"
+	"github.com/callgw/callgw/call"
+	"github.com/callgw/callgw/internal/phone"
+	"github.com/callgw/callgw/permissions"
+	"github.com/callgw/callgw/signaling/agents"
+)
+
+// Role is what a caller of the API may do.
+type Role string
+
+const (
+	RoleAgent      Role = "agent"      // own calls, masked numbers
+	RoleSupervisor Role = "supervisor" // everything, masked numbers
+	RoleAdmin      Role = "admin"      // everything, full numbers
+)
+
+// Calls is what the API needs from call control.
+type Calls interface {
+	Dial(ctx context.Context, agent, to string) (agents.CallInfo, error)
+	PermissionState(ctx context.Context, to string) (permissions.Decision, error)
+	RequestPermission(ctx context.Context, to, text string) (permissions.Decision, error)
+	Live() []agents.CallInfo
+}
+
+// Ledger is what the API needs from billing.
+type Ledger interface {
+	Usage(ctx context.Context, month string) (*billing.UsageReport, error)
+	Calls(ctx context.Context, f billing.CallFilter) ([]billing.Entry, string, error)
+}
+
+// Agents is what the API needs from the agent hub.
+type Agents interface {
+	Sessions(keep func(*agents.Session) bool) []*agents.Session
+	AvailableAgents() map[string]bool
+}
+
+// Config configures the API.
+type Config struct {
+	APIKeys     []string // "key" (role admin) or "key:role"
+	TokenSecret []byte   // verifies agent tokens used as bearer
+	Demo        bool
+	Sim         bool
+	MaskNumbers bool
+	Now         func() time.Time
+	Location    *time.Location // month boundaries of usage reports (default UTC)
+}
+
+// API serves /api/v1.
+type API struct {
+	cfg    Config
+	calls  Calls
+	ledger Ledger
+	agents Agents
+	log    *slog.Logger
+	keys   []apiKey
+}
+
+type apiKey struct {
+	key  []byte
+	role Role
+}
+
+// New builds the API.
+func New(cfg Config, calls Calls, ledger Ledger, ag Agents, log *slog.Logger) (*API, error) {
+	if calls == nil || ledger == nil || ag == nil {
+		return nil, errors.New("api: calls, ledger and agents are required")
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Location == nil {
+		cfg.Location = time.UTC
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	a := &API{cfg: cfg, calls: calls, ledger: ledger, agents: ag, log: log}
+	for _, k := range cfg.APIKeys {
+		key, role, _ := strings.Cut(k, ":")
+		if role == "" {
+			role = string(RoleAdmin)
+		}
+		a.keys = append(a.keys, apiKey{key: []byte(key), role: Role(role)})
+	}
+	return a, nil
+}
+
+// principal is an authenticated caller.
+type principal struct {
+	agent string // set for agent tokens
+	role  Role
+}
+
+func (p principal) fullNumbers() bool { return p.role == RoleAdmin }
+
+// Handler returns the /api/v1 routes.
+func (a *API) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /api/v1/config", a.getConfig)
+	mux.Handle("GET /api/v1/permissions/{number}", a.auth(RoleAgent, a.getPermission))
+	mux.Handle("POST /api/v1/permission-requests", a.auth(RoleAgent, a.postPermissionRequest))
+	mux.Handle("POST /api/v1/calls", a.auth(RoleAgent, a.postCall))
+	mux.Handle("GET /api/v1/calls", a.auth(RoleAgent, a.getCalls))
+	mux.Handle("GET /api/v1/usage", a.auth(RoleSupervisor, a.getUsage))
+	mux.Handle("GET /api/v1/live", a.auth(RoleSupervisor, a.getLive))
+	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, "not_found", "no such endpoint")
+	})
+	return mux
+}
+
+type handlerFunc func(w http.ResponseWriter, r *http.Request, p principal)
+
+func rank(r Role) int {
+	switch r {
+	case RoleAgent:
+		return 1
+	case RoleSupervisor:
+		return 2
+	case RoleAdmin:
+		return 3
+	}
+	return 0
+}
+
+func (a *API) auth(min Role, h handlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !ok || tok == "" {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="callgw"`)
+			writeError(w, http.StatusUnauthorized, "unauthenticated", "send Authorization: Bearer <API key or agent token>")
+			return
+		}
+		p, ok := a.principal(tok)
+		if !ok {
+			writeError(w, http.StatusUnauthorized, "unauthenticated", "unknown API key or bad/expired token")
+			return
+		}
+		if rank(p.role) < rank(min) {
+			writeError(w, http.StatusForbidden, "forbidden", "your role may not do this")
+			return
+		}
+		h(w, r, p)
+	})
+}
+
+func (a *API) principal(tok string) (principal, bool) {
+	for _, k := range a.keys {
+		if subtle.ConstantTimeCompare(k.key, []byte(tok)) == 1 {
+			return principal{role: k.role}, true
+		}
+	}
+	if len(a.cfg.TokenSecret) > 0 && strings.Count(tok, ".") == 2 {
+		c, err := agents.VerifyToken(a.cfg.TokenSecret, tok, a.cfg.Now())
+		if err == nil {
+			return principal{agent: c.Subject, role: Role(c.Role)}, true
+		}
+	}
+	return principal{}, false
+}
+
+func (a *API) getConfig(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]any{"demo": a.cfg.Demo, "sim": a.cfg.Sim, "mask_numbers": a.cfg.MaskNumbers, "protocol": agents.Version})
+}
+
+func (a *API) getPermission(w http.ResponseWriter, r *http.Request, _ principal) {
+	d, err := a.calls.PermissionState(r.Context(), r.PathValue("number"))
+	if err != nil {
+		a.fail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, d)
+}
+
+type toBody struct {
+	To    string `json:"to"`
+	Agent string `json:"agent,omitempty"`
+	Text  string `json:"text,omitempty"`
+}
+
+func decode(w http.ResponseWriter, r *http.Request, v any) bool {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 16<<10))
+	if err := dec.Decode(v); err != nil {
+		writeError(w, http.StatusBadRequest, "bad_request", "body must be JSON: "+err.Error())
+		return false
+	}
+	return true
+}
+
+func (a *API) postPermissionRequest(w http.ResponseWriter, r *http.Request, _ principal) {
+	var b toBody
+	if !decode(w, r, &b) {
+		return
+	}
+	d, err := a.calls.RequestPermission(r.Context(), b.To, b.Text)
+	if err != nil {
+		a.failWith(w, err, d)
+		return
+	}
+	writeJSON(w, http.StatusAccepted, d)
+}
+
+func (a *API) postCall(w http.ResponseWriter, r *http.Request, p principal) {
+	var b toBody
+	if !decode(w, r, &b) {
+		return
+	}
+	agent := b.Agent
+	if p.role == RoleAgent {
+		if agent != "" && agent != p.agent {
+			writeError(w, http.StatusForbidden, "forbidden", "agents place calls for themselves")
+			return
+		}
+		agent = p.agent
+	}
+	if agent == "" {
+		for ag := range a.agents.AvailableAgents() {
+			agent = ag
+			break
+		}
+		if agent == "" {
+			writeError(w, http.StatusConflict, "no_agent", "no agent is available to take the call: name one in \"agent\"")
+			return
+		}
+	}
+	ci, err := a.calls.Dial(r.Context(), agent, b.To)
+	if err != nil {
+		a.fail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, ci)
+}
+
+func (a *API) getCalls(w http.ResponseWriter, r *http.Request, p principal) {
+	q := r.URL.Query()
+	f := billing.CallFilter{Agent: q.Get("agent"), Number: q.Get("number"), Cursor: q.Get("cursor")}
+	if p.role == RoleAgent {
+		f.Agent = p.agent
+	}
+	if v := q.Get("direction"); v != "" {
+		if f.Direction = call.ParseDirection(v); f.Direction == call.DirectionUnknown {
+			writeError(w, http.StatusBadRequest, "bad_request", "direction must be user_initiated or business_initiated")
+			return
+		}
+	}
+	if v := q.Get("outcome"); v != "" {
+		if f.Outcome = call.ParseOutcome(v); f.Outcome == call.OutcomeUnknown {
+			writeError(w, http.StatusBadRequest, "bad_request", "unknown outcome")
+			return
+		}
+	}
+	for _, tv := range []struct {
+		name string
+		dst  *time.Time
+	}{{"from", &f.From}, {"to", &f.To}} {
+		if v := q.Get(tv.name); v != "" {
+			t, err := time.Parse(time.RFC3339, v)
+			if err != nil {
+				writeError(w, http.StatusBadRequest, "bad_request", tv.name+" must be RFC 3339")
+				return
+			}
+			*tv.dst = t
+		}
+	}
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 1000 {
+			writeError(w, http.StatusBadRequest, "bad_request", "limit must be 1..1000")
+			return
+		}
+		f.Limit = n
+	}
+	es, next, err := a.ledger.Calls(r.Context(), f)
+	if err != nil {
+		a.fail(w, err)
+		return
+	}
+	mask := !p.fullNumbers()
+	if wantsCSV(r) {
+		w.Header().Set("Content-Type", "text/csv; charset=utf-8")
+		w.Header().Set("Content-Disposition", `attachment; filename="calls.csv"`)
+		if next != "" {
+			w.Header().Set("X-Next-Cursor", next)
+		}
+		_ = billing.WriteCallsCSV(w, es, mask)
+		return
+	}
+	if mask {
+		for i := range es {
+			es[i].UserPhone = phone.Mask(es[i].UserPhone)
+			if es[i].UserID != "" {
+				es[i].UserID = phone.Mask(es[i].UserID)
+			}
+		}
+	}
+	if es == nil {
+		es = []billing.Entry{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"calls": es, "next_cursor": next})
+}
+
+func (a *API) getUsage(w http.ResponseWriter, r *http.Request, _ principal) {
+	month := r.URL.Query().Get("month")
+	if month == "" {
+		month = a.cfg.Now().In(a.cfg.Location).Format("2006-01")
+	}
+	if _, err := time.Parse("2006-01", month); err != nil {
+		writeError(w, http.StatusBadRequest, "bad_request", "month must be YYYY-MM")
+		return
+	}
+	rep, err := a.ledger.Usage(r.Context(), month)
+	if err != nil {
+		a.fail(w, err)
+		return
+	}
+	if wantsCSV(r) {
+		w.Header().Set("Content-Type", "text/csv; charset=utf-8")
+		w.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="usage-%s.csv"`, month))
+		_ = billing.WriteUsageCSV(w, rep)
+		return
+	}
+	writeJSON(w, http.StatusOK, rep)
+}
+
+// AgentPresence is one agent in the live view.
+type AgentPresence struct {
+	Agent    string `json:"agent"`
+	Presence string `json:"presence"`
+	Sessions int    `json:"sessions"`
+	CallID   string `json:"call_id,omitempty"`
+}
+
+func (a *API) getLive(w http.ResponseWriter, _ *http.Request, p principal) {
+	calls := a.calls.Live()
+	byAgent := map[string]*AgentPresence{}
+	for _, s := range a.agents.Sessions(nil) {
+		ap := byAgent[s.Agent]
+		if ap == nil {
+			ap = &AgentPresence{Agent: s.Agent, Presence: string(agents.Away)}
+			byAgent[s.Agent] = ap
+		}
+		ap.Sessions++
+		if s.Presence() == agents.Available {
+			ap.Presence = string(agents.Available)
+		}
+	}
+	for i := range calls {
+		if ap := byAgent[calls[i].Agent]; ap != nil && calls[i].State != "ended" {
+			ap.CallID = calls[i].ID
+		}
+	}
+	list := make([]AgentPresence, 0, len(byAgent))
+	for _, ap := range byAgent {
+		list = append(list, *ap)
+	}
+	if calls == nil {
+		calls = []agents.CallInfo{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"calls": calls, "agents": list})
+}
+
+func wantsCSV(r *http.Request) bool {
+	return r.URL.Query().Get("format") == "csv" || strings.Contains(r.Header.Get("Accept"), "text/csv")
+}
+
+// fail maps an error to a status and JSON body.
+func (a *API) fail(w http.ResponseWriter, err error) { a.failWith(w, err, nil) }
+
+var statusForCode = map[string]int{
+	agents.CodeInvalidNumber: http.StatusBadRequest,
+	agents.CodeBadMessage:    http.StatusBadRequest,
+	agents.CodeUnavailable:   http.StatusServiceUnavailable,
+	agents.CodeMetaError:     http.StatusBadGateway,
+	agents.CodeUnknownCall:   http.StatusNotFound,
+	agents.CodeInternal:      http.StatusInternalServerError,
+}
+
+func (a *API) failWith(w http.ResponseWriter, err error, decision any) {
+	var ce *agents.CodedError
+	if errors.As(err, &ce) {
+		st, ok := statusForCode[ce.Code]
+		if !ok {
+			st = http.StatusConflict // a permission rule: which one, and when it frees, is in the body
+		}
+		if ce.MetaCode == 138006 || ce.MetaCode == 138009 || ce.MetaCode == 138012 || ce.MetaCode == 138017 {
+			st = http.StatusConflict
+		}
+		body := map[string]any{"error": map[string]any{"code": ce.Code, "message": ce.Message, "meta_code": ce.MetaCode}}
+		if decision != nil {
+			body["permission"] = decision
+		}
+		writeJSON(w, st, body)
+		return
+	}
+	a.log.Error("api", "err", err)
+	writeError(w, http.StatusInternalServerError, "internal", "internal error")
+}
+
+func writeError(w http.ResponseWriter, status int, code, msg string) {
+	writeJSON(w, status, map[string]any{"error": map[string]any{"code": code, "message": msg}})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}

@@ -1,0 +1,60 @@
+package signaling
+
+import (
+	"errors"
+	"time"
+)
+
+// Config configures the call controller.
+type Config struct {
+	InstanceID        string        // names this instance in call ownership (default: hostname-pid)
+	PhoneNumberID     string        // the business number's Graph id (required)
+	AppSecret         string        // verifies X-Hub-Signature-256 (required)
+	VerifyToken       string        // answers Meta's subscription check (required)
+	RingTimeout       time.Duration // agents must accept within this (default 25s; Meta needs accept within ~30s)
+	AgentGrace        time.Duration // an agent leg may be down this long before the call ends (default 20s)
+	MetaTerminateWait time.Duration // after we end a call, wait this long for Meta's terminate (its duration bills) (default 10s)
+	KeyPrefix         string        // Redis key prefix (default "callgw:")
+	StateTTL          time.Duration // lifetime of dedup keys and tombstones (default 7 days, Meta's retry horizon)
+	MaskNumbers       bool          // mask caller numbers sent to agents
+	PermissionText    string        // body of call permission requests (default below)
+}
+
+func (c *Config) defaults() {
+	if c.RingTimeout == 0 {
+		c.RingTimeout = 25 * time.Second
+	}
+	if c.AgentGrace == 0 {
+		c.AgentGrace = 20 * time.Second
+	}
+	if c.MetaTerminateWait == 0 {
+		c.MetaTerminateWait = 10 * time.Second
+	}
+	if c.KeyPrefix == "" {
+		c.KeyPrefix = "callgw:"
+	}
+	if c.StateTTL == 0 {
+		c.StateTTL = 7 * 24 * time.Hour
+	}
+	if c.PermissionText == "" {
+		c.PermissionText = "We would like to call you on WhatsApp about your request."
+	}
+}
+
+// Validate reports the first invalid setting.
+func (c Config) Validate() error {
+	c.defaults()
+	switch {
+	case c.PhoneNumberID == "":
+		return errors.New("signaling: phone number id is required")
+	case c.AppSecret == "":
+		return errors.New("signaling: app secret is required (webhook signatures)")
+	case c.VerifyToken == "":
+		return errors.New("signaling: verify token is required")
+	case c.RingTimeout < time.Second || c.RingTimeout > 30*time.Second:
+		return errors.New("signaling: ring timeout must be 1s..30s (Meta needs accept within about 30 s)")
+	case c.AgentGrace < 0 || c.MetaTerminateWait < 0:
+		return errors.New("signaling: durations must not be negative")
+	}
+	return nil
+}

@@ -1,0 +1,337 @@
+package signaling
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/callgw/callgw/call"
+	"github.com/callgw/callgw/internal/phone"
+	"github.com/callgw/callgw/signaling/agents"
+)
+
+// Hub is what the controller needs from the agent hub.
+type Hub interface {
+	SendAgent(agent string, v any) bool
+	Broadcast(keep func(*agents.Session) bool, v any)
+	AvailableAgents() map[string]bool
+	Sessions(keep func(*agents.Session) bool) []*agents.Session
+}
+
+// Deps are the parts the controller drives. Graph, Media and Redis are
+// required; the rest may be nil.
+type Deps struct {
+	Redis       redis.UniversalClient
+	Graph       Graph
+	Dialer      Dialer
+	Media       Media
+	Recorder    Recorder
+	Permissions Permissions
+	Registerer  prometheus.Registerer
+	Logger      *slog.Logger
+	Now         func() time.Time
+}
+
+// Controller owns every live call of this instance.
+type Controller struct {
+	cfg   Config
+	log   *slog.Logger
+	graph Graph
+	dial  Dialer
+	media Media
+	rec   Recorder
+	perms Permissions
+	store *store
+	m     *metrics
+	now   func() time.Time
+
+	hub Hub // set by SetHub before serving
+
+	mu    sync.Mutex
+	calls map[call.ID]*liveCall
+	early map[call.ID][]earlyEvent // business-initiated events that beat Connect's response
+
+	draining atomic.Bool
+	stop     chan struct{}
+	stopOnce sync.Once
+	wg       sync.WaitGroup
+}
+
+type earlyEvent struct {
+	at    time.Time
+	apply func(*liveCall)
+}
+
+// New builds a controller; call SetHub, then Run.
+func New(cfg Config, d Deps) (*Controller, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg.defaults()
+	if d.Redis == nil || d.Graph == nil || d.Media == nil {
+		return nil, errors.New("signaling: redis, graph and media are required")
+	}
+	if d.Logger == nil {
+		d.Logger = slog.New(slog.DiscardHandler)
+	}
+	if d.Now == nil {
+		d.Now = time.Now
+	}
+	c := &Controller{
+		cfg: cfg, log: d.Logger, graph: d.Graph, dial: d.Dialer, media: d.Media, rec: d.Recorder,
+		perms: d.Permissions, now: d.Now,
+		store: &store{rdb: d.Redis, prefix: cfg.KeyPrefix, ttl: cfg.StateTTL},
+		calls: map[call.ID]*liveCall{}, early: map[call.ID][]earlyEvent{},
+		stop: make(chan struct{}),
+	}
+	reg := d.Registerer
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
+	c.m = newMetrics(reg, c)
+	return c, nil
+}
+
+// SetHub connects the agent hub (which itself needs the controller as its
+// Handler, hence the two steps).
+func (c *Controller) SetHub(h Hub) { c.hub = h }
+
+// Run re-records ended calls the ledger has not confirmed (after a Redis or
+// ledger blip, or a restart) until ctx ends.
+func (c *Controller) Run(ctx context.Context) error {
+	t := time.NewTicker(5 * time.Second)
+	defer t.Stop()
+	for {
+		c.flushUnrecorded(ctx)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-c.stop:
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+func (c *Controller) flushUnrecorded(ctx context.Context) {
+	if c.rec == nil {
+		return
+	}
+	recs, err := c.store.unrecorded(ctx, 100)
+	if err != nil {
+		c.m.redisErrors.WithLabelValues("unrecorded").Inc()
+		return
+	}
+	for _, r := range recs {
+		c.mu.Lock()
+		_, live := c.calls[r.ID]
+		c.mu.Unlock()
+		if live {
+			continue // its actor records it
+		}
+		if err := c.rec.Record(ctx, r); err != nil {
+			c.log.Warn("ledger still unavailable", "call", r.ID, "err", err)
+			return
+		}
+		_ = c.store.recorded(ctx, r.ID)
+	}
+}
+
+// ActiveCalls counts live calls by state.
+func (c *Controller) ActiveCalls() (ringing, active int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, l := range c.calls {
+		switch st := State(l.stateAtomic.Load()); st {
+		case StateRinging, StateSetup:
+			ringing++
+		case StateDialing, StateConnecting, StateConnected:
+			active++
+		}
+	}
+	return ringing, active
+}
+
+// Draining reports whether Drain has started.
+func (c *Controller) Draining() bool { return c.draining.Load() }
+
+// Drain stops taking new calls and waits for live calls to end until ctx is
+// done; then it ends the rest (terminate through the Graph API, recorded
+// with reason drained) and waits for their records.
+func (c *Controller) Drain(ctx context.Context) {
+	c.draining.Store(true)
+	t := time.NewTicker(100 * time.Millisecond)
+	defer t.Stop()
+	for {
+		c.mu.Lock()
+		n := len(c.calls)
+		c.mu.Unlock()
+		if n == 0 {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			c.endAll(call.Drained)
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// endAll ends every live call with reason and waits for the actors (their
+// records included, bounded by MetaTerminateWait).
+func (c *Controller) endAll(reason call.EndReason) {
+	c.mu.Lock()
+	ls := make([]*liveCall, 0, len(c.calls))
+	for _, l := range c.calls {
+		ls = append(ls, l)
+	}
+	c.mu.Unlock()
+	for _, l := range ls {
+		l.post(func(l *liveCall) { l.hangupByUs(reason) })
+	}
+	done := make(chan struct{})
+	go func() { c.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(c.cfg.MetaTerminateWait + 5*time.Second):
+		c.log.Warn("calls still finishing after drain")
+	}
+}
+
+// Close ends every call (reason drained) and stops the controller.
+func (c *Controller) Close() error {
+	c.draining.Store(true)
+	c.endAll(call.Drained)
+	c.stopOnce.Do(func() { close(c.stop) })
+	c.wg.Wait()
+	return nil
+}
+
+func (c *Controller) lookup(id call.ID) *liveCall {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.calls[id]
+}
+
+// register adds l and replays early events for it.
+func (c *Controller) register(l *liveCall) {
+	c.mu.Lock()
+	c.calls[l.id] = l
+	early := c.early[l.id]
+	delete(c.early, l.id)
+	c.mu.Unlock()
+	c.wg.Add(1)
+	go l.run()
+	for _, e := range early {
+		l.post(e.apply)
+	}
+}
+
+func (c *Controller) unregister(l *liveCall) {
+	c.mu.Lock()
+	if c.calls[l.id] == l {
+		delete(c.calls, l.id)
+	}
+	c.mu.Unlock()
+}
+
+// stash keeps an event for a business-initiated call whose Connect response
+// has not arrived yet (Meta's webhooks may beat it).
+func (c *Controller) stash(id call.ID, apply func(*liveCall)) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if l := c.calls[id]; l != nil {
+		go l.post(apply)
+		return true
+	}
+	now := c.now()
+	for k, es := range c.early { // bounded: drop what is older than 30 s
+		if len(es) > 0 && now.Sub(es[0].at) > 30*time.Second {
+			delete(c.early, k)
+		}
+	}
+	if len(c.early) > 1000 {
+		return false
+	}
+	c.early[id] = append(c.early[id], earlyEvent{at: now, apply: apply})
+	return true
+}
+
+// info describes l for agents.
+func (c *Controller) info(l *liveCall, st State) agents.CallInfo {
+	r := l.rec
+	from, to := r.UserPhone, r.BusinessPhone
+	if r.Direction == call.BusinessInitiated {
+		from, to = r.BusinessPhone, r.UserPhone
+	}
+	if from == "" && r.Direction == call.UserInitiated {
+		from = r.UserID
+	}
+	if c.cfg.MaskNumbers {
+		if r.Direction == call.UserInitiated {
+			from = phone.Mask(from)
+		} else {
+			to = phone.Mask(to)
+		}
+	}
+	ci := agents.CallInfo{ID: string(r.ID), Direction: r.Direction.String(), From: from, To: to,
+		Name: r.UserName, State: st.String(), Agent: r.Agent, CreatedAt: r.CreatedAt.UTC(),
+		Payload: r.Payload}
+	if st == StateRinging {
+		ci.RingExpiresAt = l.ringExpires.UTC()
+	}
+	if !r.AnsweredAt.IsZero() {
+		ci.ConnectedAt = r.AnsweredAt.UTC()
+	}
+	return ci
+}
+
+// ctx returns a context for one outside operation of a call actor.
+func (c *Controller) opCtx(d time.Duration) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), d)
+}
+
+func (c *Controller) logCall(id call.ID) *slog.Logger { return c.log.With("call", string(id)) }
+
+func wrapf(err error, format string, a ...any) error {
+	return fmt.Errorf(format+": %w", append(a, err)...)
+}
+
+// Live returns every live call of this instance with its media quality.
+func (c *Controller) Live() []agents.CallInfo {
+	c.mu.Lock()
+	ls := make([]*liveCall, 0, len(c.calls))
+	for _, l := range c.calls {
+		ls = append(ls, l)
+	}
+	c.mu.Unlock()
+	out := make([]agents.CallInfo, 0, len(ls))
+	for _, l := range ls {
+		ci := l.snap.Load()
+		if ci == nil {
+			continue
+		}
+		info := *ci
+		if b, ok := l.bridgeRef.Load().(*Bridge); ok && b != nil {
+			st := (*b).Stats()
+			q := agents.Quality{
+				RTTMillis:    float64(st.WhatsApp.RTT.Microseconds()) / 1000,
+				JitterMillis: float64(st.WhatsApp.Jitter.Microseconds()) / 1000,
+			}
+			if tot := st.WhatsApp.PacketsReceived + st.WhatsApp.PacketsLost; tot > 0 {
+				q.LossPercent = 100 * float64(st.WhatsApp.PacketsLost) / float64(tot)
+			}
+			info.Quality = &q
+		}
+		out = append(out, info)
+	}
+	return out
+}

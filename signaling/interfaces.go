@@ -1,0 +1,63 @@
+package signaling
+
+import (
+	"context"
+	"time"
+
+	"github.com/pion/webrtc/v4"
+
+	"github.com/callgw/callgw/call"
+	"github.com/callgw/callgw/media"
+	"github.com/callgw/callgw/permissions"
+)
+
+// Graph is what signaling needs from Meta's Graph API (signaling/cloudapi).
+type Graph interface {
+	PreAccept(ctx context.Context, callID, answerSDP string) error
+	Accept(ctx context.Context, callID, answerSDP, bizOpaque string) error
+	Reject(ctx context.Context, callID string) error
+	Terminate(ctx context.Context, callID string) error
+}
+
+// Dialer places business-initiated calls and permission requests (cloudapi).
+type Dialer interface {
+	Connect(ctx context.Context, to, offerSDP, bizOpaque string) (callID string, err error)
+	SendCallPermissionRequest(ctx context.Context, to, bodyText string) (messageID string, err error)
+}
+
+// Media builds a bridge per call (media.Engine).
+type Media interface {
+	NewBridge(id string, ev media.Events) (Bridge, error)
+}
+
+// Bridge is one call's media (media.Bridge).
+type Bridge interface {
+	AnswerWhatsApp(ctx context.Context, offer string) (string, error)
+	OfferWhatsApp(ctx context.Context) (string, error)
+	SetWhatsAppAnswer(answer string) error
+	OfferAgent(ctx context.Context) (string, error)
+	SetAgentAnswer(answer string) error
+	AddAgentCandidate(c webrtc.ICECandidateInit) error
+	SendDTMF(digits string) error
+	Stats() media.Stats
+	Close() error
+}
+
+// Recorder keeps finished call records (billing's ledger). It must be
+// idempotent per call id.
+type Recorder interface {
+	Record(ctx context.Context, rec call.Record) error
+}
+
+// Permissions is the business-initiated call permission tracker.
+type Permissions interface {
+	State(ctx context.Context, p permissions.Pair) (permissions.Decision, error)
+	RecordRequest(ctx context.Context, p permissions.Pair, requestID string) (permissions.Decision, error)
+	UndoRequest(ctx context.Context, p permissions.Pair, requestID string) error
+	CheckCall(ctx context.Context, p permissions.Pair) (permissions.Decision, error)
+	RecordCall(ctx context.Context, p permissions.Pair, callID string, o permissions.CallResult) (permissions.Decision, error)
+	RecordInbound(ctx context.Context, p permissions.Pair, callID string, connected bool) (permissions.Decision, error)
+	Grant(ctx context.Context, p permissions.Pair, g permissions.Grant) (permissions.Decision, error)
+	Revoke(ctx context.Context, p permissions.Pair, src permissions.Source, id string) (permissions.Decision, error)
+	MetaRefused(ctx context.Context, p permissions.Pair, code int, nextAllowed time.Time) (permissions.Decision, error)
+}

@@ -1,0 +1,156 @@
+package signaling
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/callgw/callgw/call"
+)
+
+// store keeps what must outlive this process or be shared between instances:
+// webhook de-duplication, live call records, the accept claim, tombstones of
+// ended calls and the set of ended calls not yet in the ledger. Keys of one
+// call share the hash tag {<call id>}.
+type store struct {
+	rdb    redis.UniversalClient
+	prefix string
+	ttl    time.Duration // dedup and tombstone lifetime (Meta retries for 7 days)
+}
+
+func (s *store) key(id call.ID, what string) string {
+	return s.prefix + "call:{" + string(id) + "}:" + what
+}
+
+func (s *store) unrecordedKey() string { return s.prefix + "unrecorded" }
+
+func storeErr(op string, err error) error { return fmt.Errorf("%w: %s: %w", ErrStore, op, err) }
+
+// firstDelivery reports whether (id, event) is seen for the first time.
+// SET NX makes it atomic across instances.
+func (s *store) firstDelivery(ctx context.Context, id call.ID, event, detail string) (bool, error) {
+	ok, err := s.rdb.SetNX(ctx, s.key(id, "dedup:"+event+detail), 1, s.ttl).Result()
+	if err != nil {
+		return false, storeErr("dedup", err)
+	}
+	return ok, nil
+}
+
+// forgetDelivery undoes firstDelivery when applying the event failed, so that
+// Meta's retry is applied.
+func (s *store) forgetDelivery(ctx context.Context, id call.ID, event, detail string) {
+	_ = s.rdb.Del(ctx, s.key(id, "dedup:"+event+detail)).Err()
+}
+
+type storedCall struct {
+	Record call.Record `json:"record"`
+	State  string      `json:"state"`
+	Owner  string      `json:"owner"`
+}
+
+// save writes the live call record.
+func (s *store) save(ctx context.Context, rec call.Record, st State, owner string) error {
+	b, err := json.Marshal(storedCall{Record: rec, State: st.String(), Owner: owner})
+	if err != nil {
+		return fmt.Errorf("signaling: marshal call: %w", err)
+	}
+	if err := s.rdb.Set(ctx, s.key(rec.ID, "state"), b, s.ttl).Err(); err != nil {
+		return storeErr("save call", err)
+	}
+	return nil
+}
+
+// load reads a call record saved by save or markEnded.
+func (s *store) load(ctx context.Context, id call.ID) (*storedCall, error) {
+	b, err := s.rdb.Get(ctx, s.key(id, "state")).Bytes()
+	if errors.Is(err, redis.Nil) {
+		return nil, ErrUnknownCall
+	}
+	if err != nil {
+		return nil, storeErr("load call", err)
+	}
+	var sc storedCall
+	if err := json.Unmarshal(b, &sc); err != nil {
+		return nil, fmt.Errorf("signaling: stored call %s: %w", id, err)
+	}
+	return &sc, nil
+}
+
+// claim is first-accept-wins across instances.
+func (s *store) claim(ctx context.Context, id call.ID, agent string) (won bool, holder string, err error) {
+	ok, err := s.rdb.SetNX(ctx, s.key(id, "claim"), agent, s.ttl).Result()
+	if err != nil {
+		return false, "", storeErr("claim", err)
+	}
+	if ok {
+		return true, agent, nil
+	}
+	holder, err = s.rdb.Get(ctx, s.key(id, "claim")).Result()
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return false, "", storeErr("claim holder", err)
+	}
+	return holder == agent, holder, nil
+}
+
+// ended reports whether a tombstone exists for id.
+func (s *store) ended(ctx context.Context, id call.ID) (bool, error) {
+	n, err := s.rdb.Exists(ctx, s.key(id, "ended")).Result()
+	if err != nil {
+		return false, storeErr("tombstone", err)
+	}
+	return n == 1, nil
+}
+
+// markEnded writes the tombstone and the final record, and adds the call to
+// the set of records the ledger has not confirmed, in one transaction.
+func (s *store) markEnded(ctx context.Context, rec call.Record, owner string) error {
+	b, err := json.Marshal(storedCall{Record: rec, State: StateEnded.String(), Owner: owner})
+	if err != nil {
+		return fmt.Errorf("signaling: marshal call: %w", err)
+	}
+	_, err = s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.Set(ctx, s.key(rec.ID, "ended"), 1, s.ttl)
+		p.Set(ctx, s.key(rec.ID, "state"), b, s.ttl)
+		p.SAdd(ctx, s.unrecordedKey(), string(rec.ID))
+		return nil
+	})
+	if err != nil {
+		return storeErr("mark ended", err)
+	}
+	return nil
+}
+
+// recorded removes id from the unrecorded set once the ledger has it.
+func (s *store) recorded(ctx context.Context, id call.ID) error {
+	if err := s.rdb.SRem(ctx, s.unrecordedKey(), string(id)).Err(); err != nil {
+		return storeErr("recorded", err)
+	}
+	return nil
+}
+
+// unrecorded returns ended calls whose record the ledger has not confirmed.
+func (s *store) unrecorded(ctx context.Context, max int64) ([]call.Record, error) {
+	ids, err := s.rdb.SRandMemberN(ctx, s.unrecordedKey(), max).Result()
+	if err != nil {
+		return nil, storeErr("unrecorded", err)
+	}
+	out := make([]call.Record, 0, len(ids))
+	for _, id := range ids {
+		sc, err := s.load(ctx, call.ID(id))
+		if errors.Is(err, ErrUnknownCall) {
+			_ = s.recorded(ctx, call.ID(id)) // expired: nothing left to record
+			continue
+		}
+		if err != nil {
+			return out, err
+		}
+		if sc.State == StateEnded.String() {
+			out = append(out, sc.Record)
+		}
+	}
+	return out, nil
+}

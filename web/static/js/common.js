@@ -1,0 +1,186 @@
+// Shared helpers of the agent and supervisor pages: token, REST, formatting.
+
+const TOKEN_KEY = 'callgw.token';
+
+/** Takes the token from #token=… or ?token=…, stores it in sessionStorage and
+ * removes it from the address bar; returns the stored token or ''. */
+export function takeToken() {
+  const hash = new URLSearchParams(location.hash.slice(1));
+  const query = new URLSearchParams(location.search);
+  const t = hash.get('token') || query.get('token');
+  if (t) {
+    sessionStorage.setItem(TOKEN_KEY, t);
+    query.delete('token');
+    const q = query.toString();
+    history.replaceState(null, '', location.pathname + (q ? '?' + q : ''));
+  }
+  return sessionStorage.getItem(TOKEN_KEY) || '';
+}
+
+export function setToken(t) {
+  if (t) sessionStorage.setItem(TOKEN_KEY, t); else sessionStorage.removeItem(TOKEN_KEY);
+}
+
+/** Decodes a JWT's claims for display only (the server verifies it). */
+export function claims(token) {
+  try {
+    const p = token.split('.')[1].replace(/-/g, '+').replace(/_/g, '/');
+    return JSON.parse(atob(p));
+  } catch { return {}; }
+}
+
+export class HTTPError extends Error {
+  constructor(status, body) {
+    super((body && (body.message || body.error)) || `HTTP ${status}`);
+    this.status = status;
+    this.body = body;
+  }
+}
+
+/** Calls the REST API with the bearer token; resolves to the JSON body. */
+export async function api(token, path, opts = {}) {
+  const res = await fetch(path, {
+    method: opts.method || 'GET',
+    headers: Object.assign({ 'Authorization': 'Bearer ' + token },
+      opts.body !== undefined ? { 'Content-Type': 'application/json' } : {}),
+    body: opts.body !== undefined ? JSON.stringify(opts.body) : undefined,
+    signal: opts.signal,
+    cache: 'no-store',
+  });
+  let body = null;
+  const text = await res.text();
+  if (text) { try { body = JSON.parse(text); } catch { body = { message: text.trim() }; } }
+  if (!res.ok) throw new HTTPError(res.status, body && body.error && typeof body.error === 'object' ? body.error : body);
+  return body;
+}
+
+/** Shortens an already-masked or a full E.164 number for display. */
+export function maskNumber(n, mask) {
+  if (!n) return '';
+  if (!mask || n.includes('*')) return n;
+  const d = n.replace(/^\+/, '');
+  if (d.length <= 6) return n;
+  return '+' + d.slice(0, 2) + '*'.repeat(d.length - 5) + d.slice(-3);
+}
+
+/** Normalises a typed number to E.164, or '' when it cannot be one. */
+export function toE164(s) {
+  const t = (s || '').trim().replace(/[\s().-]/g, '').replace(/^00/, '+');
+  return /^\+[1-9]\d{6,14}$/.test(t) ? t : '';
+}
+
+export function fmtDuration(sec) {
+  sec = Math.max(0, Math.floor(sec || 0));
+  const h = Math.floor(sec / 3600), m = Math.floor((sec % 3600) / 60), s = sec % 60;
+  const mm = String(m).padStart(2, '0'), ss = String(s).padStart(2, '0');
+  return h ? `${h}:${mm}:${ss}` : `${mm}:${ss}`;
+}
+
+/** Formats integer micro-USD as dollars with string arithmetic (no floats). */
+export function fmtMicros(micros) {
+  if (micros === null || micros === undefined || micros === '') return '';
+  let s = String(Math.trunc(Number(micros)));
+  const neg = s.startsWith('-');
+  if (neg) s = s.slice(1);
+  s = s.padStart(7, '0');
+  const dollars = s.slice(0, -6).replace(/\B(?=(\d{3})+(?!\d))/g, ',');
+  let frac = s.slice(-6, -2); // 4 decimals, truncated
+  if (frac.endsWith('00')) frac = frac.slice(0, 2);
+  return (neg ? '-$' : '$') + dollars + '.' + frac;
+}
+
+const timeFmt = new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit' });
+const dayTimeFmt = new Intl.DateTimeFormat(undefined, { weekday: 'short', day: 'numeric', month: 'short', hour: '2-digit', minute: '2-digit' });
+
+/** "14:05" today, "Tue 24 Nov 14:05" otherwise. */
+export function fmtWhen(iso) {
+  if (!iso) return '';
+  const d = new Date(iso);
+  if (isNaN(d)) return '';
+  const now = new Date();
+  return d.toDateString() === now.toDateString() ? timeFmt.format(d) : dayTimeFmt.format(d);
+}
+
+/** "in 3 h", "in 12 min", "tomorrow 10:00"… for a future time. */
+export function fmtUntil(iso) {
+  if (!iso) return '';
+  const d = new Date(iso);
+  if (isNaN(d)) return '';
+  const min = Math.round((d - Date.now()) / 60000);
+  if (min <= 0) return 'now';
+  if (min < 60) return `in ${min} min (${timeFmt.format(d)})`;
+  return fmtWhen(iso);
+}
+
+/** Sentences for the protocol's error codes (docs/agent-protocol.md). */
+export const errorText = {
+  bad_message: 'The server did not understand that request. Reload the page and try again.',
+  unauthenticated: 'Your sign-in is not valid or has expired. Please sign in again.',
+  unsupported_version: 'This page is older than the server. Reload the page.',
+  out_of_turn: 'That is not possible at this moment of the call.',
+  unknown_call: 'That call no longer exists.',
+  call_taken: 'A colleague answered this call first.',
+  not_your_call: 'That call belongs to another agent.',
+  not_available: 'Set yourself available before answering calls.',
+  invalid_sdp: 'Your browser could not set up the audio. Check your microphone and try again.',
+  invalid_number: 'That is not a valid phone number. Use the international format, e.g. +44 7700 900123.',
+  no_permission: 'This customer has not given permission to be called. Send a permission request first.',
+  permission_expired: 'The customer’s permission to call has expired. Request it again.',
+  request_limit_24h: 'You have reached today’s limit of permission requests for this number.',
+  request_limit_7d: 'You have reached this week’s limit of permission requests for this number.',
+  connected_call_limit: 'You have reached the limit of calls to this number for today.',
+  permanent_exists: 'This customer already gave permanent permission: just call.',
+  country_unavailable: 'WhatsApp calling is not available in this customer’s country.',
+  meta_error: 'WhatsApp refused the request.',
+  unavailable: 'The service is briefly unavailable. Try again in a moment.',
+  internal: 'Something went wrong on the server. It has been logged.',
+};
+
+export function describeError(m) {
+  let s = errorText[m.code] || (m.message ? m.message : 'The request failed.');
+  if (m.code === 'meta_error' && m.message) s += ' ' + m.message + (m.meta_code ? ` (code ${m.meta_code})` : '');
+  return s;
+}
+
+/** Words for call_ended.reason. */
+export const reasonText = {
+  agent_hangup: 'You hung up',
+  user_hangup: 'The customer hung up',
+  ring_timeout: 'Nobody answered in time',
+  no_agent: 'No agent was available',
+  agent_rejected: 'Declined',
+  media_timeout: 'The audio connection was lost',
+  agent_lost: 'Your connection was lost',
+  user_declined: 'The customer declined',
+  user_no_answer: 'The customer did not answer',
+  meta_error: 'WhatsApp ended the call with an error',
+  drained: 'The server restarted',
+  owner_lost: 'The server handling the call went away',
+  setup_failed: 'The call could not be set up',
+};
+
+export const outcomeText = {
+  answered: 'Answered', missed: 'Missed', declined: 'Declined', unanswered: 'Not answered', failed: 'Failed',
+};
+
+/** Tiny element builder: h('div', {class:'x', 'data-testid':'y'}, child…). */
+export function h(tag, attrs, ...children) {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k.startsWith('on') && typeof v === 'function') el.addEventListener(k.slice(2), v);
+    else if (k === 'text') el.textContent = v;
+    else el.setAttribute(k, v === true ? '' : String(v));
+  }
+  for (const c of children.flat()) {
+    if (c === null || c === undefined || c === false) continue;
+    el.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+  return el;
+}
+
+export function initials(name, number) {
+  const n = (name || '').trim();
+  if (n) return n.split(/\s+/).slice(0, 2).map((w) => w[0]).join('').toUpperCase();
+  return (number || '#').replace(/\D/g, '').slice(-2) || '#';
+}
