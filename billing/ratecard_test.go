@@ -28,8 +28,8 @@ func TestLoadSampleRateCard(t *testing.T) {
 	if got := rc.Rates("gb").Tiers[1]; got != (Tier{FromMinutes: 50000, RateMicrosPerMinute: 19800}) {
 		t.Fatalf("GB tier 1 = %+v", got)
 	}
-	// JM lists only a call rate: increment and conversation rates come from default.
-	if jm := rc.Rates("JM"); jm.IncrementSeconds != 6 || jm.ConversationRates[Marketing] != 60000 || len(jm.Tiers) != 1 {
+	// JM lists only a call rate: increment (per second, as the demo bills) and conversation rates come from default.
+	if jm := rc.Rates("JM"); jm.IncrementSeconds != 1 || jm.ConversationRates[Marketing] != 60000 || len(jm.Tiers) != 1 {
 		t.Fatalf("JM = %+v", jm)
 	}
 }

@@ -182,3 +182,18 @@ func (s *Sim) permissionsView(n string, now time.Time) map[string]any {
 		},
 	}
 }
+
+// DropPermission removes a user's permission on Meta's side without sending
+// any webhook, as when a webhook is lost: tests use it to check that callgw
+// corrects its own state from Meta's refusal (138006).
+func (s *Sim) DropPermission(number string) error {
+	n, err := normalizeNumber(number)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p := s.permLocked(n, s.cfg.Clock())
+	p.kind, p.expires = grantNone, time.Time{}
+	return nil
+}

@@ -445,13 +445,13 @@ func TestAgentPage(t *testing.T) {
 		must(t, browsertest.WaitTrue(ctx, `window.callgwTest.state === "connected" && window.callgwTest.ringing === false`, step))
 
 		// The page hears the caller: 440 Hz through its AnalyserNode.
-		must(t, browsertest.WaitTrue(ctx, `Math.abs(window.callgwTest.remoteFreq - 440) < 20 && window.callgwTest.remoteLevel > 0.01`, step))
+		must(t, browsertest.WaitTrue(ctx, `Math.abs(window.callgwTest.remoteFreq - 600) < 20 && window.callgwTest.remoteLevel > 0.01`, step))
 		// The gateway hears the agent: the fake microphone's 1000 Hz.
 		pkts, err := g.received(step)
 		must(t, err)
 		pcm, err := audiotest.DecodeAll(pkts[len(pkts)-100:]) // the last 2 s
 		must(t, err)
-		if ok, f := audiotest.HasTone(pcm, 800, 20); !ok {
+		if ok, f := audiotest.HasTone(pcm, 1000, 20); !ok {
 			t.Fatalf("gateway heard %.0f Hz (rms %.3f), want 1000 Hz", f, audiotest.RMS(pcm))
 		}
 		// Quality from getStats, and the timer runs.

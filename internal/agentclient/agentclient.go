@@ -248,7 +248,9 @@ func (c *Client) completeLeg(ctx context.Context, callID string) error {
 }
 
 // AnswerOffer answers an offer that arrived without an accept (dialing).
-func (c *Client) AnswerOffer(ctx context.Context, callID string) error { return c.completeLeg(ctx, callID) }
+func (c *Client) AnswerOffer(ctx context.Context, callID string) error {
+	return c.completeLeg(ctx, callID)
+}
 
 func (c *Client) answerOffer(ctx context.Context, callID, offer string) error {
 	se := webrtc.SettingEngine{}

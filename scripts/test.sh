@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Runs every test of callgw on a fresh Debian machine: installs what the
+# tests need (redis-server, chromium, libopus-dev for decoding audio in
+# tests, promtool), then go vet and go test -race over every package.
+# Tests start their own redis-server processes and headless Chromium.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+missing=()
+command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
+command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
+pkg-config --exists opus 2>/dev/null || missing+=(libopus-dev)
+if ((${#missing[@]})); then
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  echo "installing: ${missing[*]}"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# The Debian packages may start services; the tests use their own instances.
+if command -v redis-cli >/dev/null 2>&1 && redis-cli -p 6379 ping >/dev/null 2>&1; then
+  echo "note: a redis-server is already running on 6379; tests use their own ports"
+fi
+
+echo "go vet ./..."
+go vet ./...
+unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
+if [ -n "$unformatted" ]; then
+  echo "gofmt would change:"; echo "$unformatted"; exit 1
+fi
+echo "go test -race ./..."
+go test -race -count=1 -timeout 20m "$@" ./...
