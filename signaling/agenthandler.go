@@ -2,35 +2,74 @@ package signaling
 
 import (
 	"context"
+	"time"
 
 	"github.com/callgw/callgw/call"
 	"github.com/callgw/callgw/signaling/agents"
 )
 
-// Welcome implements agents.Handler: ringing calls and the agent's own.
+// Welcome implements agents.Handler: the calls ringing anywhere and the
+// agent's own calls, wherever their media lives.
 func (c *Controller) Welcome(s *agents.Session) []agents.CallInfo {
-	c.mu.Lock()
-	defer c.mu.Unlock()
 	var out []agents.CallInfo
-	for _, l := range c.calls {
-		ci := l.snap.Load()
-		if ci == nil {
-			continue
-		}
+	for _, ci := range c.allCalls() {
 		st := ParseState(ci.State)
 		if st == StateRinging || (st.agentOwned() && ci.Agent == s.Agent) {
-			out = append(out, *ci)
+			out = append(out, ci)
 		}
 	}
 	return out
 }
 
+// allCalls returns the live calls of every instance: this instance's from
+// memory, the others' from their last saved state.
+func (c *Controller) allCalls() []agents.CallInfo {
+	c.mu.Lock()
+	local := map[call.ID]agents.CallInfo{}
+	for id, l := range c.calls {
+		if ci := l.snap.Load(); ci != nil && id != "" {
+			local[id] = *ci
+		}
+	}
+	c.mu.Unlock()
+	out := make([]agents.CallInfo, 0, len(local))
+	for _, ci := range local {
+		out = append(out, ci)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	ids, err := c.cl.rdb.ZRange(ctx, c.cl.leasesKey(), 0, 999).Result()
+	if err != nil {
+		return out
+	}
+	for _, sid := range ids {
+		if _, ok := local[call.ID(sid)]; ok {
+			continue
+		}
+		sc, err := c.store.load(ctx, call.ID(sid))
+		if err != nil || sc.Info == nil || sc.State == StateEnded.String() {
+			continue
+		}
+		out = append(out, *sc.Info)
+	}
+	return out
+}
+
 // PresenceChanged implements agents.Handler: an agent who becomes available
-// hears the calls already ringing.
+// hears the calls already ringing, on every instance.
 func (c *Controller) PresenceChanged(s *agents.Session) {
-	if s.Presence() != agents.Available {
+	ref := refOf(s)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	c.syncPresence(ctx)
+	if !ref.Available {
 		return
 	}
+	c.offerRinging(ref)
+	_, _ = c.cl.publish(ctx, c.cl.agentsChannel(), busMsg{Kind: "available", Ref: &ref})
+}
+
+func (c *Controller) offerRinging(ref agentRef) {
 	c.mu.Lock()
 	ls := make([]*liveCall, 0, len(c.calls))
 	for _, l := range c.calls {
@@ -38,13 +77,13 @@ func (c *Controller) PresenceChanged(s *agents.Session) {
 	}
 	c.mu.Unlock()
 	for _, l := range ls {
-		l.post(func(l *liveCall) { l.offerTo(s) })
+		go l.post(func(l *liveCall) { l.offerTo(ref) })
 	}
 }
 
 // Closed implements agents.Handler. Calls do not depend on the socket: the
 // agent leg's health decides (see checkAgentLeg).
-func (c *Controller) Closed(*agents.Session) {}
+func (c *Controller) Closed(s *agents.Session) { c.dropPresence(s.ID) }
 
 // Handle implements agents.Handler.
 func (c *Controller) Handle(ctx context.Context, s *agents.Session, m *agents.ClientMessage) error {
@@ -71,25 +110,43 @@ func (c *Controller) Handle(ctx context.Context, s *agents.Session, m *agents.Cl
 		s.Send(agents.PermissionMsg{Type: agents.TypePermission, Ref: m.Ref, To: m.To, Permission: d})
 		return nil
 	}
+	ref := refOf(s)
+	id := call.ID(m.CallID)
+	if c.lookup(id) != nil {
+		return c.localCommand(ref, m)
+	}
+	owner, err := c.ownerOf(ctx, id)
+	if err != nil {
+		return &agents.CodedError{Code: agents.CodeUnavailable, Message: "state store unavailable, try again", Err: err}
+	}
+	if owner == "" || owner == c.cl.id {
+		return agents.Errorf(agents.CodeUnknownCall, "no such call", nil)
+	}
+	return c.forwardCommand(ctx, owner, ref, m)
+}
+
+// localCommand applies an agent command to a call this instance owns.
+func (c *Controller) localCommand(ref agentRef, m *agents.ClientMessage) error {
 	l := c.lookup(call.ID(m.CallID))
 	if l == nil {
 		return agents.Errorf(agents.CodeUnknownCall, "no such call", nil)
 	}
 	switch m.Type {
 	case agents.TypeAccept:
-		return l.ask(func(l *liveCall) error { return l.accept(s) })
+		return l.ask(func(l *liveCall) error { return l.accept(ref) })
 	case agents.TypeReject:
-		return l.ask(func(l *liveCall) error { return l.reject(s) })
+		return l.ask(func(l *liveCall) error { return l.reject(ref) })
 	case agents.TypeAnswer:
-		return l.ask(func(l *liveCall) error { return l.answer(s, m.SDP) })
+		return l.ask(func(l *liveCall) error { return l.answer(ref, m.SDP) })
 	case agents.TypeICE:
-		return l.ask(func(l *liveCall) error { return l.addCandidate(s, *m.Candidate) })
+		return l.ask(func(l *liveCall) error { return l.addCandidate(ref, *m.Candidate) })
 	case agents.TypeResume:
-		return l.ask(func(l *liveCall) error { return l.resume(s) })
+		return l.ask(func(l *liveCall) error { return l.resume(ref) })
 	case agents.TypeHangup:
-		return l.ask(func(l *liveCall) error { return l.hangup(s) })
+		return l.ask(func(l *liveCall) error { return l.hangup(ref) })
 	case agents.TypeDTMF:
-		return l.ask(func(l *liveCall) error { return l.dtmf(s, m.Digits) })
+		return l.ask(func(l *liveCall) error { return l.dtmf(ref, m.Digits) })
 	}
 	return agents.Errorf(agents.CodeBadMessage, "unsupported message", nil)
 }
+

@@ -18,6 +18,7 @@ type Config struct {
 	StateTTL          time.Duration // lifetime of dedup keys and tombstones (default 7 days, Meta's retry horizon)
 	MaskNumbers       bool          // mask caller numbers sent to agents
 	PermissionText    string        // body of call permission requests (default below)
+	LeaseTTL          time.Duration // call ownership lease; another instance ends a dead owner's calls after it (default 15s)
 }
 
 func (c *Config) defaults() {
@@ -35,6 +36,9 @@ func (c *Config) defaults() {
 	}
 	if c.StateTTL == 0 {
 		c.StateTTL = 7 * 24 * time.Hour
+	}
+	if c.LeaseTTL == 0 {
+		c.LeaseTTL = 15 * time.Second
 	}
 	if c.PermissionText == "" {
 		c.PermissionText = "We would like to call you on WhatsApp about your request."

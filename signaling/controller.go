@@ -53,20 +53,15 @@ type Controller struct {
 	now   func() time.Time
 
 	hub Hub // set by SetHub before serving
+	cl  *cluster
 
 	mu    sync.Mutex
 	calls map[call.ID]*liveCall
-	early map[call.ID][]earlyEvent // business-initiated events that beat Connect's response
 
 	draining atomic.Bool
 	stop     chan struct{}
 	stopOnce sync.Once
 	wg       sync.WaitGroup
-}
-
-type earlyEvent struct {
-	at    time.Time
-	apply func(*liveCall)
 }
 
 // New builds a controller; call SetHub, then Run.
@@ -84,13 +79,17 @@ func New(cfg Config, d Deps) (*Controller, error) {
 	if d.Now == nil {
 		d.Now = time.Now
 	}
+	if cfg.InstanceID == "" {
+		cfg.InstanceID = randomID()
+	}
 	c := &Controller{
 		cfg: cfg, log: d.Logger, graph: d.Graph, dial: d.Dialer, media: d.Media, rec: d.Recorder,
 		perms: d.Permissions, now: d.Now,
 		store: &store{rdb: d.Redis, prefix: cfg.KeyPrefix, ttl: cfg.StateTTL},
-		calls: map[call.ID]*liveCall{}, early: map[call.ID][]earlyEvent{},
-		stop: make(chan struct{}),
+		calls: map[call.ID]*liveCall{},
+		stop:  make(chan struct{}),
 	}
+	c.cl = &cluster{c: c, rdb: d.Redis, id: cfg.InstanceID, lease: cfg.LeaseTTL, pending: map[string]chan busMsg{}}
 	reg := d.Registerer
 	if reg == nil {
 		reg = prometheus.NewRegistry()
@@ -103,13 +102,43 @@ func New(cfg Config, d Deps) (*Controller, error) {
 // Handler, hence the two steps).
 func (c *Controller) SetHub(h Hub) { c.hub = h }
 
-// Run re-records ended calls the ledger has not confirmed (after a Redis or
-// ledger blip, or a restart) until ctx ends.
+// Run does the instance's background work until ctx ends: it listens to
+// the other instances (pub/sub), renews the leases of its calls and its
+// agents' presence, ends the calls of instances that died, and re-records
+// ended calls the ledger has not confirmed (after a Redis or ledger blip, or
+// a restart).
 func (c *Controller) Run(ctx context.Context) error {
-	t := time.NewTicker(5 * time.Second)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	listened := make(chan struct{})
+	go func() {
+		defer close(listened)
+		for ctx.Err() == nil {
+			if err := c.listen(ctx); err != nil {
+				c.log.Warn("bus", "err", err)
+			}
+			select {
+			case <-ctx.Done():
+			case <-c.stop:
+				cancel()
+			case <-time.After(time.Second):
+			}
+		}
+	}()
+	defer func() { <-listened }()
+	tick := c.cfg.LeaseTTL / 3
+	t := time.NewTicker(tick)
 	defer t.Stop()
-	for {
-		c.flushUnrecorded(ctx)
+	for n := 0; ; n++ {
+		c.renewLeases(ctx)
+		c.syncPresence(ctx)
+		c.reap(ctx)
+		if n%3 == 0 {
+			c.flushUnrecorded(ctx)
+		}
+		if n%10 == 0 {
+			c.prunePresence(ctx)
+		}
 		select {
 		case <-ctx.Done():
 			return nil
@@ -221,18 +250,13 @@ func (c *Controller) lookup(id call.ID) *liveCall {
 	return c.calls[id]
 }
 
-// register adds l and replays early events for it.
+// register adds l and starts its actor.
 func (c *Controller) register(l *liveCall) {
 	c.mu.Lock()
 	c.calls[l.id] = l
-	early := c.early[l.id]
-	delete(c.early, l.id)
 	c.mu.Unlock()
 	c.wg.Add(1)
 	go l.run()
-	for _, e := range early {
-		l.post(e.apply)
-	}
 }
 
 func (c *Controller) unregister(l *liveCall) {
@@ -241,28 +265,6 @@ func (c *Controller) unregister(l *liveCall) {
 		delete(c.calls, l.id)
 	}
 	c.mu.Unlock()
-}
-
-// stash keeps an event for a business-initiated call whose Connect response
-// has not arrived yet (Meta's webhooks may beat it).
-func (c *Controller) stash(id call.ID, apply func(*liveCall)) bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if l := c.calls[id]; l != nil {
-		go l.post(apply)
-		return true
-	}
-	now := c.now()
-	for k, es := range c.early { // bounded: drop what is older than 30 s
-		if len(es) > 0 && now.Sub(es[0].at) > 30*time.Second {
-			delete(c.early, k)
-		}
-	}
-	if len(c.early) > 1000 {
-		return false
-	}
-	c.early[id] = append(c.early[id], earlyEvent{at: now, apply: apply})
-	return true
 }
 
 // info describes l for agents.
@@ -305,21 +307,15 @@ func wrapf(err error, format string, a ...any) error {
 	return fmt.Errorf(format+": %w", append(a, err)...)
 }
 
-// Live returns every live call of this instance with its media quality.
+// Live returns the live calls of every instance; this instance's carry
+// their media quality.
 func (c *Controller) Live() []agents.CallInfo {
-	c.mu.Lock()
-	ls := make([]*liveCall, 0, len(c.calls))
-	for _, l := range c.calls {
-		ls = append(ls, l)
-	}
-	c.mu.Unlock()
-	out := make([]agents.CallInfo, 0, len(ls))
-	for _, l := range ls {
-		ci := l.snap.Load()
-		if ci == nil {
+	all := c.allCalls()
+	for i := range all {
+		l := c.lookup(call.ID(all[i].ID))
+		if l == nil {
 			continue
 		}
-		info := *ci
 		if b, ok := l.bridgeRef.Load().(*Bridge); ok && b != nil {
 			st := (*b).Stats()
 			q := agents.Quality{
@@ -329,9 +325,8 @@ func (c *Controller) Live() []agents.CallInfo {
 			if tot := st.WhatsApp.PacketsReceived + st.WhatsApp.PacketsLost; tot > 0 {
 				q.LossPercent = 100 * float64(st.WhatsApp.PacketsLost) / float64(tot)
 			}
-			info.Quality = &q
+			all[i].Quality = &q
 		}
-		out = append(out, info)
 	}
-	return out
+	return all
 }

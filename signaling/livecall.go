@@ -135,7 +135,7 @@ func (l *liveCall) events() media.Events {
 	return media.Events{
 		OnAgentCandidate: func(cand webrtc.ICECandidateInit) {
 			if a := l.agent.Load().(string); a != "" && l.c.hub != nil {
-				l.c.hub.SendAgent(a, agents.ICEMsg{Type: agents.TypeICE, CallID: string(l.id), Candidate: cand})
+				l.c.toAgent(a, agents.ICEMsg{Type: agents.TypeICE, CallID: string(l.id), Candidate: cand})
 			}
 		},
 		OnAgentState: func(s media.LegState) {
@@ -195,7 +195,7 @@ func (l *liveCall) setupInbound() {
 
 func (l *liveCall) ring() {
 	c := l.c
-	avail := c.hub.AvailableAgents()
+	avail := c.availableAgents()
 	if len(avail) == 0 {
 		l.log.Info("no agent available: rejecting")
 		l.rejectByUs(call.NoAgent, call.Missed)
@@ -213,20 +213,19 @@ func (l *liveCall) ring() {
 		})
 	})
 	info := c.info(l, StateRinging)
-	c.hub.Broadcast(func(s *agents.Session) bool { return s.Presence() == agents.Available },
-		agents.CallMsg{Type: agents.TypeCallOffered, Call: info})
+	c.tell(audience{AvailableOnly: true}, agents.CallMsg{Type: agents.TypeCallOffered, Call: info})
 }
 
 // offerTo rings one session that became available while the call rings.
-func (l *liveCall) offerTo(s *agents.Session) {
+func (l *liveCall) offerTo(s agentRef) {
 	if l.state == StateRinging && !l.rejected[s.Agent] {
-		s.Send(agents.CallMsg{Type: agents.TypeCallOffered, Call: l.c.info(l, StateRinging)})
+		l.c.tell(audience{Session: s.Session}, agents.CallMsg{Type: agents.TypeCallOffered, Call: l.c.info(l, StateRinging)})
 	}
 }
 
 // ---- agent commands (run in the actor) ----
 
-func (l *liveCall) accept(s *agents.Session) error {
+func (l *liveCall) accept(s agentRef) error {
 	c := l.c
 	switch {
 	case l.state == StateSetup:
@@ -236,7 +235,7 @@ func (l *liveCall) accept(s *agents.Session) error {
 			return agents.Errorf(agents.CodeOutOfTurn, "you already have this call", nil)
 		}
 		return agents.Errorf(agents.CodeCallTaken, "another agent took the call", nil)
-	case s.Presence() != agents.Available:
+	case !s.Available:
 		return agents.Errorf(agents.CodeNotAvailable, "set yourself available to take calls", nil)
 	}
 	ctx, cancel := c.opCtx(3 * time.Second)
@@ -255,9 +254,8 @@ func (l *liveCall) accept(s *agents.Session) error {
 	l.agent.Store(s.Agent)
 	l.setState(StateConnecting)
 	l.saveState()
-	c.hub.Broadcast(func(o *agents.Session) bool { return o.Agent != s.Agent },
-		agents.CallTaken{Type: agents.TypeCallTaken, CallID: string(l.id), Agent: s.Agent})
-	c.hub.SendAgent(s.Agent, agents.CallMsg{Type: agents.TypeCall, Call: c.info(l, StateConnecting)})
+	c.tell(audience{NotAgent: s.Agent}, agents.CallTaken{Type: agents.TypeCallTaken, CallID: string(l.id), Agent: s.Agent})
+	c.toAgent(s.Agent, agents.CallMsg{Type: agents.TypeCall, Call: c.info(l, StateConnecting)})
 	if err := l.offerAgent(); err != nil {
 		l.hangupByUs(call.SetupFailed)
 		return agents.Errorf(agents.CodeInternal, "media setup failed", err)
@@ -276,11 +274,11 @@ func (l *liveCall) offerAgent() error {
 	l.offerSent = true
 	l.agentLeg = media.LegNew
 	l.checkAgentLeg()
-	l.c.hub.SendAgent(l.rec.Agent, agents.SDPMsg{Type: agents.TypeOffer, CallID: string(l.id), SDP: offer})
+	l.c.toAgent(l.rec.Agent, agents.SDPMsg{Type: agents.TypeOffer, CallID: string(l.id), SDP: offer})
 	return nil
 }
 
-func (l *liveCall) own(s *agents.Session) error {
+func (l *liveCall) own(s agentRef) error {
 	if !l.state.agentOwned() {
 		if l.state == StateRinging || l.state == StateSetup {
 			return agents.Errorf(agents.CodeOutOfTurn, "the call is not yours yet: accept it first", nil)
@@ -293,7 +291,7 @@ func (l *liveCall) own(s *agents.Session) error {
 	return nil
 }
 
-func (l *liveCall) answer(s *agents.Session, sdp string) error {
+func (l *liveCall) answer(s agentRef, sdp string) error {
 	if err := l.own(s); err != nil {
 		return err
 	}
@@ -336,7 +334,7 @@ func (l *liveCall) maybeConnected() error {
 	}
 	l.rec.Outcome = call.Answered
 	l.saveState()
-	c.hub.SendAgent(l.rec.Agent, agents.CallMsg{Type: agents.TypeCall, Call: c.info(l, StateConnected)})
+	c.toAgent(l.rec.Agent, agents.CallMsg{Type: agents.TypeCall, Call: c.info(l, StateConnected)})
 	if c.perms != nil && l.rec.UserPhone != "" {
 		ctx, cancel := c.opCtx(2 * time.Second)
 		var err error
@@ -353,7 +351,7 @@ func (l *liveCall) maybeConnected() error {
 	return nil
 }
 
-func (l *liveCall) addCandidate(s *agents.Session, cand webrtc.ICECandidateInit) error {
+func (l *liveCall) addCandidate(s agentRef, cand webrtc.ICECandidateInit) error {
 	if err := l.own(s); err != nil {
 		return err
 	}
@@ -369,7 +367,7 @@ func (l *liveCall) addCandidate(s *agents.Session, cand webrtc.ICECandidateInit)
 	return nil
 }
 
-func (l *liveCall) resume(s *agents.Session) error {
+func (l *liveCall) resume(s agentRef) error {
 	if err := l.own(s); err != nil {
 		return err
 	}
@@ -379,14 +377,14 @@ func (l *liveCall) resume(s *agents.Session) error {
 	return nil
 }
 
-func (l *liveCall) reject(s *agents.Session) error {
+func (l *liveCall) reject(s agentRef) error {
 	c := l.c
 	if l.state != StateRinging {
 		return agents.Errorf(agents.CodeOutOfTurn, "the call is not ringing", nil)
 	}
 	l.rejected[s.Agent] = true
-	c.hub.SendAgent(s.Agent, agents.CallTaken{Type: agents.TypeCallTaken, CallID: string(l.id)})
-	for a := range c.hub.AvailableAgents() {
+	c.toAgent(s.Agent, agents.CallTaken{Type: agents.TypeCallTaken, CallID: string(l.id)})
+	for a := range c.availableAgents() {
 		if !l.rejected[a] {
 			return nil
 		}
@@ -396,7 +394,7 @@ func (l *liveCall) reject(s *agents.Session) error {
 	return nil
 }
 
-func (l *liveCall) dtmf(s *agents.Session, digits string) error {
+func (l *liveCall) dtmf(s agentRef, digits string) error {
 	if err := l.own(s); err != nil {
 		return err
 	}
@@ -409,7 +407,7 @@ func (l *liveCall) dtmf(s *agents.Session, digits string) error {
 	return nil
 }
 
-func (l *liveCall) hangup(s *agents.Session) error {
+func (l *liveCall) hangup(s agentRef) error {
 	if err := l.own(s); err != nil {
 		return err
 	}
@@ -523,13 +521,13 @@ func (l *liveCall) end(reason call.EndReason, outcome call.Outcome, awaitMeta bo
 	}
 	l.log.Info("call ended", "reason", reason.String(), "outcome", outcome.String(), "was", prev.String())
 	c.m.calls.WithLabelValues(l.rec.Direction.String(), outcome.String()).Inc()
-	if c.hub != nil {
+	{
 		msg := agents.CallEnded{Type: agents.TypeCallEnded, CallID: string(l.id), Reason: reason.String(),
 			Outcome: outcome.String(), DurationS: l.rec.GatewayMillis / 1000, ErrorCode: l.rec.ErrorCode}
 		if l.rec.ErrorCode != 0 {
 			msg.Message = metaReason(l.rec.ErrorCode)
 		}
-		c.hub.Broadcast(nil, msg)
+		c.tell(audience{}, msg)
 	}
 	ctx, cancel := c.opCtx(3 * time.Second)
 	if err := c.store.markEnded(ctx, l.rec, c.cfg.InstanceID); err != nil {
@@ -595,6 +593,7 @@ func (l *liveCall) finish() {
 	stopTimer(&l.metaTimer)
 	close(l.done)
 	c.unregister(l)
+	c.disown(l.id)
 	ctx, cancel := c.opCtx(5 * time.Second)
 	defer cancel()
 	if err := c.store.markEnded(ctx, l.rec, c.cfg.InstanceID); err != nil {
@@ -617,7 +616,7 @@ func (l *liveCall) saveState() {
 	l.publish()
 	ctx, cancel := l.c.opCtx(2 * time.Second)
 	defer cancel()
-	if err := l.c.store.save(ctx, l.rec, l.state, l.c.cfg.InstanceID); err != nil {
+	if err := l.c.store.save(ctx, l.rec, l.state, l.c.cfg.InstanceID, l.snap.Load()); err != nil {
 		l.c.m.redisErrors.WithLabelValues("save_call").Inc()
 		l.log.Warn("cannot save call state", "err", err)
 	}

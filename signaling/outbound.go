@@ -134,11 +134,15 @@ func (c *Controller) Dial(ctx context.Context, agent, to string) (agents.CallInf
 	l.log.Info("outbound call placed", "to", phone.Mask(n.E164), "agent", agent)
 	info := make(chan agents.CallInfo, 1)
 	c.register(l)
+	if err := c.own(context.WithoutCancel(ctx), l.id); err != nil {
+		l.log.Warn("cannot record ownership: other instances will not route to this call", "err", err)
+	}
+	c.drainEarly(context.WithoutCancel(ctx), l)
 	l.post(func(l *liveCall) {
 		l.saveState()
 		ci := c.info(l, StateDialing)
 		info <- ci
-		c.hub.SendAgent(agent, agents.CallMsg{Type: agents.TypeCall, Call: ci})
+		c.toAgent(agent, agents.CallMsg{Type: agents.TypeCall, Call: ci})
 		if err := l.offerAgent(); err != nil {
 			l.log.Warn("agent leg", "err", err)
 			l.hangupByUs(call.SetupFailed)

@@ -10,6 +10,8 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/callgw/callgw/call"
+	"github.com/callgw/callgw/signaling/agents"
+	"github.com/callgw/callgw/signaling/webhook"
 )
 
 // store keeps what must outlive this process or be shared between instances:
@@ -47,14 +49,16 @@ func (s *store) forgetDelivery(ctx context.Context, id call.ID, event, detail st
 }
 
 type storedCall struct {
-	Record call.Record `json:"record"`
-	State  string      `json:"state"`
-	Owner  string      `json:"owner"`
+	Record call.Record      `json:"record"`
+	State  string           `json:"state"`
+	Owner  string           `json:"owner"`
+	Info   *agents.CallInfo `json:"info,omitempty"`      // what agents see, for other instances
+	Await  time.Time        `json:"await_meta,omitzero"` // ended by a reaper: wait for Meta's terminate until then
 }
 
 // save writes the live call record.
-func (s *store) save(ctx context.Context, rec call.Record, st State, owner string) error {
-	b, err := json.Marshal(storedCall{Record: rec, State: st.String(), Owner: owner})
+func (s *store) save(ctx context.Context, rec call.Record, st State, owner string, info *agents.CallInfo) error {
+	b, err := json.Marshal(storedCall{Record: rec, State: st.String(), Owner: owner, Info: info})
 	if err != nil {
 		return fmt.Errorf("signaling: marshal call: %w", err)
 	}
@@ -108,7 +112,13 @@ func (s *store) ended(ctx context.Context, id call.ID) (bool, error) {
 // markEnded writes the tombstone and the final record, and adds the call to
 // the set of records the ledger has not confirmed, in one transaction.
 func (s *store) markEnded(ctx context.Context, rec call.Record, owner string) error {
-	b, err := json.Marshal(storedCall{Record: rec, State: StateEnded.String(), Owner: owner})
+	return s.markEndedAwaiting(ctx, rec, owner, time.Time{})
+}
+
+// markEndedAwaiting is markEnded for a record that should wait until await
+// for Meta's terminate webhook before it goes to the ledger.
+func (s *store) markEndedAwaiting(ctx context.Context, rec call.Record, owner string, await time.Time) error {
+	b, err := json.Marshal(storedCall{Record: rec, State: StateEnded.String(), Owner: owner, Await: await})
 	if err != nil {
 		return fmt.Errorf("signaling: marshal call: %w", err)
 	}
@@ -148,8 +158,48 @@ func (s *store) unrecorded(ctx context.Context, max int64) ([]call.Record, error
 		if err != nil {
 			return out, err
 		}
-		if sc.State == StateEnded.String() {
+		if sc.State == StateEnded.String() && !time.Now().Before(sc.Await) {
 			out = append(out, sc.Record)
+		}
+	}
+	return out, nil
+}
+
+// pushEarly keeps an event for a call nobody owns yet.
+func (s *store) pushEarly(ctx context.Context, id call.ID, ev webhook.Event) error {
+	b, err := json.Marshal(ev)
+	if err != nil {
+		return fmt.Errorf("signaling: marshal event: %w", err)
+	}
+	k := s.key(id, "early")
+	_, err = s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.RPush(ctx, k, b)
+		p.Expire(ctx, k, time.Minute)
+		return nil
+	})
+	if err != nil {
+		return storeErr("early", err)
+	}
+	return nil
+}
+
+// popEarly takes the events kept by pushEarly.
+func (s *store) popEarly(ctx context.Context, id call.ID) ([]webhook.Event, error) {
+	k := s.key(id, "early")
+	var get *redis.StringSliceCmd
+	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		get = p.LRange(ctx, k, 0, -1)
+		p.Del(ctx, k)
+		return nil
+	})
+	if err != nil {
+		return nil, storeErr("early", err)
+	}
+	var out []webhook.Event
+	for _, b := range get.Val() {
+		var ev webhook.Event
+		if json.Unmarshal([]byte(b), &ev) == nil {
+			out = append(out, ev)
 		}
 	}
 	return out, nil

@@ -40,7 +40,7 @@ func (c *Controller) HandleEvent(ctx context.Context, ev webhook.Event, received
 		c.countWebhook(name, err)
 		return err
 	case ev.Status != nil:
-		err := c.handleStatus(ctx, ev.Status)
+		err := c.handleStatus(ctx, ev)
 		c.countWebhook("status", err)
 		return err
 	case ev.Permission != nil:
@@ -89,7 +89,7 @@ func (c *Controller) handleCall(ctx context.Context, ev webhook.Event, received 
 	switch ce.Event {
 	case webhook.CallConnect:
 		if ce.Direction == call.BusinessInitiated || strings.EqualFold(ce.SDPType, "answer") {
-			return c.handleBusinessConnect(ctx, ce)
+			return c.handleBusinessConnect(ctx, ev)
 		}
 		return c.handleUserConnect(ctx, ev, received)
 	case webhook.CallTerminate:
@@ -136,9 +136,13 @@ func (c *Controller) handleUserConnect(ctx context.Context, ev webhook.Event, re
 	if rec.PhoneNumberID == "" {
 		rec.PhoneNumberID = c.cfg.PhoneNumberID
 	}
-	if err := c.store.save(ctx, rec, StateSetup, c.cfg.InstanceID); err != nil {
+	if err := c.store.save(ctx, rec, StateSetup, c.cfg.InstanceID, nil); err != nil {
 		c.store.forgetDelivery(ctx, id, "connect", "")
 		c.m.redisErrors.WithLabelValues("save_call").Inc()
+		return err
+	}
+	if err := c.own(ctx, id); err != nil {
+		c.store.forgetDelivery(ctx, id, "connect", "")
 		return err
 	}
 	l := newLiveCall(c, rec)
@@ -151,7 +155,8 @@ func (c *Controller) handleUserConnect(ctx context.Context, ev webhook.Event, re
 	return nil
 }
 
-func (c *Controller) handleBusinessConnect(ctx context.Context, ce *webhook.CallEvent) error {
+func (c *Controller) handleBusinessConnect(ctx context.Context, ev webhook.Event) error {
+	ce := ev.Call
 	id := call.ID(ce.CallID)
 	if ce.SDP == "" {
 		return fmt.Errorf("%w: business-initiated connect without an SDP answer", ErrBadEvent)
@@ -164,13 +169,111 @@ func (c *Controller) handleBusinessConnect(ctx context.Context, ce *webhook.Call
 	if !first {
 		return errDuplicate
 	}
-	sdp := ce.SDP
-	apply := func(l *liveCall) { l.onUserAnswer(sdp) }
-	if !c.stash(id, apply) {
+	if err := c.route(ctx, ev, time.Time{}, true); err != nil {
 		c.store.forgetDelivery(ctx, id, "connect", "")
-		return fmt.Errorf("%w: too many early events", ErrStore)
+		return err
 	}
 	return nil
+}
+
+// applier turns a webhook event about a live call into what the call's
+// actor does with it.
+func applier(ev webhook.Event) func(*liveCall) {
+	switch {
+	case ev.Call != nil && ev.Call.Event == webhook.CallConnect:
+		sdp := ev.Call.SDP
+		return func(l *liveCall) { l.onUserAnswer(sdp) }
+	case ev.Call != nil && ev.Call.Event == webhook.CallTerminate:
+		ti := terminateOf(ev.Call)
+		return func(l *liveCall) { l.onTerminate(ti) }
+	case ev.Status != nil:
+		st := ev.Status.Status
+		return func(l *liveCall) { l.onStatus(st) }
+	}
+	return nil
+}
+
+func terminateOf(ce *webhook.CallEvent) *terminateInfo {
+	ti := &terminateInfo{start: ce.StartTime, end: ce.EndTime, duration: ce.Duration}
+	if len(ce.Errors) > 0 {
+		ti.errorCode = ce.Errors[0].Code
+	}
+	return ti
+}
+
+func eventCallID(ev webhook.Event) call.ID {
+	if ev.Call != nil {
+		return call.ID(ev.Call.CallID)
+	}
+	if ev.Status != nil {
+		return call.ID(ev.Status.CallID)
+	}
+	return ""
+}
+
+// route delivers an event (already de-duplicated) to its live call: here,
+// on the owning instance, or, when nobody owns the call yet and early is
+// set, into the call's early list, which the instance that is placing the
+// call drains when Connect's response arrives (Meta's webhooks may beat it).
+// It returns errNotLive when no instance holds the call.
+func (c *Controller) route(ctx context.Context, ev webhook.Event, received time.Time, early bool) error {
+	id := eventCallID(ev)
+	apply := applier(ev)
+	if l := c.lookup(id); l != nil {
+		l.post(apply)
+		return nil
+	}
+	owner, err := c.ownerOf(ctx, id)
+	if err != nil {
+		return err
+	}
+	if owner != "" && owner != c.cl.id {
+		return c.forwardEvent(ctx, owner, ev, received)
+	}
+	if !early {
+		return errNotLive
+	}
+	if err := c.store.pushEarly(ctx, id, ev); err != nil {
+		return err
+	}
+	// The call may have registered meanwhile: deliver now as well (applying
+	// twice is harmless, every applier is idempotent).
+	if l := c.lookup(id); l != nil {
+		l.post(apply)
+		return nil
+	}
+	if owner, err := c.ownerOf(ctx, id); err == nil && owner != "" && owner != c.cl.id {
+		return c.forwardEvent(ctx, owner, ev, received)
+	}
+	return nil
+}
+
+var errNotLive = errors.New("signaling: call not live on any instance")
+
+// applyForwarded applies an event another instance forwarded to us (it did
+// the de-duplication).
+func (c *Controller) applyForwarded(ctx context.Context, ev webhook.Event, received time.Time) {
+	if l := c.lookup(eventCallID(ev)); l != nil {
+		l.post(applier(ev))
+		return
+	}
+	if ev.Call != nil && ev.Call.Event == webhook.CallTerminate {
+		if err := c.terminateNotLive(ctx, ev); err != nil {
+			c.log.Warn("forwarded terminate", "err", err)
+		}
+	}
+}
+
+// drainEarly applies the events that arrived before l was registered.
+func (c *Controller) drainEarly(ctx context.Context, l *liveCall) {
+	evs, err := c.store.popEarly(ctx, l.id)
+	if err != nil {
+		c.m.redisErrors.WithLabelValues("early").Inc()
+		return
+	}
+	for _, ev := range evs {
+		l.post(applier(ev))
+	}
 }
 
 func (c *Controller) handleTerminate(ctx context.Context, ev webhook.Event) error {
@@ -184,64 +287,93 @@ func (c *Controller) handleTerminate(ctx context.Context, ev webhook.Event) erro
 	if !first {
 		return errDuplicate
 	}
-	ti := &terminateInfo{start: ce.StartTime, end: ce.EndTime, duration: ce.Duration}
-	if len(ce.Errors) > 0 {
-		ti.errorCode = ce.Errors[0].Code
-	}
 	if ce.DurationMismatch {
 		c.logCall(id).Warn("terminate duration disagrees with end-start: both kept", "duration", ce.Duration)
 	}
-	if l := c.lookup(id); l != nil {
-		l.post(func(l *liveCall) { l.onTerminate(ti) })
-		return nil
+	err = c.route(ctx, ev, time.Time{}, ce.Direction == call.BusinessInitiated)
+	if errors.Is(err, errNotLive) {
+		err = c.terminateNotLive(ctx, ev)
 	}
-	// Not live here: a terminate before its connect, or for a call this
-	// instance never saw. Leave a tombstone so a late connect is ignored, and
-	// record what we know, once.
-	ended, err := c.store.ended(ctx, id)
 	if err != nil {
 		c.store.forgetDelivery(ctx, id, "terminate", "")
 		return err
 	}
-	if ended {
-		// We ended it already and its record is written: add Meta's figures
-		// if the record is still waiting for the ledger.
-		return nil
-	}
-	if ce.Direction == call.BusinessInitiated {
-		// Maybe Connect's response has not come back yet.
-		if c.stash(id, func(l *liveCall) { l.onTerminate(ti) }) {
-			return nil
+	return nil
+}
+
+// terminateNotLive handles a terminate for a call no instance holds: a
+// terminate before its connect, a call whose owner died (its record waits
+// for Meta's figures), or a call this gateway never saw. A tombstone makes
+// a late connect harmless; the record is written once.
+func (c *Controller) terminateNotLive(ctx context.Context, ev webhook.Event) error {
+	ce := ev.Call
+	id := call.ID(ce.CallID)
+	ti := terminateOf(ce)
+	sc, err := c.store.load(ctx, id)
+	switch {
+	case err == nil && sc.State == StateEnded.String():
+		if sc.Await.IsZero() {
+			return nil // ended and final already
 		}
+		rec := sc.Record // reaped: complete it with Meta's figures and bill it now
+		rec.MetaStart, rec.MetaEnd, rec.MetaDuration = ti.start, ti.end, ti.duration
+		if rec.ErrorCode == 0 {
+			rec.ErrorCode = ti.errorCode
+		}
+		if err := c.store.markEnded(ctx, rec, c.cl.id); err != nil {
+			return err
+		}
+		c.recordNow(ctx, rec)
+		return nil
+	case err != nil && !errors.Is(err, ErrUnknownCall):
+		return err
 	}
 	now := c.now()
 	rec := call.Record{ID: id, Direction: ce.Direction, PhoneNumberID: ev.PhoneNumberID,
 		BusinessPhone: e164(ev.DisplayPhoneNumber), UserPhone: e164(ce.UserNumber()), UserID: ce.UserID(),
 		UserName: ev.ContactName, CreatedAt: now, EndedAt: now, MetaStart: ti.start, MetaEnd: ti.end,
 		MetaDuration: ti.duration, Outcome: call.Missed, EndReason: call.UserHangup, ErrorCode: ti.errorCode}
+	if sc != nil { // a call that was set up but is not live (its instance stopped)
+		rec = sc.Record
+		rec.EndedAt, rec.MetaStart, rec.MetaEnd, rec.MetaDuration = now, ti.start, ti.end, ti.duration
+		rec.EndReason = call.OwnerLost
+		if rec.AnsweredAt.IsZero() {
+			rec.Outcome = call.Missed
+		} else {
+			rec.Outcome = call.Answered
+		}
+	}
 	if rec.Direction == call.DirectionUnknown {
 		rec.Direction = call.UserInitiated
 	}
-	if rec.Direction == call.BusinessInitiated {
+	if rec.Direction == call.BusinessInitiated && rec.Outcome == call.Missed {
 		rec.Outcome, rec.EndReason = call.Unanswered, call.UserNoAnswer
 	}
-	if err := c.store.markEnded(ctx, rec, c.cfg.InstanceID); err != nil {
-		c.store.forgetDelivery(ctx, id, "terminate", "")
+	if err := c.store.markEnded(ctx, rec, c.cl.id); err != nil {
 		return err
 	}
 	c.m.calls.WithLabelValues(rec.Direction.String(), rec.Outcome.String()).Inc()
-	if c.rec != nil {
-		if err := c.rec.Record(ctx, rec); err == nil {
-			_ = c.store.recorded(ctx, id)
-		}
-	}
+	c.recordNow(ctx, rec)
 	return nil
 }
 
-func (c *Controller) handleStatus(ctx context.Context, st *webhook.StatusEvent) error {
+func (c *Controller) recordNow(ctx context.Context, rec call.Record) {
+	if c.rec == nil {
+		return
+	}
+	if err := c.rec.Record(ctx, rec); err == nil {
+		_ = c.store.recorded(ctx, rec.ID)
+	}
+}
+
+func (c *Controller) handleStatus(ctx context.Context, ev webhook.Event) error {
+	st := ev.Status
 	id := call.ID(st.CallID)
 	if id == "" {
 		return fmt.Errorf("%w: status without id", ErrBadEvent)
+	}
+	if st.Status == webhook.StatusUnknown {
+		return errIgnored
 	}
 	first, err := c.store.firstDelivery(ctx, id, "status:", st.Status.String())
 	if err != nil {
@@ -251,11 +383,10 @@ func (c *Controller) handleStatus(ctx context.Context, st *webhook.StatusEvent) 
 	if !first {
 		return errDuplicate
 	}
-	status := st.Status
-	if status == webhook.StatusUnknown {
-		return errIgnored
+	if err := c.route(ctx, ev, time.Time{}, true); err != nil {
+		c.store.forgetDelivery(ctx, id, "status:", st.Status.String())
+		return err
 	}
-	c.stash(id, func(l *liveCall) { l.onStatus(status) })
 	return nil
 }
 
@@ -295,9 +426,7 @@ func (c *Controller) handlePermissionReply(ctx context.Context, pr *webhook.Perm
 		c.m.redisErrors.WithLabelValues("permissions").Inc()
 		return fmt.Errorf("%w: %w", ErrStore, err)
 	}
-	if c.hub != nil {
-		c.hub.Broadcast(nil, agents.PermissionMsg{Type: agents.TypePermission, To: "+" + user, Permission: permissionView(d)})
-	}
+	c.tell(audience{}, agents.PermissionMsg{Type: agents.TypePermission, To: "+" + user, Permission: permissionView(d)})
 	return nil
 }
 

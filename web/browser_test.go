@@ -445,7 +445,7 @@ func TestAgentPage(t *testing.T) {
 		must(t, browsertest.WaitTrue(ctx, `window.callgwTest.state === "connected" && window.callgwTest.ringing === false`, step))
 
 		// The page hears the caller: 440 Hz through its AnalyserNode.
-		must(t, browsertest.WaitTrue(ctx, `Math.abs(window.callgwTest.remoteFreq - 600) < 20 && window.callgwTest.remoteLevel > 0.01`, step))
+		must(t, browsertest.WaitTrue(ctx, `Math.abs(window.callgwTest.remoteFreq - 440) < 20 && window.callgwTest.remoteLevel > 0.01`, step))
 		// The gateway hears the agent: the fake microphone's 1000 Hz.
 		pkts, err := g.received(step)
 		must(t, err)

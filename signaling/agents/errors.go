@@ -33,10 +33,10 @@ const (
 // CodedError is an error that carries a protocol error code; handlers return
 // it so the hub can answer with the right "error" message.
 type CodedError struct {
-	Code     string
-	Message  string
-	MetaCode int
-	Err      error
+	Code     string `json:"code"`
+	Message  string `json:"message"`
+	MetaCode int    `json:"meta_code,omitempty"`
+	Err      error  `json:"-"`
 }
 
 func (e *CodedError) Error() string {
