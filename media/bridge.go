@@ -11,7 +11,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/pion/interceptor"
 	"github.com/pion/rtcp"
 	"github.com/pion/webrtc/v4"
 )
@@ -92,6 +91,7 @@ type leg struct {
 	pc        *webrtc.PeerConnection
 	track     *outTrack
 	sender    *webrtc.RTPSender
+	rttFresh  atomic.Bool // an RTT sample arrived since the last report
 }
 
 func newBridge(e *Engine, id string, ev Events) *Bridge {
@@ -118,12 +118,14 @@ func (b *Bridge) enter() bool {
 	return true
 }
 
-func (b *Bridge) newPC(api *webrtc.API, ice []webrtc.ICEServer) (*webrtc.PeerConnection, error) {
+// newPC builds leg l's PeerConnection from tpl, with l's RTCP handled by
+// rtcpSinks (no RTCP read goroutines).
+func (b *Bridge) newPC(tpl apiTemplate, l *leg, ice []webrtc.ICEServer) (*webrtc.PeerConnection, error) {
 	cert, err := b.e.certificate()
 	if err != nil {
 		return nil, err
 	}
-	pc, err := api.NewPeerConnection(webrtc.Configuration{
+	pc, err := tpl.api(b.legBuffers(l)).NewPeerConnection(webrtc.Configuration{
 		ICEServers:    ice,
 		Certificates:  []webrtc.Certificate{cert},
 		BundlePolicy:  webrtc.BundlePolicyMaxBundle,
@@ -136,7 +138,7 @@ func (b *Bridge) newPC(api *webrtc.API, ice []webrtc.ICEServer) (*webrtc.PeerCon
 }
 
 // newWhatsAppLeg builds the WhatsApp PeerConnection with our one track.
-func (b *Bridge) newWhatsAppLeg(api *webrtc.API) (*leg, error) {
+func (b *Bridge) newWhatsAppLeg(tpl apiTemplate) (*leg, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.closed {
@@ -145,11 +147,12 @@ func (b *Bridge) newWhatsAppLeg(api *webrtc.API) (*leg, error) {
 	if b.wa != nil {
 		return nil, ErrLegExists
 	}
-	pc, err := b.newPC(api, nil)
+	l := &leg{kind: legWhatsApp, track: b.out.initTrack()}
+	pc, err := b.newPC(tpl, l, nil)
 	if err != nil {
 		return nil, err
 	}
-	l := &leg{kind: legWhatsApp, pc: pc, track: b.out.initTrack()}
+	l.pc = pc
 	if l.sender, err = pc.AddTrack(l.track); err != nil {
 		_ = pc.Close()
 		return nil, fmt.Errorf("media: add whatsapp track: %w", err)
@@ -197,7 +200,6 @@ func (b *Bridge) AnswerWhatsApp(ctx context.Context, offer string) (string, erro
 		b.dropWhatsAppLeg(l)
 		return "", err
 	}
-	b.startSenderRTCP(l)
 	return sdp, nil
 }
 
@@ -239,7 +241,6 @@ func (b *Bridge) SetWhatsAppAnswer(answer string) error {
 	if err := l.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: answer}); err != nil {
 		return fmt.Errorf("%w: apply whatsapp answer: %w", ErrBadSDP, err)
 	}
-	b.startSenderRTCP(l)
 	return nil
 }
 
@@ -266,11 +267,12 @@ func (b *Bridge) OfferAgent(ctx context.Context) (string, error) {
 	if b.isShut.Load() {
 		return "", ErrClosed
 	}
-	pc, err := b.newPC(b.e.agAPI, b.e.cfg.AgentICEServers)
+	l := &leg{kind: legAgent, track: newOutTrack("audio", "callgw-"+b.id)}
+	pc, err := b.newPC(b.e.agAPI, l, b.e.cfg.AgentICEServers)
 	if err != nil {
 		return "", err
 	}
-	l := &leg{kind: legAgent, pc: pc, track: newOutTrack("audio", "callgw-"+b.id)}
+	l.pc = pc
 	if l.sender, err = pc.AddTrack(l.track); err != nil {
 		_ = pc.Close()
 		return "", fmt.Errorf("media: add agent track: %w", err)
@@ -305,7 +307,6 @@ func (b *Bridge) OfferAgent(ctx context.Context) (string, error) {
 	if err := pc.SetLocalDescription(offer); err != nil {
 		return "", fmt.Errorf("media: set agent offer: %w", err)
 	}
-	b.startSenderRTCP(l)
 	return pc.LocalDescription().SDP, nil
 }
 
@@ -447,33 +448,14 @@ func (b *Bridge) onAgentState(l *leg, s webrtc.PeerConnectionState) {
 	}
 }
 
-// startSenderRTCP reads RTCP (receiver reports) arriving for our sender.
-func (b *Bridge) startSenderRTCP(l *leg) {
-	if !b.enter() {
-		return
+// handleRTCP handles one RTCP packet written to the rtcpSink of stream
+// ssrc on leg l: an SR sent by that SSRC (the stream we receive), or report
+// blocks about that SSRC when it is our sender's (RTT). Each packet reaches
+// the sink of every SSRC it concerns, so nothing is counted twice.
+func (b *Bridge) handleRTCP(l *leg, ssrc uint32, raw []byte) {
+	if l.kind == legAgent && b.agent.Load() != l {
+		return // a replaced agent leg
 	}
-	go func() {
-		defer b.wg.Done()
-		b.readRTCP(l, l.sender)
-	}()
-}
-
-type rtcpSource interface {
-	Read(b []byte) (int, interceptor.Attributes, error)
-}
-
-func (b *Bridge) readRTCP(l *leg, src rtcpSource) {
-	buf := make([]byte, b.e.cfg.ReceiveMTU)
-	for {
-		n, _, err := src.Read(buf)
-		if err != nil {
-			return
-		}
-		b.handleRTCP(l, buf[:n])
-	}
-}
-
-func (b *Bridge) handleRTCP(l *leg, raw []byte) {
 	pkts, err := rtcp.Unmarshal(raw)
 	if err != nil {
 		return
@@ -488,19 +470,25 @@ func (b *Bridge) handleRTCP(l *leg, raw []byte) {
 		ours = bd.ssrc
 	}
 	blocks := func(rr []rtcp.ReceptionReport) {
+		if ours == 0 || ssrc != ours {
+			return
+		}
 		for _, r := range rr {
 			if r.SSRC != ours {
 				continue
 			}
 			if d, ok := rttFrom(now, r); ok {
 				rtt.Store(int64(d))
+				l.rttFresh.Store(true)
 			}
 		}
 	}
 	for _, p := range pkts {
 		switch p := p.(type) {
 		case *rtcp.SenderReport:
-			rx.gotSR(now, p.SSRC, p.NTPTime)
+			if p.SSRC == ssrc {
+				rx.gotSR(now, p.SSRC, p.NTPTime)
+			}
 			blocks(p.Reports)
 		case *rtcp.ReceiverReport:
 			blocks(p.Reports)
@@ -508,19 +496,13 @@ func (b *Bridge) handleRTCP(l *leg, raw []byte) {
 	}
 }
 
-// onTrack runs a leg's RTP read loop (in Pion's OnTrack goroutine) plus a
-// receiver RTCP reader, both ending when the leg closes.
+// onTrack runs a leg's RTP read loop (in Pion's OnTrack goroutine), ending
+// when the leg closes. RTCP needs no reader: see rtcpSink.
 func (b *Bridge) onTrack(l *leg, t *webrtc.TrackRemote, r *webrtc.RTPReceiver) {
 	if !b.enter() {
 		return
 	}
 	defer b.wg.Done()
-	if b.enter() {
-		go func() {
-			defer b.wg.Done()
-			b.readRTCP(l, r)
-		}()
-	}
 	var teIn, opusIn uint8
 	for _, c := range r.GetParameters().Codecs {
 		switch {

@@ -13,6 +13,7 @@ import (
 	"github.com/pion/webrtc/v4"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	dto "github.com/prometheus/client_model/go"
 	"go.uber.org/goleak"
 )
 
@@ -304,6 +305,28 @@ func TestBridgeEndToEnd(t *testing.T) {
 		if v := testutil.ToFloat64(e.metrics.fwdToAgent); v == 0 {
 			t.Fatal("forwarded metric not counted")
 		}
+		// jitter and RTT histograms: one sample per leg per RTCP interval
+		for {
+			var missing []string
+			for _, k := range []legKind{legWhatsApp, legAgent} {
+				if sampleCount(t, e.metrics.jitter[k]) == 0 {
+					missing = append(missing, "jitter "+k.String())
+				}
+				if sampleCount(t, e.metrics.rtt[k]) == 0 {
+					missing = append(missing, "rtt "+k.String())
+				}
+			}
+			if len(missing) == 0 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("histograms without samples: %v", missing)
+			}
+			<-h.meta.notify
+		}
+		if n := testutil.CollectAndCount(e.metrics.RTT, "callgw_media_rtt_seconds"); n != 2 {
+			t.Fatalf("rtt series = %d, want 2 (one per leg)", n)
+		}
 	})
 
 	if err := h.b.Close(); err != nil {
@@ -318,6 +341,16 @@ func TestBridgeEndToEnd(t *testing.T) {
 	if _, err := h.b.OfferAgent(ctx); !errors.Is(err, ErrClosed) {
 		t.Fatalf("OfferAgent after close: %v", err)
 	}
+}
+
+// sampleCount returns how many observations a histogram child holds.
+func sampleCount(t *testing.T, o prometheus.Observer) uint64 {
+	t.Helper()
+	var m dto.Metric
+	if err := o.(prometheus.Metric).Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	return m.GetHistogram().GetSampleCount()
 }
 
 // checkContiguousFromPeer checks payloads against the peer's send log.

@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"sync"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
+	"github.com/pion/transport/v5/packetio"
 	"github.com/pion/webrtc/v4"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -46,9 +48,9 @@ type Engine struct {
 	cfg     Config
 	log     *slog.Logger
 	metrics *Metrics
-	waAPI   *webrtc.API // answers Meta's offers
-	waOffer *webrtc.API // offers to Meta (business-initiated)
-	agAPI   *webrtc.API
+	waAPI   apiTemplate // answers Meta's offers
+	waOffer apiTemplate // offers to Meta (business-initiated)
+	agAPI   apiTemplate
 	mux     ice.UDPMux
 	epoch   time.Time
 
@@ -149,24 +151,41 @@ func (e *Engine) closeMux() error {
 	return e.mux.Close()
 }
 
-// newAPI builds a Pion API: Opus + telephone-event only, no interceptors
-// (we read RTCP and send SR/RR ourselves from the pacer, so the packet path
-// has no per-packet interceptor work), no mDNS, UDP only.
-func (e *Engine) newAPI(whatsapp bool, opusFmtp string) (*webrtc.API, error) {
+// apiTemplate is what each leg's Pion API is built from. Every
+// PeerConnection gets its own (cheap) API so that its
+// SettingEngine.BufferFactory can hand the leg's RTCP straight to the
+// bridge (see legBuffers).
+type apiTemplate struct {
+	me *webrtc.MediaEngine
+	se webrtc.SettingEngine
+}
+
+// api builds the Pion API of one leg: the template plus the leg's buffers.
+func (t apiTemplate) api(buffers func(packetio.BufferPacketType, uint32) io.ReadWriteCloser) *webrtc.API {
+	se := t.se
+	se.BufferFactory = buffers
+	return webrtc.NewAPI(webrtc.WithMediaEngine(t.me), webrtc.WithSettingEngine(se),
+		webrtc.WithInterceptorRegistry(&interceptor.Registry{}))
+}
+
+// newAPI builds a Pion API template: Opus + telephone-event only, no
+// interceptors (we handle RTCP and send SR/RR ourselves from the pacer, so
+// the packet path has no per-packet interceptor work), no mDNS, UDP only.
+func (e *Engine) newAPI(whatsapp bool, opusFmtp string) (apiTemplate, error) {
 	me := &webrtc.MediaEngine{}
 	if err := me.RegisterCodec(webrtc.RTPCodecParameters{
 		RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2,
 			SDPFmtpLine: opusFmtp},
 		PayloadType: ptOpus,
 	}, webrtc.RTPCodecTypeAudio); err != nil {
-		return nil, fmt.Errorf("media: register opus: %w", err)
+		return apiTemplate{}, fmt.Errorf("media: register opus: %w", err)
 	}
 	if err := me.RegisterCodec(webrtc.RTPCodecParameters{
 		RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: mimeTelephoneEvent, ClockRate: 8000,
 			SDPFmtpLine: "0-15"},
 		PayloadType: ptTelephoneEvent,
 	}, webrtc.RTPCodecTypeAudio); err != nil {
-		return nil, fmt.Errorf("media: register telephone-event: %w", err)
+		return apiTemplate{}, fmt.Errorf("media: register telephone-event: %w", err)
 	}
 	se := webrtc.SettingEngine{LoggerFactory: pionLoggerFactory{e.log}}
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
@@ -187,18 +206,17 @@ func (e *Engine) newAPI(whatsapp bool, opusFmtp string) (*webrtc.API, error) {
 		se.SetICEUDPMux(e.mux)
 	} else if e.cfg.PortMin != 0 {
 		if err := se.SetEphemeralUDPPortRange(e.cfg.PortMin, e.cfg.PortMax); err != nil {
-			return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+			return apiTemplate{}, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
 		}
 	}
 	if whatsapp {
 		// Meta is ICE-lite: answering, Pion would pick DTLS passive; Meta
 		// needs us to be the DTLS client (a=setup:active).
 		if err := se.SetAnsweringDTLSRole(webrtc.DTLSRoleClient); err != nil {
-			return nil, fmt.Errorf("media: answering dtls role: %w", err)
+			return apiTemplate{}, fmt.Errorf("media: answering dtls role: %w", err)
 		}
 	}
-	return webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithSettingEngine(se),
-		webrtc.WithInterceptorRegistry(&interceptor.Registry{})), nil
+	return apiTemplate{me: me, se: se}, nil
 }
 
 // certificate returns the shared DTLS certificate, renewing it before expiry.

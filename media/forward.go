@@ -390,8 +390,19 @@ func (b *Bridge) sendReports(now time.Time) {
 
 func (b *Bridge) writeReport(now time.Time, l *leg, ssrc uint32, rx *rxStats, pkts, bytes uint64, rtpTime uint32) {
 	var reports []rtcp.ReceptionReport
+	m := b.e.metrics
 	if rb, ok := rx.reportBlock(now); ok {
 		reports = []rtcp.ReceptionReport{rb}
+		if rx.clockRate != 0 {
+			m.jitter[l.kind].Observe(float64(rb.Jitter) / float64(rx.clockRate))
+		}
+	}
+	if l.rttFresh.Swap(false) {
+		rtt := &b.waRTT
+		if l.kind == legAgent {
+			rtt = &b.agRTT
+		}
+		m.rtt[l.kind].Observe(time.Duration(rtt.Load()).Seconds())
 	}
 	var p rtcp.Packet
 	if pkts > 0 {

@@ -18,6 +18,10 @@ type Metrics struct {
 	DTMFEvents       *prometheus.CounterVec // direction (from_whatsapp, to_whatsapp)
 	MediaTimeouts    prometheus.Counter
 	LegStates        *prometheus.CounterVec // leg, state
+	// Jitter and RTT are observed once per RTCP report interval per
+	// connected leg by the pacer (never per packet).
+	Jitter *prometheus.HistogramVec // leg; RFC 3550 interarrival jitter of the stream we receive
+	RTT    *prometheus.HistogramVec // leg; from the remote's reception reports about our stream
 
 	// resolved children: no label lookup on the packet path
 	fwdToAgent, fwdToWA     prometheus.Counter
@@ -25,7 +29,14 @@ type Metrics struct {
 	dropToAgent, dropToWA   prometheus.Counter
 	lostWA, lostAgent       prometheus.Counter
 	dtmfFromWA, dtmfToWA    prometheus.Counter
+	jitter, rtt             [2]prometheus.Observer // by legKind
 }
+
+// Histogram buckets suited to voice, in seconds.
+var (
+	jitterBuckets = []float64{0.001, 0.002, 0.005, 0.01, 0.02, 0.03, 0.05, 0.1, 0.2}
+	rttBuckets    = []float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5, 1, 2}
+)
 
 // NewMetrics builds the media series and registers them on reg (nil: not
 // registered). The callgw_media_bridges_active gauge is registered by
@@ -48,9 +59,15 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		DTMFEvents: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
 			Name: "dtmf_events_total", Help: "RFC 4733 DTMF digits received from or sent to WhatsApp."}, []string{"direction"}),
 		MediaTimeouts: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
-			Name: "media_timeouts_total", Help: "WhatsApp legs that stopped receiving RTP for the media timeout."}),
+			Name: "timeouts_total", Help: "WhatsApp legs that stopped receiving RTP for the media timeout."}),
 		LegStates: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
 			Name: "leg_state_changes_total", Help: "Leg connection state changes."}, []string{"leg", "state"}),
+		Jitter: prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: ns, Subsystem: sub,
+			Name: "jitter_seconds", Help: "Interarrival jitter of the received stream, one sample per leg per RTCP interval.",
+			Buckets: jitterBuckets}, []string{"leg"}),
+		RTT: prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: ns, Subsystem: sub,
+			Name: "rtt_seconds", Help: "Round-trip time from RTCP reception reports, one sample per leg per RTCP interval.",
+			Buckets: rttBuckets}, []string{"leg"}),
 	}
 	m.fwdToAgent = m.PacketsForwarded.WithLabelValues("to_agent")
 	m.fwdToWA = m.PacketsForwarded.WithLabelValues("to_whatsapp")
@@ -62,9 +79,14 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	m.lostAgent = m.PacketsLost.WithLabelValues(legAgent.String())
 	m.dtmfFromWA = m.DTMFEvents.WithLabelValues("from_whatsapp")
 	m.dtmfToWA = m.DTMFEvents.WithLabelValues("to_whatsapp")
+	for _, k := range []legKind{legWhatsApp, legAgent} {
+		m.jitter[k] = m.Jitter.WithLabelValues(k.String())
+		m.rtt[k] = m.RTT.WithLabelValues(k.String())
+	}
 	if reg != nil {
 		for _, c := range []prometheus.Collector{m.BridgesCreated, m.PacketsForwarded, m.BytesForwarded,
-			m.PacketsDropped, m.PacketsLost, m.SilencePackets, m.DTMFEvents, m.MediaTimeouts, m.LegStates} {
+			m.PacketsDropped, m.PacketsLost, m.SilencePackets, m.DTMFEvents, m.MediaTimeouts, m.LegStates,
+			m.Jitter, m.RTT} {
 			if err := reg.Register(c); err != nil {
 				return nil, fmt.Errorf("media: register metrics: %w", err)
 			}

@@ -149,4 +149,3 @@ func (c *Controller) localCommand(ref agentRef, m *agents.ClientMessage) error {
 	}
 	return agents.Errorf(agents.CodeBadMessage, "unsupported message", nil)
 }
-

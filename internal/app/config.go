@@ -40,6 +40,7 @@ type Config struct {
 	AgentGrace    time.Duration // CALLGW_AGENT_GRACE (default 20s)
 	MediaTimeout  time.Duration // CALLGW_MEDIA_TIMEOUT (default 20s)
 	DrainTimeout  time.Duration // CALLGW_DRAIN_TIMEOUT (default 30s)
+	LeaseTTL      time.Duration // CALLGW_LEASE_TTL: call ownership lease; a dead instance's calls end after it (default 15s)
 	PermissionTTL time.Duration // CALLGW_PERMISSION_TTL: validity of a temporary permission (default 168h)
 	CallbackPerm  bool          // CALLGW_CALLBACK_PERMISSION: a user who calls grants callback permission
 	MaskNumbers   bool          // CALLGW_MASK_NUMBERS (default true)
@@ -88,6 +89,7 @@ func LoadConfig(args []string, getenv func(string) string, stderr io.Writer) (Co
 	fs.DurationVar(&c.AgentGrace, "agent-grace", envDur(getenv, "CALLGW_AGENT_GRACE", 20*time.Second), "agent leg grace period (CALLGW_AGENT_GRACE)")
 	fs.DurationVar(&c.MediaTimeout, "media-timeout", envDur(getenv, "CALLGW_MEDIA_TIMEOUT", 20*time.Second), "end calls without media for this long (CALLGW_MEDIA_TIMEOUT)")
 	fs.DurationVar(&c.DrainTimeout, "drain-timeout", envDur(getenv, "CALLGW_DRAIN_TIMEOUT", 30*time.Second), "how long live calls may continue after SIGTERM (CALLGW_DRAIN_TIMEOUT)")
+	fs.DurationVar(&c.LeaseTTL, "lease-ttl", envDur(getenv, "CALLGW_LEASE_TTL", 15*time.Second), "call ownership lease (CALLGW_LEASE_TTL)")
 	fs.DurationVar(&c.PermissionTTL, "permission-ttl", envDur(getenv, "CALLGW_PERMISSION_TTL", 168*time.Hour), "validity of a temporary call permission (CALLGW_PERMISSION_TTL)")
 	fs.BoolVar(&c.CallbackPerm, "callback-permission", env("CALLGW_CALLBACK_PERMISSION", "") == "true", "users who call grant callback permission (CALLGW_CALLBACK_PERMISSION)")
 	fs.BoolVar(&c.MaskNumbers, "mask-numbers", env("CALLGW_MASK_NUMBERS", "true") != "false", "mask user numbers shown to agents (CALLGW_MASK_NUMBERS)")
@@ -155,6 +157,12 @@ func (c Config) Validate() error {
 	}
 	if c.RingTimeout < time.Second || c.RingTimeout > 30*time.Second {
 		errs = append(errs, errors.New("CALLGW_RING_TIMEOUT must be between 1s and 30s (Meta needs an accept within about 30 s)"))
+	}
+	if c.LeaseTTL < time.Second || c.LeaseTTL > time.Minute {
+		errs = append(errs, errors.New("CALLGW_LEASE_TTL must be between 1s and 1m"))
+	}
+	if c.DrainTimeout < 0 || c.AgentGrace < 0 || c.MediaTimeout < 0 || c.PermissionTTL < 0 {
+		errs = append(errs, errors.New("CALLGW_DRAIN_TIMEOUT, CALLGW_AGENT_GRACE, CALLGW_MEDIA_TIMEOUT and CALLGW_PERMISSION_TTL must be valid durations (e.g. 30s)"))
 	}
 	if c.RedisMaster != "" && len(c.RedisAddrs) == 0 {
 		errs = append(errs, errors.New("CALLGW_REDIS_SENTINEL_MASTER needs CALLGW_REDIS_ADDRS"))
