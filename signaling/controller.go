@@ -58,6 +58,9 @@ type Controller struct {
 	mu    sync.Mutex
 	calls map[call.ID]*liveCall
 
+	pendMu  sync.Mutex
+	pending []call.Record // final records Redis could not take yet; retried by Run
+
 	draining atomic.Bool
 	stop     chan struct{}
 	stopOnce sync.Once
@@ -133,6 +136,7 @@ func (c *Controller) Run(ctx context.Context) error {
 		c.renewLeases(ctx)
 		c.syncPresence(ctx)
 		c.reap(ctx)
+		c.flushPending(ctx)
 		if n%3 == 0 {
 			c.flushUnrecorded(ctx)
 		}
@@ -235,12 +239,19 @@ func (c *Controller) endAll(reason call.EndReason) {
 	}
 }
 
-// Close ends every call (reason drained) and stops the controller.
+// Close ends every call (reason drained) and stops the controller. Records
+// still waiting for Redis get a last chance; any left are logged.
 func (c *Controller) Close() error {
 	c.draining.Store(true)
 	c.endAll(call.Drained)
 	c.stopOnce.Do(func() { close(c.stop) })
 	c.wg.Wait()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c.flushPending(ctx)
+	if n := c.PendingRecords(); n > 0 {
+		c.log.Error("stopping with call records Redis never took", "records", n)
+	}
 	return nil
 }
 
@@ -329,4 +340,58 @@ func (c *Controller) Live() []agents.CallInfo {
 		}
 	}
 	return all
+}
+
+// persistRecord saves a final record and hands it to the ledger. When Redis
+// is unreachable the record is kept in memory and retried by Run, so a
+// Redis blip loses no call record.
+func (c *Controller) persistRecord(ctx context.Context, rec call.Record) {
+	if err := c.store.markEnded(ctx, rec, c.cfg.InstanceID); err != nil {
+		c.m.redisErrors.WithLabelValues("mark_ended").Inc()
+		c.logCall(rec.ID).Warn("cannot save the final record: kept in memory and retried", "err", err)
+		c.pendMu.Lock()
+		if len(c.pending) < 100000 {
+			c.pending = append(c.pending, rec)
+		}
+		c.pendMu.Unlock()
+		return
+	}
+	if c.rec == nil {
+		return
+	}
+	if err := c.rec.Record(ctx, rec); err != nil {
+		c.logCall(rec.ID).Warn("ledger unavailable: the record waits in Redis", "err", err)
+		return
+	}
+	if err := c.store.recorded(ctx, rec.ID); err != nil {
+		c.m.redisErrors.WithLabelValues("recorded").Inc()
+	}
+}
+
+// flushPending retries the records Redis could not take.
+func (c *Controller) flushPending(ctx context.Context) {
+	c.pendMu.Lock()
+	recs := c.pending
+	c.pending = nil
+	c.pendMu.Unlock()
+	for i, rec := range recs {
+		if err := c.store.markEnded(ctx, rec, c.cfg.InstanceID); err != nil {
+			c.pendMu.Lock()
+			c.pending = append(c.pending, recs[i:]...)
+			c.pendMu.Unlock()
+			return
+		}
+		if c.rec != nil {
+			if err := c.rec.Record(ctx, rec); err == nil {
+				_ = c.store.recorded(ctx, rec.ID)
+			}
+		}
+	}
+}
+
+// PendingRecords counts final records waiting for Redis.
+func (c *Controller) PendingRecords() int {
+	c.pendMu.Lock()
+	defer c.pendMu.Unlock()
+	return len(c.pending)
 }

@@ -535,12 +535,15 @@ func (l *liveCall) end(reason call.EndReason, outcome call.Outcome, awaitMeta bo
 		l.log.Error("cannot save ended call", "err", err)
 	}
 	cancel()
-	if c.perms != nil && l.rec.Direction == call.BusinessInitiated && l.rec.UserPhone != "" && outcome != call.Answered {
+	// Only the user's own no-answer or decline counts toward WhatsApp's
+	// unanswered-call rules; a call our side failed must not count against them.
+	if c.perms != nil && l.rec.Direction == call.BusinessInitiated && l.rec.UserPhone != "" &&
+		(reason == call.UserNoAnswer || reason == call.UserDeclined) {
 		res := permissions.CallUnanswered
-		if outcome == call.Declined {
+		if reason == call.UserDeclined {
 			res = permissions.CallDeclined
 		}
-		if outcome != call.Failed {
+		{
 			pctx, pcancel := c.opCtx(2 * time.Second)
 			if _, err := c.perms.RecordCall(pctx, l.pair(), string(l.id), res); err != nil {
 				l.log.Warn("permissions: record unanswered call", "err", err)
@@ -596,20 +599,7 @@ func (l *liveCall) finish() {
 	c.disown(l.id)
 	ctx, cancel := c.opCtx(5 * time.Second)
 	defer cancel()
-	if err := c.store.markEnded(ctx, l.rec, c.cfg.InstanceID); err != nil {
-		c.m.redisErrors.WithLabelValues("mark_ended").Inc()
-		l.log.Error("cannot save final record", "err", err)
-	}
-	if c.rec == nil {
-		return
-	}
-	if err := c.rec.Record(ctx, l.rec); err != nil {
-		l.log.Warn("ledger unavailable: the record waits in Redis", "err", err)
-		return
-	}
-	if err := c.store.recorded(ctx, l.id); err != nil {
-		c.m.redisErrors.WithLabelValues("recorded").Inc()
-	}
+	c.persistRecord(ctx, l.rec)
 }
 
 func (l *liveCall) saveState() {

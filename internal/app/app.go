@@ -187,10 +187,12 @@ func (a *App) openRedis(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("CALLGW_REDIS_URL: %w", err)
 		}
+		failFast(opt)
 		a.Redis = redis.NewClient(opt)
 	case a.Cfg.RedisMaster != "" || a.Cfg.RedisCluster:
 		a.Redis = redis.NewUniversalClient(&redis.UniversalOptions{Addrs: a.Cfg.RedisAddrs,
-			MasterName: a.Cfg.RedisMaster, IsClusterMode: a.Cfg.RedisCluster})
+			MasterName: a.Cfg.RedisMaster, IsClusterMode: a.Cfg.RedisCluster,
+			DialTimeout: time.Second, ReadTimeout: 2 * time.Second, WriteTimeout: 2 * time.Second, MaxRetries: 1})
 	default:
 		m := miniredis.NewMiniRedis()
 		if err := m.StartAddr("127.0.0.1:0"); err != nil {
@@ -354,4 +356,23 @@ func hostPort(addr net.Addr) string {
 		host = "localhost"
 	}
 	return net.JoinHostPort(host, strconv.Itoa(ta.Port))
+}
+
+// failFast keeps a Redis outage from stalling every request: decisions
+// degrade or fail closed within about a second instead of several. Values
+// set in the URL win.
+func failFast(o *redis.Options) {
+	if o.DialTimeout == 5*time.Second { // go-redis' default
+		o.DialTimeout = time.Second
+	}
+	if o.ReadTimeout == 3*time.Second {
+		o.ReadTimeout = 2 * time.Second
+		o.WriteTimeout = 2 * time.Second
+	}
+	if o.MaxRetries == 3 {
+		o.MaxRetries = 1
+	}
+	if o.DialerRetries == 0 {
+		o.DialerRetries = 1
+	}
 }

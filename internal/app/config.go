@@ -29,7 +29,7 @@ type Config struct {
 	VerifyToken   string        // CALLGW_VERIFY_TOKEN: webhook subscription check
 	PhoneNumberID string        // CALLGW_PHONE_NUMBER_ID: the business number's Graph id
 	TokenSecret   string        // CALLGW_TOKEN_SECRET: signs agent tokens (>= 16 bytes)
-	APIKeys       []string      // CALLGW_API_KEYS: bearer keys for /api/v1 ("key" or "key:role", role agent|supervisor|admin)
+	APIKeys       []string      // CALLGW_API_KEYS: bearer keys for /api/v1 ("key" = admin, or "key:supervisor")
 	PublicIPs     []string      // CALLGW_PUBLIC_IP: 1:1 NAT address(es) advertised to WhatsApp and agents
 	UDPPort       int           // CALLGW_UDP_PORT: one UDP port for all calls (ICE UDP mux)
 	UDPPortMin    uint16        // CALLGW_UDP_PORTS "min-max": port range when no single port
@@ -66,6 +66,8 @@ func LoadConfig(args []string, getenv func(string) string, stderr io.Writer) (Co
 		return def
 	}
 	var apiKeys, publicIPs, udpPorts, redisAddrs string
+	var ee envErrs
+	envInt, envDur := ee.envInt, ee.envDur
 	fs.StringVar(&c.Addr, "addr", env("CALLGW_ADDR", ":8080"), "HTTP listen address (CALLGW_ADDR)")
 	fs.StringVar(&c.PublicURL, "public-url", env("CALLGW_PUBLIC_URL", ""), "base URL agents use to reach callgw (CALLGW_PUBLIC_URL)")
 	fs.StringVar(&c.RedisURL, "redis-url", env("CALLGW_REDIS_URL", ""), "Redis URL; empty = embedded in-process store, not durable (CALLGW_REDIS_URL)")
@@ -103,6 +105,9 @@ func LoadConfig(args []string, getenv func(string) string, stderr io.Writer) (Co
 	}
 	if fs.NArg() > 0 {
 		return c, fmt.Errorf("unexpected arguments: %v", fs.Args())
+	}
+	if len(ee) > 0 {
+		return c, errors.Join(ee...)
 	}
 	c.APIKeys = splitList(apiKeys)
 	c.PublicIPs = splitList(publicIPs)
@@ -178,8 +183,8 @@ func (c Config) Validate() error {
 		if len(key) < 16 {
 			errs = append(errs, errors.New("every CALLGW_API_KEYS key must be at least 16 characters"))
 		}
-		if role != "" && role != "agent" && role != "supervisor" && role != "admin" {
-			errs = append(errs, fmt.Errorf("API key role %q must be agent, supervisor or admin", role))
+		if role != "" && role != "supervisor" && role != "admin" {
+			errs = append(errs, fmt.Errorf("API key role %q must be supervisor or admin (agents use agent tokens)", role))
 		}
 	}
 	return errors.Join(errs...)
@@ -232,22 +237,30 @@ func splitList(s string) []string {
 	return out
 }
 
-func envInt(getenv func(string) string, name string, def int) int {
+// envErrs collects variables that do not parse, reported by LoadConfig with
+// their value.
+type envErrs []error
+
+func (e *envErrs) envInt(getenv func(string) string, name string, def int) int {
 	if v := getenv(name); v != "" {
-		if n, err := strconv.Atoi(v); err == nil {
-			return n
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			*e = append(*e, fmt.Errorf("%s=%q is not a whole number", name, v))
+			return def
 		}
-		return -1 // reported by Validate
+		return n
 	}
 	return def
 }
 
-func envDur(getenv func(string) string, name string, def time.Duration) time.Duration {
+func (e *envErrs) envDur(getenv func(string) string, name string, def time.Duration) time.Duration {
 	if v := getenv(name); v != "" {
-		if d, err := time.ParseDuration(v); err == nil {
-			return d
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			*e = append(*e, fmt.Errorf("%s=%q is not a duration (e.g. 30s, 5m)", name, v))
+			return def
 		}
-		return -1
+		return d
 	}
 	return def
 }

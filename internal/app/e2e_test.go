@@ -672,3 +672,27 @@ func TestMetricsAndHealth(t *testing.T) {
 
 var _ = errors.New
 var _ = json.Marshal
+
+// A Redis blip at the end of a call loses no record: it waits in memory and
+// reaches the ledger when Redis is back.
+func TestRecordSurvivesRedisBlipAtCallEnd(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	ta := startApp(t, "-lease-ttl", "3s")
+	ag := ta.agent(t, ctx, "blip")
+	uc := connectCall(t, ctx, ta, ag, "+447700900140")
+	ta.redis.Stop()
+	if err := ag.Send(map[string]any{"type": "hangup", "call_id": uc.ID()}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ag.WaitType(ctx, "call_ended", uc.ID()); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, ctx, "record kept in memory", func() bool { return ta.Ctrl.PendingRecords() > 0 })
+	ta.redis.Restart()
+	e := waitEntry(t, ctx, ta, uc.ID())
+	if e.EndReason != call.AgentHangup || e.Outcome != call.Answered || e.Agent != "blip" {
+		t.Fatalf("entry %+v", e)
+	}
+	waitFor(t, ctx, "nothing pending", func() bool { return ta.Ctrl.PendingRecords() == 0 })
+}

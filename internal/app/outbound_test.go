@@ -186,8 +186,9 @@ func TestOutboundMetaRefusalCorrectsLocalState(t *testing.T) {
 func TestRESTAPI(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	ta := startApp(t, "-api-keys", "0123456789abcdef0123:admin,agentkey-0123456789:agent")
+	ta := startApp(t, "-api-keys", "0123456789abcdef0123:admin")
 	_ = ctx
+	agentTok, _ := ta.AgentToken("rest-agent", "agent", time.Hour)
 	for _, tc := range []struct {
 		name, method, path, token, body string
 		want                            int
@@ -200,7 +201,7 @@ func TestRESTAPI(t *testing.T) {
 		{"call invalid number", "POST", "/api/v1/calls", "0123456789abcdef0123", `{"to":"abc","agent":"x"}`, 400, "invalid_number"},
 		{"call no permission", "POST", "/api/v1/calls", "0123456789abcdef0123", `{"to":"+447700900300","agent":"x"}`, 409, "no_permission"},
 		{"bad json", "POST", "/api/v1/permission-requests", "0123456789abcdef0123", `{"to":`, 400, "bad_request"},
-		{"agent key may not see usage", "GET", "/api/v1/usage", "agentkey-0123456789", "", 403, "forbidden"},
+		{"agent token may not see usage", "GET", "/api/v1/usage", agentTok, "", 403, "forbidden"},
 		{"usage bad month", "GET", "/api/v1/usage?month=2026-13", "0123456789abcdef0123", "", 400, "bad_request"},
 		{"request", "POST", "/api/v1/permission-requests", "0123456789abcdef0123", `{"to":"+447700900300"}`, 202, ""},
 		{"request again", "POST", "/api/v1/permission-requests", "0123456789abcdef0123", `{"to":"447700900300"}`, 409, "request_limit_24h"},

@@ -50,7 +50,7 @@ type Agents interface {
 
 // Config configures the API.
 type Config struct {
-	APIKeys     []string // "key" (role admin) or "key:role"
+	APIKeys     []string // "key" (role admin) or "key:role" with role supervisor or admin
 	TokenSecret []byte   // verifies agent tokens used as bearer
 	Demo        bool
 	Sim         bool
@@ -93,6 +93,10 @@ func New(cfg Config, calls Calls, ledger Ledger, ag Agents, log *slog.Logger) (*
 		key, role, _ := strings.Cut(k, ":")
 		if role == "" {
 			role = string(RoleAdmin)
+		}
+		if Role(role) != RoleSupervisor && Role(role) != RoleAdmin {
+			// An API key names no agent: agents authenticate with their token.
+			return nil, fmt.Errorf("api: API key role %q must be supervisor or admin (agents use agent tokens)", role)
 		}
 		a.keys = append(a.keys, apiKey{key: []byte(key), role: Role(role)})
 	}
@@ -301,6 +305,7 @@ func (a *API) getCalls(w http.ResponseWriter, r *http.Request, p principal) {
 	}
 	if mask {
 		for i := range es {
+			es[i].UserName = ""
 			es[i].UserPhone = phone.Mask(es[i].UserPhone)
 			if es[i].UserID != "" {
 				es[i].UserID = phone.Mask(es[i].UserID)
