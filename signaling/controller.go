@@ -34,6 +34,7 @@ type Deps struct {
 	Media       Media
 	Recorder    Recorder
 	Permissions Permissions
+	Messages    Conversations
 	Registerer  prometheus.Registerer
 	Logger      *slog.Logger
 	Now         func() time.Time
@@ -48,6 +49,7 @@ type Controller struct {
 	media Media
 	rec   Recorder
 	perms Permissions
+	msgs  Conversations
 	store *store
 	m     *metrics
 	now   func() time.Time
@@ -87,7 +89,7 @@ func New(cfg Config, d Deps) (*Controller, error) {
 	}
 	c := &Controller{
 		cfg: cfg, log: d.Logger, graph: d.Graph, dial: d.Dialer, media: d.Media, rec: d.Recorder,
-		perms: d.Permissions, now: d.Now,
+		perms: d.Permissions, msgs: d.Messages, now: d.Now,
 		store: &store{rdb: d.Redis, prefix: cfg.KeyPrefix, ttl: cfg.StateTTL},
 		calls: map[call.ID]*liveCall{},
 		stop:  make(chan struct{}),

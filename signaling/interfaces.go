@@ -6,6 +6,7 @@ import (
 
 	"github.com/pion/webrtc/v4"
 
+	"github.com/callgw/callgw/billing"
 	"github.com/callgw/callgw/call"
 	"github.com/callgw/callgw/media"
 	"github.com/callgw/callgw/permissions"
@@ -47,6 +48,12 @@ type Bridge interface {
 // idempotent per call id.
 type Recorder interface {
 	Record(ctx context.Context, rec call.Record) error
+}
+
+// Conversations meters the messages the gateway sends (billing's
+// conversation-based pricing).
+type Conversations interface {
+	Conversation(ctx context.Context, m billing.Message) (billing.ConversationCharge, error)
 }
 
 // Permissions is the business-initiated call permission tracker.

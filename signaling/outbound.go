@@ -7,6 +7,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/callgw/callgw/billing"
 	"github.com/callgw/callgw/call"
 	"github.com/callgw/callgw/internal/phone"
 	"github.com/callgw/callgw/permissions"
@@ -61,7 +62,8 @@ func (c *Controller) RequestPermission(ctx context.Context, to, text string) (pe
 	if text == "" {
 		text = c.cfg.PermissionText
 	}
-	if _, err := c.dial.SendCallPermissionRequest(ctx, n.Digits, text); err != nil {
+	msgID, err := c.dial.SendCallPermissionRequest(ctx, n.Digits, text)
+	if err != nil {
 		_ = c.perms.UndoRequest(context.WithoutCancel(ctx), pair, reqID)
 		code := metaCode(err)
 		if code == 138009 || code == 138017 {
@@ -70,6 +72,8 @@ func (c *Controller) RequestPermission(ctx context.Context, to, text string) (pe
 		return d, &agents.CodedError{Code: agents.CodeMetaError, Message: metaMessage(err), MetaCode: code, Err: err}
 	}
 	c.m.permissionRequests.Inc()
+	c.countPermissionOutcome(ctx, "sent")
+	c.meterMessage(ctx, msgID, n)
 	if st, err := c.perms.State(ctx, pair); err == nil {
 		d = st
 	}
@@ -173,6 +177,9 @@ func (l *liveCall) onUserAnswer(sdp string) {
 	if l.rec.AnsweredAt.IsZero() {
 		l.rec.AnsweredAt = l.c.now()
 	}
+	ctx, cancel := l.c.opCtx(2 * time.Second)
+	_ = l.c.store.openCustomerWindow(ctx, digits(l.rec.UserPhone)) // the user accepted our call
+	cancel()
 	if err := l.maybeConnected(); err != nil {
 		l.log.Warn("connect", "err", err)
 	}
@@ -239,3 +246,37 @@ func reasonText(r string) string {
 }
 
 func permissionView(d permissions.Decision) permissions.Decision { return d }
+
+// meterMessage runs a message the gateway sent through the conversation
+// meter: inside the user's 24 h customer service window (opened by the
+// user's calls) it is a service conversation, otherwise a utility one (a
+// template, as Meta requires outside the window).
+func (c *Controller) meterMessage(ctx context.Context, msgID string, n phone.Number) {
+	if c.msgs == nil {
+		return
+	}
+	cat := billing.Utility
+	if open, err := c.store.customerWindowOpen(ctx, n.Digits); err == nil && open {
+		cat = billing.Service
+	}
+	ch, err := c.msgs.Conversation(ctx, billing.Message{ID: msgID, Business: c.cfg.PhoneNumberID, User: n.E164,
+		Category: cat, At: c.now()})
+	if err != nil {
+		c.log.Warn("conversation meter", "err", err)
+		return
+	}
+	c.log.Debug("permission request metered", "category", string(cat), "opened", ch.Opened, "cost_micros", ch.CostMicros)
+}
+
+// countPermissionOutcome counts permission requests by outcome per month
+// (sent, accepted, rejected) for the supervisors' report.
+func (c *Controller) countPermissionOutcome(ctx context.Context, outcome string) {
+	if err := c.store.countPermission(ctx, c.now().UTC().Format("2006-01"), outcome); err != nil {
+		c.m.redisErrors.WithLabelValues("permission_outcomes").Inc()
+	}
+}
+
+// PermissionOutcomes returns a month's permission-request outcomes.
+func (c *Controller) PermissionOutcomes(ctx context.Context, month string) (map[string]int64, error) {
+	return c.store.permissionOutcomes(ctx, month)
+}

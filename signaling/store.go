@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -201,6 +202,43 @@ func (s *store) popEarly(ctx context.Context, id call.ID) ([]webhook.Event, erro
 		if json.Unmarshal([]byte(b), &ev) == nil {
 			out = append(out, ev)
 		}
+	}
+	return out, nil
+}
+
+// openCustomerWindow records that the user reached the business (a call,
+// answered or not, or accepting ours): the 24 h customer service window.
+func (s *store) openCustomerWindow(ctx context.Context, user string) error {
+	if user == "" {
+		return nil
+	}
+	if err := s.rdb.Set(ctx, s.prefix+"cw:{"+user+"}", 1, 24*time.Hour).Err(); err != nil {
+		return storeErr("customer window", err)
+	}
+	return nil
+}
+
+func (s *store) customerWindowOpen(ctx context.Context, user string) (bool, error) {
+	n, err := s.rdb.Exists(ctx, s.prefix+"cw:{"+user+"}").Result()
+	if err != nil {
+		return false, storeErr("customer window", err)
+	}
+	return n == 1, nil
+}
+
+func (s *store) countPermission(ctx context.Context, month, outcome string) error {
+	return s.rdb.HIncrBy(ctx, s.prefix+"permreq:"+month, outcome, 1).Err()
+}
+
+func (s *store) permissionOutcomes(ctx context.Context, month string) (map[string]int64, error) {
+	m, err := s.rdb.HGetAll(ctx, s.prefix+"permreq:"+month).Result()
+	if err != nil {
+		return nil, storeErr("permission outcomes", err)
+	}
+	out := map[string]int64{"sent": 0, "accepted": 0, "rejected": 0}
+	for k, v := range m {
+		n, _ := strconv.ParseInt(v, 10, 64)
+		out[k] = n
 	}
 	return out, nil
 }

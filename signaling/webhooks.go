@@ -150,6 +150,9 @@ func (c *Controller) handleUserConnect(ctx context.Context, ev webhook.Event, re
 	l.webhookAt = received
 	l.setState(StateSetup)
 	c.logCall(id).Info("incoming call", "from", phone.Mask(rec.UserPhone), "name_set", rec.UserName != "")
+	if err := c.store.openCustomerWindow(ctx, ce.From); err != nil {
+		c.m.redisErrors.WithLabelValues("customer_window").Inc()
+	}
 	c.register(l)
 	l.post(func(l *liveCall) { l.setupInbound() })
 	return nil
@@ -414,6 +417,13 @@ func (c *Controller) handlePermissionReply(ctx context.Context, pr *webhook.Perm
 		d   permissions.Decision
 		err error
 	)
+	if pr.Source != "automatic" && pr.ContextID != "" && !strings.HasPrefix(pr.ContextID, "wacid.") {
+		outcome := "rejected"
+		if pr.Accepted {
+			outcome = "accepted"
+		}
+		c.countPermissionOutcome(ctx, outcome)
+	}
 	if pr.Accepted {
 		if strings.HasPrefix(pr.ContextID, "wacid.") && src == permissions.Automatic {
 			src = permissions.Callback

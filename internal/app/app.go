@@ -158,7 +158,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (a *App, err error) 
 		VerifyToken: a.Cfg.VerifyToken, RingTimeout: a.Cfg.RingTimeout, AgentGrace: a.Cfg.AgentGrace,
 		MaskNumbers: a.Cfg.MaskNumbers, LeaseTTL: a.Cfg.LeaseTTL,
 	}, signaling.Deps{Redis: a.Redis, Graph: a.Graph, Dialer: a.Graph, Media: mediaAdapter{a.Media},
-		Recorder: ledgerRecorder{a.Ledger}, Permissions: a.Perms, Registerer: a.Registry,
+		Recorder: ledgerRecorder{a.Ledger}, Permissions: a.Perms, Messages: a.Ledger, Registerer: a.Registry,
 		Logger: log.With("component", "signaling")})
 	if err != nil {
 		return nil, fmt.Errorf("signaling: %w", err)

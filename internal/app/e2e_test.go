@@ -39,7 +39,14 @@ func startApp(t *testing.T, extra ...string) *testApp {
 	return startAppOn(t, rs, extra...)
 }
 
-func startAppOn(t *testing.T, rs *redistest.Server, extra ...string) *testApp {
+// startAppB is startApp for benchmarks (quiet logs).
+func startAppB(b *testing.B, extra ...string) *testApp {
+	b.Helper()
+	rs := redistest.Start(b)
+	return startAppOn(b, rs, extra...)
+}
+
+func startAppOn(t testing.TB, rs *redistest.Server, extra ...string) *testApp {
 	t.Helper()
 	args := append([]string{"-addr", "127.0.0.1:0", "-redis-url", rs.URL(), "-ring-timeout", "8s",
 		"-agent-grace", "3s", "-drain-timeout", "2s", "-mask-numbers=false"}, extra...)
@@ -74,7 +81,7 @@ func startAppOn(t *testing.T, rs *redistest.Server, extra ...string) *testApp {
 	return ta
 }
 
-type testWriter struct{ t *testing.T }
+type testWriter struct{ t testing.TB }
 
 func (w testWriter) Write(b []byte) (int, error) {
 	w.t.Helper()

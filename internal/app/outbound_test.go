@@ -137,6 +137,18 @@ func TestOutboundCallWithPermissionAndBilling(t *testing.T) {
 	if gb == nil || gb.Calls != 1 || gb.BilledSeconds != e.BilledSeconds || gb.CostMicros != e.CostMicros {
 		t.Fatalf("usage %+v", rep)
 	}
+	// The permission request went through the conversation meter (a utility
+	// conversation: the user had not called us) and its outcome is counted.
+	if len(rep.Conversations) != 1 || rep.Conversations[0].Category != billing.Utility || rep.Conversations[0].Charged != 1 {
+		t.Fatalf("conversations %+v", rep.Conversations)
+	}
+	var pr struct {
+		PermissionRequests map[string]int64 `json:"permission_requests"`
+	}
+	getJSON(t, ta, "/api/v1/usage?month="+month, sup, &pr)
+	if pr.PermissionRequests["sent"] != 1 || pr.PermissionRequests["accepted"] != 1 {
+		t.Fatalf("permission outcomes %+v", pr.PermissionRequests)
+	}
 	csv := get(t, ta, "/api/v1/usage?month="+month+"&format=csv", sup)
 	if !strings.Contains(csv, "GB") || !strings.Contains(csv, fmt.Sprint(e.BilledSeconds)) {
 		t.Fatalf("usage csv: %s", csv)

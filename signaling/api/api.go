@@ -34,6 +34,7 @@ type Calls interface {
 	PermissionState(ctx context.Context, to string) (permissions.Decision, error)
 	RequestPermission(ctx context.Context, to, text string) (permissions.Decision, error)
 	Live() []agents.CallInfo
+	PermissionOutcomes(ctx context.Context, month string) (map[string]int64, error)
 }
 
 // Ledger is what the API needs from billing.
@@ -338,7 +339,12 @@ func (a *API) getUsage(w http.ResponseWriter, r *http.Request, _ principal) {
 		_ = billing.WriteUsageCSV(w, rep)
 		return
 	}
-	writeJSON(w, http.StatusOK, rep)
+	outcomes, err := a.calls.PermissionOutcomes(r.Context(), month)
+	if err != nil {
+		a.fail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, usageWithPermissions{UsageReport: rep, PermissionRequests: outcomes})
 }
 
 // AgentPresence is one agent in the live view.
@@ -424,4 +430,11 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(v)
+}
+
+// usageWithPermissions is the usage report plus the month's
+// permission-request outcomes (sent, accepted, rejected).
+type usageWithPermissions struct {
+	*billing.UsageReport
+	PermissionRequests map[string]int64 `json:"permission_requests"`
 }

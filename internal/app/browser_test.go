@@ -1,0 +1,269 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/callgw/callgw/call"
+	"github.com/callgw/callgw/internal/browsertest"
+	"github.com/callgw/callgw/metasim"
+	"github.com/callgw/callgw/signaling/agents"
+)
+
+// Real-browser end-to-end tests: Debian Chromium (fake microphone playing
+// testdata/audio/agent-1000.wav) drives the real agent and supervisor pages
+// served by the whole app, with the simulator playing Meta and a real
+// redis-server behind it. Every wait is bounded by bstep.
+
+const bstep = 20 * time.Second // bound on each wait for the page, the app or the simulator
+
+// startBrowserApp starts the app (a ring timeout long enough for a reload
+// while ringing) and a headless Chromium whose microphone plays 1000 Hz.
+func startBrowserApp(t *testing.T) (*testApp, *browsertest.Browser) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("starts Chromium")
+	}
+	if browsertest.ExecPath("") == "" {
+		t.Skip("chromium not installed")
+	}
+	ta := startApp(t, "-ring-timeout", "30s")
+	wav, err := filepath.Abs("../../testdata/audio/agent-1000.wav")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := browsertest.Start(t, browsertest.Options{FakeAudioCapture: wav, Timeout: 90 * time.Second})
+	// The browser must go before the app stops so that no page holds a leg.
+	t.Cleanup(b.Close)
+	return ta, b
+}
+
+func token(t *testing.T, ta *testApp, id string, role agents.Role) string {
+	t.Helper()
+	tok, err := ta.AgentToken(id, role, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// openAgent signs agent in on the tab of ctx and waits until the page is
+// idle and, when available is true, until the gateway confirmed the presence.
+func openAgent(t *testing.T, ctx context.Context, ta *testApp, agent string, available bool) {
+	t.Helper()
+	must(t, browsertest.Navigate(ctx, ta.URL+"/agent#token="+token(t, ta, agent, agents.RoleAgent)))
+	must(t, browsertest.WaitTrue(ctx, `window.callgwTest.state === "idle" && !location.hash`, bstep))
+	if got, _ := browsertest.Text(ctx, "agent-name"); got != agent {
+		t.Fatalf("agent name %q, want %q", got, agent)
+	}
+	if !available {
+		return
+	}
+	must(t, browsertest.Click(ctx, "presence-toggle", bstep))
+	must(t, browsertest.WaitTrue(ctx, `window.callgwTest.presence === "available" && document.querySelector('[data-testid="presence-toggle"]').getAttribute('aria-pressed') === 'true'`, bstep))
+	waitFor(t, deadline(t), "the hub to see "+agent+" available", func() bool { return ta.Hub.AvailableAgents()[agent] })
+}
+
+func deadline(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), bstep)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// sel is the selector of the element with testID and data-call-id id.
+func sel(testID, id string) string {
+	return fmt.Sprintf(`[data-testid=%q][data-call-id=%q]`, testID, id)
+}
+
+func visible(testID, id string) string {
+	return fmt.Sprintf(`(e => !!e && e.offsetParent !== null)(document.querySelector(%q))`, sel(testID, id))
+}
+
+func clickIn(t *testing.T, ctx context.Context, css string) {
+	t.Helper()
+	cctx, cancel := context.WithTimeout(ctx, bstep)
+	defer cancel()
+	css += ":not([disabled])"
+	if err := chromedp.Do(cctx, chromedp.WaitVisible(chromedp.CSS(css)), chromedp.Click(chromedp.CSS(css))); err != nil {
+		t.Fatalf("click %s: %v", css, err)
+	}
+}
+
+// audioBothWays checks the simulated WhatsApp user hears the browser's
+// 1000 Hz and the page's WebAudio analyser hears the user's 440 Hz.
+func audioBothWays(t *testing.T, ctx context.Context, uc *metasim.UserCall) {
+	t.Helper()
+	must(t, browsertest.WaitTrue(ctx, `Math.abs(window.callgwTest.remoteFreq - 440) < 20 && window.callgwTest.remoteLevel > 0.01`, bstep))
+	wctx, cancel := context.WithTimeout(ctx, bstep)
+	defer cancel()
+	must(t, uc.WaitReceived(wctx, uc.ReceivedCount()+100)) // 2 s more of the browser's voice
+	checkTone(t, "WhatsApp user", uc.Received(), 1000)
+}
+
+// fmtMicros is the page's integer micro-USD format: 4 decimals, truncated,
+// "00" at the end dropped.
+func fmtMicros(m int64) string {
+	s := fmt.Sprintf("%07d", m)
+	dollars, frac := s[:len(s)-6], s[len(s)-6:len(s)-2]
+	if strings.HasSuffix(frac, "00") {
+		frac = frac[:2]
+	}
+	return "$" + dollars + "." + frac
+}
+
+func TestBrowserFmtMicros(t *testing.T) {
+	for _, tc := range []struct {
+		in   int64
+		want string
+	}{
+		{0, "$0.00"}, {367, "$0.0003"}, {1100, "$0.0011"}, {22000, "$0.0220"}, {1000000, "$1.00"}, {42878500, "$42.8785"},
+	} {
+		t.Run(tc.want, func(t *testing.T) {
+			if got := fmtMicros(tc.in); got != tc.want {
+				t.Fatalf("fmtMicros(%d) = %q, want %q", tc.in, got, tc.want)
+			}
+		})
+	}
+}
+
+func TestBrowserInboundCall(t *testing.T) {
+	ta, b := startBrowserApp(t)
+	ctx := b.Ctx
+	openAgent(t, ctx, ta, "alice", true)
+	must(t, browsertest.Screenshot(ctx, "agent-idle"))
+
+	pctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	uc, err := ta.Sim.PlaceCall(pctx, metasim.CallOptions{From: "+447700900240", Name: "Alice Caller", Audio: oggBytes(t, "caller-440.ogg")})
+	must(t, err)
+
+	// The page rings with the caller's name and number.
+	must(t, browsertest.WaitTrue(ctx, visible("incoming-call", uc.ID()), bstep))
+	must(t, browsertest.WaitTrue(ctx, `window.callgwTest.state === "ringing" && window.callgwTest.ringing === true`, bstep))
+	if got, _ := browsertest.Text(ctx, "caller-name"); got != "Alice Caller" {
+		t.Errorf("caller name %q", got)
+	}
+	if got, _ := browsertest.Text(ctx, "caller-number"); got != "+447700900240" {
+		t.Errorf("caller number %q (numbers are not masked in this app)", got)
+	}
+	must(t, browsertest.Screenshot(ctx, "agent-ringing"))
+
+	// Accept: Meta gets pre_accept and accept, audio flows both ways.
+	clickIn(t, ctx, sel("incoming-call", uc.ID())+` [data-testid="accept"]`)
+	must(t, browsertest.WaitTrue(ctx, fmt.Sprintf(`window.callgwTest.state === "connected" && window.callgwTest.callId === %q && window.callgwTest.ringing === false`, uc.ID()), bstep))
+	must(t, uc.WaitState(pctx, metasim.Accepted))
+	must(t, browsertest.WaitNotVisible(ctx, "incoming-call", bstep))
+	audioBothWays(t, ctx, uc)
+	must(t, browsertest.WaitTrue(ctx, `(s => s && s.packets_received > 50 && s.quality !== "unknown")(window.callgwTest.stats)`, bstep))
+	if got, _ := browsertest.Text(ctx, "active-name"); got != "Alice Caller" {
+		t.Errorf("active name %q", got)
+	}
+	must(t, browsertest.Screenshot(ctx, "agent-in-call"))
+
+	// Hang up: Graph terminate, the page is idle again, the call is in its history.
+	must(t, browsertest.Click(ctx, "hangup", bstep))
+	if _, err := ta.Sim.WaitRequest(pctx, func(r metasim.GraphRequest) bool { return r.Action == "terminate" && r.CallID == uc.ID() }); err != nil {
+		t.Fatal(err)
+	}
+	must(t, browsertest.WaitTrue(ctx, `window.callgwTest.state === "idle" && (e => e && e.reason === "agent_hangup" && e.outcome === "answered")(window.callgwTest.lastEnded)`, bstep))
+	if last, _ := browsertest.Text(ctx, "last-call"); !strings.Contains(last, "You hung up") {
+		t.Errorf("last call %q", last)
+	}
+	must(t, uc.WaitState(pctx, metasim.Ended))
+	e := waitEntry(t, pctx, ta, uc.ID())
+	if e.Agent != "alice" || e.Outcome != call.Answered {
+		t.Fatalf("ledger entry %+v", e)
+	}
+	// The page reloads its history when the call ends and again 3 s later.
+	must(t, browsertest.WaitTrue(ctx, visible("history-row", uc.ID()), bstep))
+	row, err := browsertest.Eval[string](ctx, fmt.Sprintf(`document.querySelector(%q).textContent`, sel("history-row", uc.ID())))
+	must(t, err)
+	// Agents see masked numbers and no names in the call log (API policy).
+	if !strings.Contains(row, "+44*******240") || !strings.Contains(row, "Answered") || !strings.Contains(row, "free") {
+		t.Errorf("history row %q", row)
+	}
+}
+
+func TestBrowserOutboundCall(t *testing.T) {
+	ta, b := startBrowserApp(t)
+	ctx := b.Ctx
+	const user = "+447700900250"
+	ta.Sim.SetUser(user, metasim.UserBehavior{Audio: oggBytes(t, "caller-440.ogg"), Name: "Dana"})
+	openAgent(t, ctx, ta, "olga", true)
+	pctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+
+	// Typing the number shows its permission state: none yet, a request possible.
+	must(t, browsertest.Type(ctx, "dial-input", "+44 7700 900250", bstep))
+	must(t, browsertest.WaitTrue(ctx, `(e => e.classList.contains("no") && e.dataset.status !== "")(document.querySelector('[data-testid="permission-state"]'))`, bstep))
+	must(t, browsertest.WaitTrue(ctx, `!document.querySelector('[data-testid="request-permission"]').disabled && document.querySelector('[data-testid="dial-call"]').disabled`, bstep))
+	st, _ := browsertest.Text(ctx, "permission-state")
+	if !strings.Contains(st, "permission request") {
+		t.Errorf("permission state before the request: %q", st)
+	}
+
+	// Request permission: Meta gets the interactive message, the simulated
+	// user accepts, the grant is pushed to the page and enables Call.
+	must(t, browsertest.Click(ctx, "request-permission", bstep))
+	if _, err := ta.Sim.WaitRequest(pctx, func(r metasim.GraphRequest) bool { return r.Edge == "messages" && r.Status == 200 }); err != nil {
+		t.Fatal(err)
+	}
+	must(t, browsertest.WaitTrue(ctx, `document.querySelector('[data-testid="permission-state"]').dataset.status === "temporary" && !document.querySelector('[data-testid="dial-call"]').disabled`, bstep))
+	if st, _ := browsertest.Text(ctx, "permission-state"); !strings.Contains(st, "You may call") {
+		t.Errorf("permission state after the grant: %q", st)
+	}
+
+	// Call: connect with the browser's offer, the user answers, audio both ways.
+	must(t, browsertest.Click(ctx, "dial-call", bstep))
+	must(t, browsertest.WaitTrue(ctx, `window.callgwTest.state === "connected" && window.callgwTest.callId !== ""`, bstep))
+	id, err := browsertest.Eval[string](ctx, `window.callgwTest.callId`)
+	must(t, err)
+	uc, ok := ta.Sim.OutboundCall(id)
+	if !ok {
+		t.Fatalf("the simulator has no outbound call %s", id)
+	}
+	if uc.User() != strings.TrimPrefix(user, "+") && uc.User() != user {
+		t.Fatalf("called %s, want %s", uc.User(), user)
+	}
+	audioBothWays(t, ctx, uc)
+
+	// The supervisor sees the live call.
+	sup := b.NewTab()
+	must(t, browsertest.Navigate(sup, ta.URL+"/supervisor#token="+token(t, ta, "sup", agents.RoleSupervisor)))
+	must(t, browsertest.WaitTrue(sup, fmt.Sprintf(`(e => !!e && e.textContent.includes("olga") && e.textContent.includes("Connected"))(document.querySelector(%q))`, sel("live-call-row", id)), bstep))
+
+	// Hang up; the ledger prices it with the sample card (GB 22,000
+	// micro-USD per minute, per second, rounded up) and the history shows it.
+	must(t, browsertest.Click(ctx, "hangup", bstep))
+	if _, err := ta.Sim.WaitRequest(pctx, func(r metasim.GraphRequest) bool { return r.Action == "terminate" && r.CallID == id }); err != nil {
+		t.Fatal(err)
+	}
+	must(t, browsertest.WaitTrue(ctx, `window.callgwTest.state === "idle" && (e => e && e.outcome === "answered")(window.callgwTest.lastEnded)`, bstep))
+	e := waitEntry(t, pctx, ta, id)
+	if e.Direction != call.BusinessInitiated || e.Country != "GB" || e.BilledSeconds < 1 {
+		t.Fatalf("ledger entry %+v", e)
+	}
+	want := (e.BilledSeconds*22000 + 59) / 60
+	if e.CostMicros != want {
+		t.Fatalf("cost %d micro-USD for %d s, want %d", e.CostMicros, e.BilledSeconds, want)
+	}
+	must(t, browsertest.WaitTrue(ctx, visible("history-row", id), bstep))
+	row, err := browsertest.Eval[string](ctx, fmt.Sprintf(`[...document.querySelector(%q).cells].map(c => c.textContent).join("|")`, sel("history-row", id)))
+	must(t, err)
+	if cells := strings.Split(row, "|"); len(cells) != 5 || cells[4] != fmtMicros(want) || !strings.Contains(cells[1], "↗") {
+		t.Fatalf("history row %q, want cost %s", row, fmtMicros(want))
+	}
+}
