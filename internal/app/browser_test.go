@@ -267,3 +267,71 @@ func TestBrowserOutboundCall(t *testing.T) {
 		t.Fatalf("history row %q, want cost %s", row, fmtMicros(want))
 	}
 }
+
+func reload(t *testing.T, ctx context.Context) {
+	t.Helper()
+	rctx, cancel := context.WithTimeout(ctx, bstep)
+	defer cancel()
+	if err := chromedp.Do(rctx, chromedp.Reload()); err != nil {
+		t.Fatalf("reload: %v", err)
+	}
+}
+
+func TestBrowserTwoPagesOneCall(t *testing.T) {
+	ta, b := startBrowserApp(t)
+	ann, ben := b.Ctx, b.NewTab()
+	openAgent(t, ann, ta, "ann", true)
+	openAgent(t, ben, ta, "ben", true)
+	pctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+
+	uc, err := ta.Sim.PlaceCall(pctx, metasim.CallOptions{From: "+447700900260", Name: "Chloé", Audio: oggBytes(t, "caller-440.ogg")})
+	must(t, err)
+	ringing := fmt.Sprintf(`window.callgwTest.state === "ringing" && window.callgwTest.ringingIds.includes(%q) && %s`, uc.ID(), visible("incoming-call", uc.ID()))
+	for _, tab := range []context.Context{ann, ben} {
+		must(t, browsertest.WaitTrue(tab, ringing, bstep))
+	}
+
+	// Reloading a ringing page keeps the call ringing there, and it can still take it.
+	reload(t, ben)
+	must(t, browsertest.WaitTrue(ben, `window.callgwTest.state !== "signed_out" && !!document.querySelector('[data-testid="agent-name"]').textContent`, bstep))
+	must(t, browsertest.WaitTrue(ben, ringing, bstep))
+	if got, _ := browsertest.Text(ben, "caller-name"); got != "Chloé" {
+		t.Errorf("caller name after the reload %q", got)
+	}
+	must(t, browsertest.WaitTrue(ben, `window.callgwTest.presence === "available"`, bstep))
+	if uc.State() != metasim.Ringing {
+		t.Fatalf("call %s after the reload, want ringing", uc.State())
+	}
+	clickIn(t, ben, sel("incoming-call", uc.ID())+` [data-testid="accept"]`)
+	must(t, browsertest.WaitTrue(ben, fmt.Sprintf(`window.callgwTest.state === "connected" && window.callgwTest.callId === %q`, uc.ID()), bstep))
+
+	// The other page stops ringing: its panel goes and the ringtone stops.
+	must(t, browsertest.WaitTrue(ann, fmt.Sprintf(`window.callgwTest.state === "idle" && window.callgwTest.ringing === false && !document.querySelector(%q)`, sel("incoming-call", uc.ID())), bstep))
+	must(t, uc.WaitState(pctx, metasim.Accepted))
+	audioBothWays(t, ben, uc)
+
+	// Reloading the page that lost the race does not bring the call back.
+	reload(t, ann)
+	must(t, browsertest.WaitTrue(ann, `window.callgwTest.state === "idle" && window.callgwTest.ringing === false && window.callgwTest.callId === ""`, bstep))
+	must(t, browsertest.WaitNotVisible(ann, "incoming-call", bstep))
+	must(t, browsertest.WaitNotVisible(ann, "active-call", bstep))
+	n := 0
+	for _, r := range ta.Sim.Requests() {
+		if r.Action == "accept" && r.CallID == uc.ID() {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Fatalf("%d accepts sent to Meta, want 1", n)
+	}
+
+	must(t, browsertest.Click(ben, "hangup", bstep))
+	if _, err := ta.Sim.WaitRequest(pctx, func(r metasim.GraphRequest) bool { return r.Action == "terminate" && r.CallID == uc.ID() }); err != nil {
+		t.Fatal(err)
+	}
+	must(t, browsertest.WaitTrue(ben, `window.callgwTest.state === "idle"`, bstep))
+	if e := waitEntry(t, pctx, ta, uc.ID()); e.Agent != "ben" || e.Outcome != call.Answered {
+		t.Fatalf("ledger entry %+v", e)
+	}
+}
