@@ -101,13 +101,8 @@ func (o *outState) fromAgent(now time.Time, in *rtp.Header, payload []byte, audi
 	if bd == nil {
 		return false
 	}
-	var pt uint8
-	switch {
-	case audio:
-		pt = bd.ptOpus
-	case te && bd.ptTE != 0:
-		pt = bd.ptTE
-	default:
+	pt, ok := bd.payloadType(audio, te)
+	if !ok {
 		return false
 	}
 	if !o.haveSrc || in.SSRC != o.srcSSRC {
@@ -316,13 +311,8 @@ func (b *Bridge) toAgent(now time.Time, h *rtp.Header, payload []byte, audio, te
 	if bd == nil {
 		return false
 	}
-	var pt uint8
-	switch {
-	case audio:
-		pt = bd.ptOpus
-	case te && bd.ptTE != 0:
-		pt = bd.ptTE
-	default:
+	pt, ok := bd.payloadType(audio, te)
+	if !ok {
 		return false
 	}
 	h.SSRC, h.PayloadType = bd.ssrc, pt

@@ -18,6 +18,18 @@ type binding struct {
 	teRate uint32
 }
 
+// payloadType is the negotiated payload type for an Opus (audio) or
+// telephone-event (te) packet; false when the binding cannot carry it.
+func (b *binding) payloadType(audio, te bool) (uint8, bool) {
+	switch {
+	case audio:
+		return b.ptOpus, true
+	case te && b.ptTE != 0:
+		return b.ptTE, true
+	}
+	return 0, false
+}
+
 // outTrack is a minimal webrtc.TrackLocal: unlike TrackLocalStaticRTP it
 // lets us write any negotiated payload type (Opus and telephone-event) on
 // the one SSRC, and it writes header+payload through the allocation-free

@@ -164,7 +164,13 @@ func (c *Controller) handleBusinessConnect(ctx context.Context, ev webhook.Event
 	if ce.SDP == "" {
 		return fmt.Errorf("%w: business-initiated connect without an SDP answer", ErrBadEvent)
 	}
-	first, err := c.store.firstDelivery(ctx, id, "connect", "")
+	return c.applyOnce(ctx, id, "connect", "", func() error { return c.route(ctx, ev, time.Time{}, true) })
+}
+
+// applyOnce runs apply for the first delivery of (id, event, detail) only.
+// When apply fails the delivery is forgotten, so that Meta's retry applies.
+func (c *Controller) applyOnce(ctx context.Context, id call.ID, event, detail string, apply func() error) error {
+	first, err := c.store.firstDelivery(ctx, id, event, detail)
 	if err != nil {
 		c.m.redisErrors.WithLabelValues("dedup").Inc()
 		return err
@@ -172,8 +178,8 @@ func (c *Controller) handleBusinessConnect(ctx context.Context, ev webhook.Event
 	if !first {
 		return errDuplicate
 	}
-	if err := c.route(ctx, ev, time.Time{}, true); err != nil {
-		c.store.forgetDelivery(ctx, id, "connect", "")
+	if err := apply(); err != nil {
+		c.store.forgetDelivery(ctx, id, event, detail)
 		return err
 	}
 	return nil
@@ -282,26 +288,16 @@ func (c *Controller) drainEarly(ctx context.Context, l *liveCall) {
 func (c *Controller) handleTerminate(ctx context.Context, ev webhook.Event) error {
 	ce := ev.Call
 	id := call.ID(ce.CallID)
-	first, err := c.store.firstDelivery(ctx, id, "terminate", "")
-	if err != nil {
-		c.m.redisErrors.WithLabelValues("dedup").Inc()
-		return err
-	}
-	if !first {
-		return errDuplicate
-	}
 	if ce.DurationMismatch {
 		c.logCall(id).Warn("terminate duration disagrees with end-start: both kept", "duration", ce.Duration)
 	}
-	err = c.route(ctx, ev, time.Time{}, ce.Direction == call.BusinessInitiated)
-	if errors.Is(err, errNotLive) {
-		err = c.terminateNotLive(ctx, ev)
-	}
-	if err != nil {
-		c.store.forgetDelivery(ctx, id, "terminate", "")
+	return c.applyOnce(ctx, id, "terminate", "", func() error {
+		err := c.route(ctx, ev, time.Time{}, ce.Direction == call.BusinessInitiated)
+		if errors.Is(err, errNotLive) {
+			err = c.terminateNotLive(ctx, ev)
+		}
 		return err
-	}
-	return nil
+	})
 }
 
 // terminateNotLive handles a terminate for a call no instance holds: a
@@ -378,19 +374,7 @@ func (c *Controller) handleStatus(ctx context.Context, ev webhook.Event) error {
 	if st.Status == webhook.StatusUnknown {
 		return errIgnored
 	}
-	first, err := c.store.firstDelivery(ctx, id, "status:", st.Status.String())
-	if err != nil {
-		c.m.redisErrors.WithLabelValues("dedup").Inc()
-		return err
-	}
-	if !first {
-		return errDuplicate
-	}
-	if err := c.route(ctx, ev, time.Time{}, true); err != nil {
-		c.store.forgetDelivery(ctx, id, "status:", st.Status.String())
-		return err
-	}
-	return nil
+	return c.applyOnce(ctx, id, "status:", st.Status.String(), func() error { return c.route(ctx, ev, time.Time{}, true) })
 }
 
 func (c *Controller) handlePermissionReply(ctx context.Context, pr *webhook.PermissionReply) error {

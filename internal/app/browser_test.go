@@ -10,6 +10,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/callgw/callgw/billing"
 	"github.com/callgw/callgw/call"
 	"github.com/callgw/callgw/internal/browsertest"
 	"github.com/callgw/callgw/metasim"
@@ -266,14 +267,50 @@ func TestBrowserOutboundCall(t *testing.T) {
 	if cells := strings.Split(row, "|"); len(cells) != 5 || cells[4] != fmtMicros(want) || !strings.Contains(cells[1], "↗") {
 		t.Fatalf("history row %q, want cost %s", row, fmtMicros(want))
 	}
+
+	// With a WhatsApp user on the line, the supervisor's page shows the live
+	// call, the agents and this month's usage: GB billed, its cost.
+	in, err := ta.Sim.PlaceCall(pctx, metasim.CallOptions{From: "+4915123456789", Name: "Jonas", Audio: oggBytes(t, "caller-440.ogg")})
+	must(t, err)
+	clickIn(t, ctx, sel("incoming-call", in.ID())+` [data-testid="accept"]`)
+	must(t, browsertest.WaitTrue(ctx, `window.callgwTest.state === "connected" && window.callgwTest.remoteLevel > 0.01`, bstep))
+	reload(t, sup)
+	must(t, browsertest.WaitTrue(sup, fmt.Sprintf(`(e => !!e && e.textContent.includes("Connected") && e.textContent.includes("Jonas"))(document.querySelector(%q))`, sel("live-call-row", in.ID())), bstep))
+	must(t, browsertest.WaitTrue(sup, `!!document.querySelector('[data-testid="usage-bar"][data-country="GB"]') && !!document.querySelector('[data-testid="agent-row"][data-agent="olga"]')`, bstep))
+	// Calling cost is this call's; the permission request's conversation is
+	// priced apart and both add up to the month's total.
+	supTok := token(t, ta, "sup", agents.RoleSupervisor)
+	var rep billing.UsageReport
+	getJSON(t, ta, "/api/v1/usage?month="+e.EndedAt.UTC().Format("2006-01"), supTok, &rep)
+	if rep.Totals.CallCostMicros != want || rep.Totals.CostMicros != want+rep.Totals.ConversationCostMicros {
+		t.Fatalf("usage totals %+v, want call cost %d", rep.Totals, want)
+	}
+	for id, v := range map[string]int64{"usage-total-cost": want, "usage-conversation-cost": rep.Totals.ConversationCostMicros, "usage-grand-total": rep.Totals.CostMicros} {
+		if got, _ := browsertest.Text(sup, id); got != fmtMicros(v) {
+			t.Errorf("%s %q, want %s", id, got, fmtMicros(v))
+		}
+	}
+	if got, _ := browsertest.Text(sup, "perm-accepted"); !strings.Contains(got, "1") {
+		t.Errorf("accepted permission requests %q", got)
+	}
+	must(t, browsertest.Screenshot(sup, "supervisor"))
+	must(t, in.Hangup(pctx))
+	must(t, browsertest.WaitTrue(ctx, `window.callgwTest.state === "idle" && (e => e && e.reason === "user_hangup")(window.callgwTest.lastEnded)`, bstep))
 }
 
+// reload reloads the tab's page and checks a new document was loaded.
 func reload(t *testing.T, ctx context.Context) {
 	t.Helper()
 	rctx, cancel := context.WithTimeout(ctx, bstep)
 	defer cancel()
+	if _, err := browsertest.Eval[bool](ctx, `window.beforeReload = true`); err != nil {
+		t.Fatal(err)
+	}
 	if err := chromedp.Do(rctx, chromedp.Reload()); err != nil {
 		t.Fatalf("reload: %v", err)
+	}
+	if old, err := browsertest.Eval[bool](ctx, `window.beforeReload === true`); err != nil || old {
+		t.Fatalf("the page was not reloaded (%v)", err)
 	}
 }
 

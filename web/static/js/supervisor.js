@@ -128,16 +128,21 @@ function renderUsage(u) {
   const countries = u.countries || [];
   const t = u.totals || {};
   const sum = (k) => countries.reduce((s, c) => s + (c[k] || 0), 0);
-  const calls = t.calls ?? sum('calls'), secs = t.billed_seconds ?? sum('billed_seconds'), cost = t.cost_micros ?? sum('cost_micros');
+  const conv = u.conversations || [];
+  // totals.cost_micros is calls + conversations; "Calling cost" is calls only.
+  const calls = t.calls ?? sum('calls'), secs = t.billed_seconds ?? sum('billed_seconds'), cost = t.call_cost_micros ?? sum('cost_micros');
+  const convCost = t.conversation_cost_micros ?? conv.reduce((s, c) => s + (c.cost_micros || 0), 0);
+  const total = t.call_cost_micros !== undefined && t.cost_micros !== undefined ? t.cost_micros : cost + convCost;
   $('usage-totals').replaceChildren(
     h('div', {}, h('span', { class: 'muted small', text: 'Outbound calls' }), h('strong', { text: calls })),
     h('div', {}, h('span', { class: 'muted small', text: 'Billed time' }), h('strong', { text: fmtDuration(secs) })),
-    h('div', {}, h('span', { class: 'muted small', text: 'Calling cost' }), h('strong', { 'data-testid': 'usage-total-cost', text: fmtMicros(cost) })));
+    h('div', {}, h('span', { class: 'muted small', text: 'Calling cost' }), h('strong', { 'data-testid': 'usage-total-cost', text: fmtMicros(cost) })),
+    h('div', {}, h('span', { class: 'muted small', text: 'Conversations cost' }), h('strong', { 'data-testid': 'usage-conversation-cost', text: fmtMicros(convCost) })),
+    h('div', {}, h('span', { class: 'muted small', text: 'Total' }), h('strong', { 'data-testid': 'usage-grand-total', text: fmtMicros(total) })));
   drawChart(countries);
   $('usage-body').replaceChildren(...countries.map((c) => h('tr', { 'data-testid': 'usage-row' },
     h('td', { text: c.country }), h('td', { class: 'num', text: c.calls }),
     h('td', { class: 'num', text: fmtDuration(c.billed_seconds || 0) }), h('td', { class: 'num', text: fmtMicros(c.cost_micros || 0) }))));
-  const conv = u.conversations || [];
   $('conv-body').replaceChildren(...conv.map((c) => h('tr', {},
     h('td', { text: c.category }), h('td', { class: 'num', text: c.conversations }),
     h('td', { class: 'num', text: c.charged }), h('td', { class: 'num', text: fmtMicros(c.cost_micros || 0) }))));
