@@ -153,13 +153,14 @@ func TestOutboundCallWithPermissionAndBilling(t *testing.T) {
 	if !strings.Contains(csv, "GB") || !strings.Contains(csv, fmt.Sprint(e.BilledSeconds)) {
 		t.Fatalf("usage csv: %s", csv)
 	}
-	// Call log: the agent sees it, numbers masked.
+	// Call log: the agent sees its call (numbers in full: this app runs with
+	// masking off; TestCallLogMasksNumbers covers masking).
 	tok, _ := ta.AgentToken("olga", "agent", time.Hour)
 	var log struct {
 		Calls []billing.Entry `json:"calls"`
 	}
 	getJSON(t, ta, "/api/v1/calls?direction=business_initiated", tok, &log)
-	if len(log.Calls) != 1 || log.Calls[0].ID != call.ID(id) || strings.Contains(log.Calls[0].UserPhone, "7700900200") {
+	if len(log.Calls) != 1 || log.Calls[0].ID != call.ID(id) || log.Calls[0].UserPhone != user {
 		t.Fatalf("call log %+v", log.Calls)
 	}
 }
@@ -259,5 +260,38 @@ func getJSON(t *testing.T, ta *testApp, path, token string, v any) {
 	t.Helper()
 	if err := json.Unmarshal([]byte(get(t, ta, path, token)), v); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestCallLogMasksNumbers(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	ta := startApp(t, "-mask-numbers=true", "-api-keys", "admin-key-0123456789")
+	ag := ta.agent(t, ctx, "mia")
+	uc := connectCall(t, ctx, ta, ag, "+447700900141")
+	if err := ag.Send(map[string]any{"type": "hangup", "call_id": uc.ID()}); err != nil {
+		t.Fatal(err)
+	}
+	waitEntry(t, ctx, ta, uc.ID())
+	tok, _ := ta.AgentToken("mia", "agent", time.Hour)
+	for _, tc := range []struct {
+		name, token, wantPhone, wantName string
+	}{
+		{"agent sees masked", tok, "+44*******141", ""},
+		{"admin sees full", "admin-key-0123456789", "+447700900141", "Alice"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var log struct {
+				Calls []billing.Entry `json:"calls"`
+			}
+			getJSON(t, ta, "/api/v1/calls", tc.token, &log)
+			if len(log.Calls) != 1 || log.Calls[0].UserPhone != tc.wantPhone || log.Calls[0].UserName != tc.wantName {
+				t.Fatalf("call log %+v", log.Calls)
+			}
+			csv := get(t, ta, "/api/v1/calls?format=csv", tc.token)
+			if !strings.Contains(csv, tc.wantPhone) {
+				t.Fatalf("csv %s", csv)
+			}
+		})
 	}
 }

@@ -294,7 +294,9 @@ func (a *API) getCalls(w http.ResponseWriter, r *http.Request, p principal) {
 		a.fail(w, err)
 		return
 	}
-	mask := !p.fullNumbers()
+	// Admins always see full numbers; others only when the operator turned
+	// masking off (CALLGW_MASK_NUMBERS=false), as agents' ringing calls do.
+	mask := !p.fullNumbers() && a.cfg.MaskNumbers
 	if wantsCSV(r) {
 		w.Header().Set("Content-Type", "text/csv; charset=utf-8")
 		w.Header().Set("Content-Disposition", `attachment; filename="calls.csv"`)

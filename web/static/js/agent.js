@@ -459,7 +459,7 @@ function queryPermission() {
 }
 
 const statusWords = {
-  temporary: 'Temporary permission', permanent: 'Permanent permission', none: 'No permission yet',
+  temporary: 'Temporary permission', permanent: 'Permanent permission', none: 'No permission yet', no_permission: 'No permission yet',
   pending: 'Request sent, waiting for the customer', requested: 'Request sent, waiting for the customer',
   rejected: 'The customer declined calls', expired: 'Permission expired', revoked: 'Permission revoked',
 };

@@ -23,7 +23,7 @@ function setConn(cls, text) {
 
 function quality(q) {
   if (!q || (q.rtt_ms === undefined && q.loss_pct === undefined)) return h('span', { class: 'muted', text: '–' });
-  const rtt = q.rtt_ms || 0, loss = q.loss_pct || 0, jit = q.jitter_ms || 0;
+  const rtt = Math.round(q.rtt_ms || 0), loss = Math.round((q.loss_pct || 0) * 10) / 10, jit = Math.round(q.jitter_ms || 0);
   const cls = rtt < 250 && loss < 2 && jit < 30 ? 'good' : rtt < 500 && loss < 6 && jit < 60 ? 'fair' : 'poor';
   return h('span', { class: 'q', title: `RTT ${rtt} ms, loss ${loss}%, jitter ${jit} ms` },
     h('span', { class: 'dot ' + cls }), `${rtt} ms · ${loss}% · ${jit} ms`);
@@ -107,7 +107,7 @@ function drawChart(countries) {
     const bar = svg('rect', { x: left, y: y + 4, width: w, height: rowH - 8, rx: 4, class: 'bar', 'data-testid': 'usage-bar', 'data-country': r.country });
     bar.append(svg('title', {}, `${r.country}: ${r.calls} calls, ${fmtDuration(r.billed_seconds || 0)} billed, ${fmtMicros(r.cost_micros || 0)}`));
     chart.append(bar);
-    chart.append(svg('text', { x: left + w + 8, y: y + 17, class: 'axis' }, `${Math.round((r.billed_seconds || 0) / 60)} min · ${fmtMicros(r.cost_micros || 0)}`));
+    chart.append(svg('text', { x: left + w + 8, y: y + 17, class: 'axis' }, `${fmtDuration(r.billed_seconds || 0)} · ${fmtMicros(r.cost_micros || 0)}`));
   });
 }
 
