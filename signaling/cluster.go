@@ -201,9 +201,11 @@ func (c *Controller) prunePresence(ctx context.Context) {
 // own records this instance as the owner of id, with a lease.
 func (c *Controller) own(ctx context.Context, id call.ID) error {
 	exp := c.now().Add(c.cl.lease)
-	_, err := c.cl.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.Set(ctx, c.store.key(id, "owner"), c.cl.id, c.cl.lease)
+	// Two slots in Redis Cluster, so a plain pipeline, not MULTI: the lease
+	// entry lies in the future, so no reaper acts between the two.
+	_, err := c.cl.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		p.ZAdd(ctx, c.cl.leasesKey(), redis.Z{Score: float64(exp.Unix()), Member: string(id)})
+		p.Set(ctx, c.store.key(id, "owner"), c.cl.id, c.cl.lease)
 		return nil
 	})
 	if err != nil {
@@ -216,9 +218,9 @@ func (c *Controller) own(ctx context.Context, id call.ID) error {
 func (c *Controller) disown(id call.ID) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	_, _ = c.cl.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.Del(ctx, c.store.key(id, "owner"))
+	_, _ = c.cl.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		p.ZRem(ctx, c.cl.leasesKey(), string(id))
+		p.Del(ctx, c.store.key(id, "owner"))
 		return nil
 	})
 }

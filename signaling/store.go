@@ -123,10 +123,15 @@ func (s *store) markEndedAwaiting(ctx context.Context, rec call.Record, owner st
 	if err != nil {
 		return fmt.Errorf("signaling: marshal call: %w", err)
 	}
+	// The unrecorded set lives in another Cluster slot than the call's keys:
+	// add to it first (a member whose state is not ended yet is skipped),
+	// then write tombstone and state together.
+	if err := s.rdb.SAdd(ctx, s.unrecordedKey(), string(rec.ID)).Err(); err != nil {
+		return storeErr("mark ended", err)
+	}
 	_, err = s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		p.Set(ctx, s.key(rec.ID, "ended"), 1, s.ttl)
 		p.Set(ctx, s.key(rec.ID, "state"), b, s.ttl)
-		p.SAdd(ctx, s.unrecordedKey(), string(rec.ID))
 		return nil
 	})
 	if err != nil {

@@ -703,3 +703,22 @@ func TestRecordSurvivesRedisBlipAtCallEnd(t *testing.T) {
 	}
 	waitFor(t, ctx, "nothing pending", func() bool { return ta.Ctrl.PendingRecords() == 0 })
 }
+
+// testutilCount sums a counter family from the app's registry.
+func testutilCount(t *testing.T, ta *testApp, name string) float64 {
+	t.Helper()
+	mfs, err := ta.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum float64
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			sum += m.GetCounter().GetValue()
+		}
+	}
+	return sum
+}

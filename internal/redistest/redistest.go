@@ -135,3 +135,65 @@ func (s *Server) Flush(ctx context.Context) error {
 	defer c.Close()
 	return c.FlushAll(ctx).Err()
 }
+
+// Cluster is a Redis Cluster of real redis-server processes.
+type Cluster struct {
+	Nodes []*Server
+}
+
+// Addrs returns the nodes' host:port addresses.
+func (c *Cluster) Addrs() []string {
+	out := make([]string, len(c.Nodes))
+	for i, n := range c.Nodes {
+		out[i] = n.Addr
+	}
+	return out
+}
+
+// StartCluster starts n (>= 3) masters with cluster mode on, joins them with
+// redis-cli --cluster create and waits until the cluster serves every slot.
+func StartCluster(tb testing.TB, n int) *Cluster {
+	tb.Helper()
+	if n < 3 {
+		tb.Fatalf("redistest: a cluster needs at least 3 masters")
+	}
+	if _, err := exec.LookPath("redis-cli"); err != nil {
+		tb.Fatalf("redistest: redis-cli not found (package redis-tools): %v", err)
+	}
+	c := &Cluster{}
+	for range n {
+		port := freePort(tb)
+		s := &Server{tb: tb, Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), dir: tb.TempDir()}
+		s.args = []string{
+			"--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--dir", s.dir,
+			"--save", "", "--appendonly", "no", "--protected-mode", "no", "--daemonize", "no",
+			"--loglevel", "warning", "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+			"--cluster-node-timeout", "2000",
+		}
+		s.start()
+		tb.Cleanup(s.Stop)
+		c.Nodes = append(c.Nodes, s)
+	}
+	args := append([]string{"--cluster", "create"}, c.Addrs()...)
+	args = append(args, "--cluster-replicas", "0", "--cluster-yes")
+	if out, err := exec.Command("redis-cli", args...).CombinedOutput(); err != nil {
+		tb.Fatalf("redistest: cluster create: %v\n%s", err, out)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		ok := true
+		for _, node := range c.Nodes {
+			out, err := exec.Command("redis-cli", "-h", "127.0.0.1", "-p", strings.TrimPrefix(node.Addr, "127.0.0.1:"), "cluster", "info").Output()
+			if err != nil || !strings.Contains(string(out), "cluster_state:ok") {
+				ok = false
+			}
+		}
+		if ok {
+			return c
+		}
+		if time.Now().After(deadline) {
+			tb.Fatalf("redistest: cluster did not become ok")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
