@@ -2,9 +2,11 @@ package signaling
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/callgw/callgw/call"
+	"github.com/callgw/callgw/internal/phone"
 	"github.com/callgw/callgw/signaling/agents"
 )
 
@@ -88,27 +90,37 @@ func (c *Controller) Closed(s *agents.Session) { c.dropPresence(s.ID) }
 // Handle implements agents.Handler.
 func (c *Controller) Handle(ctx context.Context, s *agents.Session, m *agents.ClientMessage) error {
 	switch m.Type {
-	case agents.TypeDial:
-		ci, err := c.Dial(ctx, s.Agent, m.To)
+	case agents.TypeDial, agents.TypePermissionQuery, agents.TypePermissionRequest:
+		to, shown, err := c.numberFor(ctx, m)
 		if err != nil {
 			return err
 		}
-		s.Send(agents.CallMsg{Type: agents.TypeCall, Ref: m.Ref, Call: ci})
-		return nil
-	case agents.TypePermissionQuery:
-		d, err := c.PermissionState(ctx, m.To)
-		if err != nil {
-			return err
+		switch m.Type {
+		case agents.TypeDial:
+			ci, err := c.Dial(ctx, s.Agent, to)
+			if err != nil {
+				return err
+			}
+			s.Send(agents.CallMsg{Type: agents.TypeCall, Ref: m.Ref, Call: ci})
+			return nil
+		case agents.TypePermissionQuery:
+			c.watchPermission(ctx, to, s.Agent, shown == to)
+			d, err := c.PermissionState(ctx, to)
+			if err != nil {
+				return err
+			}
+			s.Send(agents.PermissionMsg{Type: agents.TypePermission, Ref: m.Ref, To: shown, CallID: m.CallID, Permission: d})
+			return nil
+		default:
+			// Watch first: the user's reply may come before the request returns.
+			c.watchPermission(ctx, to, s.Agent, shown == to)
+			d, err := c.RequestPermission(ctx, to, m.Text)
+			if err != nil {
+				return err
+			}
+			s.Send(agents.PermissionMsg{Type: agents.TypePermission, Ref: m.Ref, To: shown, CallID: m.CallID, Permission: d})
+			return nil
 		}
-		s.Send(agents.PermissionMsg{Type: agents.TypePermission, Ref: m.Ref, To: m.To, Permission: d})
-		return nil
-	case agents.TypePermissionRequest:
-		d, err := c.RequestPermission(ctx, m.To, m.Text)
-		if err != nil {
-			return err
-		}
-		s.Send(agents.PermissionMsg{Type: agents.TypePermission, Ref: m.Ref, To: m.To, Permission: d})
-		return nil
 	}
 	ref := refOf(s)
 	id := call.ID(m.CallID)
@@ -148,4 +160,45 @@ func (c *Controller) localCommand(ref agentRef, m *agents.ClientMessage) error {
 		return l.ask(func(l *liveCall) error { return l.dtmf(ref, m.Digits) })
 	}
 	return agents.Errorf(agents.CodeBadMessage, "unsupported message", nil)
+}
+
+// numberFor returns the number a dial or permission message is about, and
+// how to show it back: "to" as given, or the number of the earlier call
+// named by call_id (shown masked when numbers are masked).
+func (c *Controller) numberFor(ctx context.Context, m *agents.ClientMessage) (number, shown string, err error) {
+	if m.To != "" {
+		return m.To, m.To, nil
+	}
+	sc, err := c.store.load(ctx, call.ID(m.CallID))
+	if errors.Is(err, ErrUnknownCall) {
+		return "", "", agents.Errorf(agents.CodeUnknownCall, "no such call (call records are kept 7 days)", nil)
+	}
+	if err != nil {
+		return "", "", &agents.CodedError{Code: agents.CodeUnavailable, Message: "state store unavailable, try again", Err: err}
+	}
+	if sc.Record.UserPhone == "" {
+		return "", "", agents.Errorf(agents.CodeInvalidNumber, "that caller has no phone number to call back", nil)
+	}
+	shown = sc.Record.UserPhone
+	if c.cfg.MaskNumbers {
+		shown = phone.Mask(shown)
+	}
+	return sc.Record.UserPhone, shown, nil
+}
+
+// watchPermission remembers that agent follows a number's permission, so
+// the user's reply is pushed to the agents who asked, and only to them, in
+// the form they know it (full, or masked for a call back of a masked caller).
+func (c *Controller) watchPermission(ctx context.Context, to, agent string, full bool) {
+	n, err := phone.Parse(to)
+	if err != nil {
+		return
+	}
+	form := "masked"
+	if full {
+		form = "full"
+	}
+	if err := c.store.watchPermission(ctx, n.Digits, agent+"|"+form); err != nil {
+		c.m.redisErrors.WithLabelValues("permission_watch").Inc()
+	}
 }

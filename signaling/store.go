@@ -247,3 +247,26 @@ func (s *store) permissionOutcomes(ctx context.Context, month string) (map[strin
 	}
 	return out, nil
 }
+
+// watchPermission records that agent follows user's permission (7 days).
+func (s *store) watchPermission(ctx context.Context, user, agent string) error {
+	k := s.prefix + "permwatch:{" + user + "}"
+	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.SAdd(ctx, k, agent)
+		p.Expire(ctx, k, 7*24*time.Hour)
+		return nil
+	})
+	if err != nil {
+		return storeErr("permission watch", err)
+	}
+	return nil
+}
+
+// permissionWatchers returns the agents following user's permission.
+func (s *store) permissionWatchers(ctx context.Context, user string) ([]string, error) {
+	m, err := s.rdb.SMembers(ctx, s.prefix+"permwatch:{"+user+"}").Result()
+	if err != nil {
+		return nil, storeErr("permission watch", err)
+	}
+	return m, nil
+}

@@ -420,7 +420,20 @@ func (c *Controller) handlePermissionReply(ctx context.Context, pr *webhook.Perm
 		c.m.redisErrors.WithLabelValues("permissions").Inc()
 		return fmt.Errorf("%w: %w", ErrStore, err)
 	}
-	c.tell(audience{}, agents.PermissionMsg{Type: agents.TypePermission, To: "+" + user, Permission: permissionView(d)})
+	// Pushed to the agents who asked about this number (the full number is
+	// theirs already), not to everybody.
+	watchers, err := c.store.permissionWatchers(ctx, user)
+	if err != nil {
+		c.m.redisErrors.WithLabelValues("permission_watch").Inc()
+	}
+	for _, w := range watchers {
+		agent, form, _ := strings.Cut(w, "|")
+		to := "+" + user
+		if form == "masked" {
+			to = phone.Mask(to)
+		}
+		c.toAgent(agent, agents.PermissionMsg{Type: agents.TypePermission, To: to, Permission: permissionView(d)})
+	}
 	return nil
 }
 

@@ -295,3 +295,52 @@ func TestCallLogMasksNumbers(t *testing.T) {
 		})
 	}
 }
+
+// An agent calls back a missed caller whose number it never saw: the
+// messages name the missed call, the server looks the number up, and the
+// agent only ever sees the masked number.
+func TestCallBackMaskedCaller(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	ta := startApp(t, "-mask-numbers=true", "-ring-timeout", "1s")
+	ag := ta.agent(t, ctx, "carl")
+	uc, err := ta.Sim.PlaceCall(ctx, metasim.CallOptions{From: "+447700900160", Name: "Mo"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	off, err := ag.WaitType(ctx, "call_offered", uc.ID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if off.Call.From != "+44*******160" {
+		t.Fatalf("offered from %q", off.Call.From)
+	}
+	if m, err := ag.WaitType(ctx, "call_ended", uc.ID()); err != nil || m.Outcome != "missed" {
+		t.Fatalf("missed: %v %+v", err, m)
+	}
+	if err := ag.Send(map[string]any{"type": "permission_request", "call_id": uc.ID(), "ref": "r"}); err != nil {
+		t.Fatal(err)
+	}
+	m, err := ag.Wait(ctx, func(m agentclient.Msg) bool { return m.Ref == "r" })
+	if err != nil || m.Type != "permission" || m.To != "+44*******160" {
+		t.Fatalf("request by call id: %v %+v", err, m)
+	}
+	// The user's grant is pushed in the masked form this agent knows.
+	permissionFor(t, ctx, ag, "+44*******160", func(p map[string]any) bool { return p["status"] == "temporary" })
+	if err := ag.Send(map[string]any{"type": "dial", "call_id": uc.ID(), "ref": "d"}); err != nil {
+		t.Fatal(err)
+	}
+	m, err = ag.Wait(ctx, func(m agentclient.Msg) bool { return m.Ref == "d" })
+	if err != nil || m.Type != "call" || strings.Contains(m.Call.To, "7700900160") {
+		t.Fatalf("dial by call id: %v %+v", err, m)
+	}
+	con, err := ta.Sim.WaitRequest(ctx, func(r metasim.GraphRequest) bool { return r.Action == "connect" })
+	if err != nil || con.To != "447700900160" {
+		t.Fatalf("connect to %q: %v", con.To, err)
+	}
+	// Unknown call ids are refused clearly.
+	_ = ag.Send(map[string]any{"type": "dial", "call_id": "wacid.never", "ref": "u"})
+	if m, err := ag.Wait(ctx, func(m agentclient.Msg) bool { return m.Ref == "u" }); err != nil || m.Code != "unknown_call" {
+		t.Fatalf("unknown call: %v %+v", err, m)
+	}
+}

@@ -111,8 +111,15 @@ func ParseClientMessage(b []byte) (*ClientMessage, error) {
 			return &m, fmt.Errorf("%w: digits must be 1..32 of 0-9*#A-D", ErrBadMessage)
 		}
 	case TypeDial, TypePermissionQuery, TypePermissionRequest:
-		if m.To == "" || len(m.To) > 32 {
-			return &m, fmt.Errorf("%w: %s needs to", ErrBadMessage, m.Type)
+		// "to" is a number; "call_id" names an earlier call whose number the
+		// server looks up (a call back when numbers are masked).
+		switch {
+		case m.To == "" && m.CallID == "":
+			return &m, fmt.Errorf("%w: %s needs to or call_id", ErrBadMessage, m.Type)
+		case len(m.To) > 32:
+			return &m, fmt.Errorf("%w: to longer than 32", ErrBadMessage)
+		case m.To == "" && !callIDRe.MatchString(m.CallID):
+			return &m, fmt.Errorf("%w: bad call_id", ErrBadMessage)
 		}
 		if len(m.Text) > 1024 {
 			return &m, fmt.Errorf("%w: text longer than 1024", ErrBadMessage)
@@ -230,6 +237,7 @@ type PermissionMsg struct {
 	Type       string `json:"type"`
 	Ref        string `json:"ref,omitempty"`
 	To         string `json:"to"`
+	CallID     string `json:"call_id,omitempty"` // set when the request named a call instead of a number
 	Permission any    `json:"permission"`
 }
 

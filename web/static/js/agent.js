@@ -25,7 +25,7 @@ const S = {
   accepting: new Set(),
   call: null, // see newCall
   missed: [],
-  dial: { to: '', perm: null, timer: 0 },
+  dial: { to: '', callId: '', perm: null, timer: 0 }, // callId: calling back a caller whose number is masked
   historyCursor: '',
   reloading: false,
 };
@@ -438,14 +438,27 @@ setInterval(async () => {
 
 function onPermission(m, p) {
   if (p && p.kind === 'permission_request') notice('Permission request sent. You will see the reply here.');
-  if (!m.to || m.to !== S.dial.to) return;
+  const forDial = (m.to && m.to === S.dial.to) || (m.call_id && m.call_id === S.dial.callId);
+  if (!forDial) return;
   S.dial.perm = m.permission || null;
   renderPermission();
 }
 
+// target names the dialer's number for the server: the number itself, or
+// the earlier call whose (masked) number the server looks up.
+function target() {
+  return S.dial.callId ? { call_id: S.dial.callId } : { to: S.dial.to };
+}
+
 function queryPermission() {
-  const to = toE164($('dial-input').value);
   $('dial-message').textContent = '';
+  if (S.dial.callId && $('dial-input').value === S.dial.to) {
+    renderPermission('Checking…');
+    send({ type: 'permission_query', ...target() }, 'permission_query');
+    return;
+  }
+  S.dial.callId = '';
+  const to = toE164($('dial-input').value);
   if (!to) {
     S.dial.to = '';
     S.dial.perm = null;
@@ -497,14 +510,14 @@ function renderPermission(msg) {
 
 function requestPermission() {
   if (!S.dial.to) return;
-  send({ type: 'permission_request', to: S.dial.to }, 'permission_request');
+  send({ type: 'permission_request', ...target() }, 'permission_request');
 }
 
 function dial() {
   if (!S.dial.to || S.call) return;
   sound.unlock();
   micPromise().catch(() => {});
-  if (send({ type: 'dial', to: S.dial.to }, 'dial')) $('dial-message').textContent = '';
+  if (send({ type: 'dial', ...target() }, 'dial')) $('dial-message').textContent = '';
 }
 
 function onError(m, p) {
@@ -542,10 +555,17 @@ function addMissed(c) {
   localStorage.setItem(missedKey(), JSON.stringify(S.missed));
 }
 
-function callBack(number) {
+// callBack puts a missed caller in the dialer. A masked number cannot be
+// typed, so the dialer then names the missed call and the server looks the
+// number up.
+function callBack(m) {
   const input = $('dial-input');
-  input.value = number;
+  const masked = !m.from || m.from.includes('*');
+  input.value = m.from || m.name || 'caller';
   input.focus();
+  S.dial.perm = null;
+  S.dial.callId = masked ? m.id : '';
+  S.dial.to = masked ? input.value : '';
   queryPermission();
 }
 
@@ -697,14 +717,14 @@ function renderMissed() {
   $('missed-count').textContent = S.missed.length ? `(${S.missed.length})` : '';
   if (!S.missed.length) { ul.replaceChildren(h('li', { class: 'empty muted', text: 'No missed calls.' })); return; }
   ul.replaceChildren(...S.missed.map((m) => {
-    const masked = m.from.includes('*') || !m.from;
+    const masked = !m.from || m.from.includes('*');
     return h('li', { 'data-testid': 'missed-row', 'data-call-id': m.id },
       h('div', { class: 'avatar small', 'aria-hidden': 'true', text: initials(m.name, m.from) }),
       h('div', { class: 'grow' }, h('div', { text: m.name || 'Unknown caller' }), h('div', { class: 'muted small', text: `${maskNumber(m.from, S.settings.mask_numbers)} · ${fmtWhen(m.at)}` })),
       h('button', {
-        type: 'button', class: 'btn small', 'data-testid': 'call-back', disabled: masked,
-        title: masked ? 'The number is hidden by the mask_numbers setting' : 'Put this number in the dialer',
-        'aria-label': `Call back ${m.name || 'caller'}`, onclick: () => callBack(m.from),
+        type: 'button', class: 'btn small', 'data-testid': 'call-back',
+        title: masked ? 'Put this caller in the dialer (the number stays hidden)' : 'Put this number in the dialer',
+        'aria-label': `Call back ${m.name || 'caller'}`, onclick: () => callBack(m),
       }, 'Call back'),
       h('button', { type: 'button', class: 'btn ghost small', 'aria-label': 'Dismiss', title: 'Dismiss', onclick: () => { S.missed = S.missed.filter((x) => x.id !== m.id); localStorage.setItem(missedKey(), JSON.stringify(S.missed)); renderMissed(); } }, '✕'));
   }));
