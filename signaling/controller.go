@@ -19,7 +19,6 @@ import (
 
 // Hub is what the controller needs from the agent hub.
 type Hub interface {
-	SendAgent(agent string, v any) bool
 	Broadcast(keep func(*agents.Session) bool, v any)
 	AvailableAgents() map[string]bool
 	Sessions(keep func(*agents.Session) bool) []*agents.Session

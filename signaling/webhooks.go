@@ -432,7 +432,7 @@ func (c *Controller) handlePermissionReply(ctx context.Context, pr *webhook.Perm
 		if form == "masked" {
 			to = phone.Mask(to)
 		}
-		c.toAgent(agent, agents.PermissionMsg{Type: agents.TypePermission, To: to, Permission: permissionView(d)})
+		c.toAgent(agent, agents.PermissionMsg{Type: agents.TypePermission, To: to, Permission: d})
 	}
 	return nil
 }
