@@ -245,7 +245,6 @@ func reasonText(r string) string {
 	return "not allowed: " + r
 }
 
-
 // meterMessage runs a message the gateway sent through the conversation
 // meter: inside the user's 24 h customer service window (opened by the
 // user's calls) it is a service conversation, otherwise a utility one (a
