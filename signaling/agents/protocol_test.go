@@ -79,7 +79,9 @@ func TestParseClientMessage(t *testing.T) {
 		// to messages
 		{name: "dial", in: `{"type":"dial","to":"+447700900123"}`},
 		{name: "dial without to", in: `{"type":"dial"}`, wantErr: "dial needs to"},
-		{name: "dial to over 32", in: `{"type":"dial","to":"` + long(33) + `"}`, wantErr: "dial needs to"},
+		{name: "dial to over 32", in: `{"type":"dial","to":"` + long(33) + `"}`, wantErr: "to longer than 32"},
+		{name: "dial by call id", in: `{"type":"dial","call_id":"wacid.X"}`},
+		{name: "dial by bad call id", in: `{"type":"dial","call_id":"bad id!"}`, wantErr: "bad call_id"},
 		{name: "dial text over 1024", in: `{"type":"dial","to":"+1","text":"` + long(1025) + `"}`, wantErr: "text longer than 1024"},
 		{name: "permission_query", in: `{"type":"permission_query","to":"+447700900123"}`},
 		{name: "permission_query without to", in: `{"type":"permission_query"}`, wantErr: "permission_query needs to"},
