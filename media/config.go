@@ -16,6 +16,7 @@ const (
 	DefaultICEFailedTimeout       = 8 * time.Second
 	DefaultICEKeepalive           = 2 * time.Second
 	DefaultReceiveMTU             = 1500
+	DefaultSocketBuffer           = 4 << 20
 )
 
 // Config configures the Engine. The zero value is usable (any port, no
@@ -44,6 +45,11 @@ type Config struct {
 	// ReceiveMTU is the largest RTP/RTCP packet read (SetReceiveMTU).
 	// Default 1500.
 	ReceiveMTU int
+	// SocketBuffer is the kernel receive and send buffer asked for the
+	// single UDP port (UDPPort > 0) that carries every call; the kernel caps
+	// it at net.core.rmem_max / wmem_max (raise those on a busy host).
+	// Default 4 MiB.
+	SocketBuffer int
 	// AgentICEServers (STUN/TURN) are given to agent legs only, for agents
 	// behind strict NATs; WhatsApp legs need none. Empty = none.
 	AgentICEServers []webrtc.ICEServer
@@ -81,6 +87,9 @@ func (c Config) Validate() error {
 			return fmt.Errorf("%w: %s %v is negative", ErrInvalidConfig, name, d)
 		}
 	}
+	if c.SocketBuffer < 0 {
+		return fmt.Errorf("%w: socket buffer %d is negative", ErrInvalidConfig, c.SocketBuffer)
+	}
 	if c.ReceiveMTU != 0 && (c.ReceiveMTU < 576 || c.ReceiveMTU > 9000) {
 		return fmt.Errorf("%w: receive mtu %d outside 576..9000", ErrInvalidConfig, c.ReceiveMTU)
 	}
@@ -102,6 +111,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.ReceiveMTU == 0 {
 		c.ReceiveMTU = DefaultReceiveMTU
+	}
+	if c.SocketBuffer == 0 {
+		c.SocketBuffer = DefaultSocketBuffer
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)

@@ -134,10 +134,16 @@ func (e *Engine) newMux() (ice.UDPMux, error) {
 		if err != nil {
 			return nil, fmt.Errorf("media: listen udp port %d: %w", e.cfg.UDPPort, err)
 		}
+		// One socket carries every call: a small kernel buffer overflows in
+		// bursts (call set-up) long before the CPU is busy.
+		_ = conn.SetReadBuffer(e.cfg.SocketBuffer)
+		_ = conn.SetWriteBuffer(e.cfg.SocketBuffer)
 		return webrtc.NewICEUDPMux(logger, conn), nil
 	}
 	mux, err := ice.NewMultiUDPMuxFromPort(e.cfg.UDPPort, ice.UDPMuxFromPortWithLogger(logger),
-		ice.UDPMuxFromPortWithNetworks(ice.NetworkTypeUDP4, ice.NetworkTypeUDP6))
+		ice.UDPMuxFromPortWithNetworks(ice.NetworkTypeUDP4, ice.NetworkTypeUDP6),
+		ice.UDPMuxFromPortWithReadBufferSize(e.cfg.SocketBuffer),
+		ice.UDPMuxFromPortWithWriteBufferSize(e.cfg.SocketBuffer))
 	if err != nil {
 		return nil, fmt.Errorf("media: listen udp port %d: %w", e.cfg.UDPPort, err)
 	}

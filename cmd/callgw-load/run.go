@@ -4,18 +4,21 @@ import (
 	"bytes"
 	"context"
 	_ "embed"
+	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
+	"net/http"
+	"os"
 	"runtime"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
 
 	"github.com/callgw/callgw/internal/oggopus"
-	"github.com/callgw/callgw/media"
 	"github.com/pion/webrtc/v4"
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
@@ -41,8 +44,9 @@ type config struct {
 	Duration      time.Duration // audio time once every call is up; default 10s
 	Ramp          time.Duration // call set-up spread; default 0
 	SetupParallel int           // calls set up at once; default 8
-	Direct        bool          // baseline without the bridge
-	UDPPort       int           // engine UDP port; 0 = a free one
+	Direct        bool          // baseline without the bridge (single-process mode only)
+	UDPPort       int           // engine UDP port; 0 = a free one (single-process mode only)
+	Ctl           string        // peers mode: the gateway's control API address
 }
 
 func (c config) validate() error {
@@ -58,6 +62,11 @@ func (c config) validate() error {
 	case c.UDPPort < 0 || c.UDPPort > 65535:
 		return fmt.Errorf("-port %d out of range", c.UDPPort)
 	}
+	if c.Ctl != "" {
+		if err := loopbackAddr(c.Ctl); err != nil {
+			return fmt.Errorf("-ctl: %w", err)
+		}
+	}
 	return nil
 }
 
@@ -65,6 +74,7 @@ func (c config) validate() error {
 type direction struct {
 	Sent, Forwarded, Received uint64
 	Gaps                      uint64 // packets missing in the received counter sequence
+	WindowGaps                uint64 // of Gaps, those seen during the measured window
 	NotDelivered              uint64 // sent but never received
 	P50, P99, Max             time.Duration
 }
@@ -78,23 +88,50 @@ type report struct {
 	SilenceToWA        uint64
 	CallsWithAudio     int // calls whose both directions carried audio
 	CPU                time.Duration
-	PacketsInWindow    uint64 // packets sent by all peers during Window
+	RunDelay           time.Duration // this process, over Window: runnable, waiting for a CPU; <0 unknown
+	PacketsInWindow    uint64        // packets sent by all peers during Window
 	HeapPerCall        int64
 	GoroutinesPerCall  float64
 	SetupErrors        []string
 
+	// Gateway is the gateway process measured over Window through its
+	// control API (nil in the direct baseline). SameProcess: the gateway
+	// ran in this process, so its CPU includes the peers'.
+	Gateway     *gatewayWindow
+	SameProcess bool
+	// UDPRcvbufErrors... are the machine's counts of UDP datagrams dropped
+	// for a full socket receive buffer (/proc/net/snmp) during call set-up
+	// (run start to window start) and from the window's start to the end of
+	// the drain; -1 when unknown.
+	UDPRcvbufErrorsSetup, UDPRcvbufErrors int64
+
 	lat *latencies
+}
+
+// gatewayWindow is the gateway process's resources: at rest (before the
+// first call), in steady state (every call up, after GC) and over Window.
+type gatewayWindow struct {
+	PID, GOMAXPROCS         int
+	CPU                     time.Duration // over Window
+	Forwarded               uint64        // packets forwarded over Window, both directions
+	RunDelay                time.Duration // over Window: runnable, waiting for a CPU; <0 unknown
+	Silence                 uint64        // silence frames the pacer sent toward WhatsApp over Window
+	Rest, Steady            gatewayStats
+	HeapPerCall, RSSPerCall int64
+	GoroutinesPerCall       float64
 }
 
 // simCall is one simulated call.
 type simCall struct {
 	meta, agent *endpoint
-	bridge      *media.Bridge
+	gw          *ctlClient
+	bridgeID    string
 }
 
-// run executes one load run; everything it starts is stopped before it
-// returns.
-func run(ctx context.Context, cfg config) (*report, error) {
+// run executes one load run against the gateway behind gw (nil: the direct
+// baseline, peers connected to each other); everything it starts is stopped
+// before it returns.
+func run(ctx context.Context, cfg config, gw *ctlClient) (*report, error) {
 	frames, err := oggopus.ReadPackets(bytes.NewReader(toneOgg))
 	if err != nil {
 		return nil, fmt.Errorf("embedded audio: %w", err)
@@ -104,7 +141,7 @@ func run(ctx context.Context, cfg config) (*report, error) {
 		return nil, err
 	}
 	agentFmtp := agentOpusFmtp
-	if cfg.Direct {
+	if gw == nil {
 		// Answering Meta's offer itself, the agent must accept Meta's Opus
 		// fmtp (Pion drops a codec whose fmtp only partially matches).
 		agentFmtp = ""
@@ -113,24 +150,14 @@ func run(ctx context.Context, cfg config) (*report, error) {
 	if err != nil {
 		return nil, err
 	}
-	rep := &report{Calls: cfg.Calls, Direct: cfg.Direct}
+	rep := &report{Calls: cfg.Calls, Direct: gw == nil}
 	heap0, g0 := memGoroutines()
-
-	var eng *media.Engine
-	reg := prometheus.NewRegistry()
-	if !cfg.Direct {
-		port := cfg.UDPPort
-		if port == 0 {
-			if port, err = freeUDPPort(); err != nil {
-				return nil, err
-			}
-		}
-		eng, err = media.NewEngine(media.Config{LoopbackOnly: true, UDPPort: port,
-			Logger: slog.New(slog.DiscardHandler)}, reg)
-		if err != nil {
+	rcvbufStart, rcvbufStartErr := udpRcvbufErrors()
+	var gwRest gatewayStats
+	if gw != nil {
+		if gwRest, err = gw.stats(ctx, true); err != nil {
 			return nil, err
 		}
-		defer eng.Close()
 	}
 
 	epoch := time.Now()
@@ -146,8 +173,11 @@ func run(ctx context.Context, cfg config) (*report, error) {
 	var mu sync.Mutex
 	var calls []*simCall
 	defer func() {
+		// Tear-down uses its own deadline: ctx may be cancelled by now.
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), setupTimeout)
+		defer cancel()
 		for _, c := range calls {
-			c.close()
+			c.close(cctx)
 		}
 	}()
 
@@ -168,7 +198,7 @@ func run(ctx context.Context, cfg config) (*report, error) {
 		g.Go(func() error {
 			sctx, cancel := context.WithTimeout(ctx, setupTimeout)
 			defer cancel()
-			c, err := setupCall(sctx, eng, metaAPI, agentAPI, fmt.Sprintf("load-%d", i), epoch, onRx)
+			c, err := setupCall(sctx, gw, metaAPI, agentAPI, epoch, onRx)
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {
@@ -186,6 +216,7 @@ func run(ctx context.Context, cfg config) (*report, error) {
 	rep.Established = len(calls)
 	if rep.Established == 0 {
 		close(stop)
+		players.Wait()
 		return rep, fmt.Errorf("no call established (%d set-up errors)", len(rep.SetupErrors))
 	}
 
@@ -193,14 +224,43 @@ func run(ctx context.Context, cfg config) (*report, error) {
 	heap1, g1 := memGoroutines()
 	rep.HeapPerCall = (int64(heap1) - int64(heap0)) / int64(rep.Established)
 	rep.GoroutinesPerCall = float64(g1-g0) / float64(rep.Established)
+	var gwSteady gatewayStats
+	if gw != nil {
+		if gwSteady, err = gw.stats(ctx, true); err != nil {
+			close(stop)
+			players.Wait()
+			return nil, err
+		}
+	}
 	sent0 := totalSent(calls)
+	rcvbuf0, rcvbufErr := udpRcvbufErrors()
+	gapsA0, gapsW0 := totalGaps(calls)
+	delay0 := runDelay()
 	cpu0, t0 := cpuTime(), time.Now()
 	select {
 	case <-time.After(cfg.Duration):
 	case <-ctx.Done():
 	}
 	rep.CPU, rep.Window = cpuTime()-cpu0, time.Since(t0)
+	rep.RunDelay = -1
+	if d1 := runDelay(); d1 >= 0 && delay0 >= 0 {
+		rep.RunDelay = time.Duration(d1 - delay0)
+	}
 	rep.PacketsInWindow = totalSent(calls) - sent0
+	gapsA1, gapsW1 := totalGaps(calls)
+	rep.ToAgent.WindowGaps, rep.ToWA.WindowGaps = gapsA1-gapsA0, gapsW1-gapsW0
+	var gwEnd gatewayStats
+	if gw != nil {
+		// Not ctx: the run may have been cut short by a signal.
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), setupTimeout)
+		gwEnd, err = gw.stats(sctx, false)
+		cancel()
+		if err != nil {
+			close(stop)
+			players.Wait()
+			return nil, err
+		}
+	}
 	close(stop)
 	players.Wait()
 
@@ -214,26 +274,57 @@ func run(ctx context.Context, cfg config) (*report, error) {
 		}
 		break
 	}
+	rep.UDPRcvbufErrorsSetup, rep.UDPRcvbufErrors = -1, -1
+	if rcvbuf1, err := udpRcvbufErrors(); err == nil && rcvbufErr == nil {
+		rep.UDPRcvbufErrors = int64(rcvbuf1 - rcvbuf0)
+		if rcvbufStartErr == nil {
+			rep.UDPRcvbufErrorsSetup = int64(rcvbuf0 - rcvbufStart)
+		}
+	}
 	for _, c := range calls {
 		rep.collect(c)
 	}
 	rep.finish()
-	if eng != nil {
-		fwd, err := forwarded(reg)
+	if gw != nil {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), setupTimeout)
+		final, err := gw.stats(sctx, false)
+		cancel()
 		if err != nil {
 			return nil, err
 		}
-		rep.ToAgent.Forwarded, rep.ToWA.Forwarded = fwd["to_agent"], fwd["to_whatsapp"]
+		rep.ToAgent.Forwarded = final.ForwardedToAgent - gwRest.ForwardedToAgent
+		rep.ToWA.Forwarded = final.ForwardedToWA - gwRest.ForwardedToWA
+		n := int64(rep.Established)
+		rep.Gateway = &gatewayWindow{
+			PID: gwEnd.PID, GOMAXPROCS: gwEnd.GOMAXPROCS,
+			CPU: time.Duration(gwEnd.CPUNanos - gwSteady.CPUNanos),
+			Forwarded: gwEnd.ForwardedToAgent + gwEnd.ForwardedToWA -
+				gwSteady.ForwardedToAgent - gwSteady.ForwardedToWA,
+			Silence:  gwEnd.Silence - gwSteady.Silence,
+			RunDelay: -1,
+			Rest:     gwRest, Steady: gwSteady,
+			HeapPerCall:       (int64(gwSteady.HeapBytes) - int64(gwRest.HeapBytes)) / n,
+			RSSPerCall:        (gwSteady.RSSBytes - gwRest.RSSBytes) / n,
+			GoroutinesPerCall: float64(gwSteady.Goroutines-gwRest.Goroutines) / float64(n),
+		}
+		if gwEnd.RunDelayNanos >= 0 && gwSteady.RunDelayNanos >= 0 {
+			rep.Gateway.RunDelay = time.Duration(gwEnd.RunDelayNanos - gwSteady.RunDelayNanos)
+		}
+		rep.SameProcess = gwEnd.PID == os.Getpid()
 	}
 	return rep, nil
 }
 
-func setupCall(ctx context.Context, eng *media.Engine, metaAPI, agentAPI *webrtc.API, id string,
+// setupCall makes one call: a Meta-like peer and an agent-like peer, bridged
+// by the gateway through its control API (or, gw nil, connected directly).
+func setupCall(ctx context.Context, gw *ctlClient, metaAPI, agentAPI *webrtc.API,
 	epoch time.Time, onRx func()) (c *simCall, err error) {
-	c = &simCall{}
+	c = &simCall{gw: gw}
 	defer func() {
 		if err != nil {
-			c.close()
+			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			defer cancel()
+			c.close(cctx)
 		}
 	}()
 	if c.meta, err = newEndpoint(metaAPI, epoch, onRx); err != nil {
@@ -246,7 +337,7 @@ func setupCall(ctx context.Context, eng *media.Engine, metaAPI, agentAPI *webrtc
 	if err != nil {
 		return c, err
 	}
-	if eng == nil { // baseline: Meta-like peer straight to the agent-like peer
+	if gw == nil { // baseline: Meta-like peer straight to the agent-like peer
 		answer, err := c.agent.answer(ctx, offer, true)
 		if err != nil {
 			return c, err
@@ -256,44 +347,37 @@ func setupCall(ctx context.Context, eng *media.Engine, metaAPI, agentAPI *webrtc
 		}
 		return c, waitAll(ctx, c.meta.connected, c.agent.connected)
 	}
-	waUp, agUp := make(chan struct{}), make(chan struct{})
-	var waOnce, agOnce sync.Once
-	agent := c.agent
-	c.bridge, err = eng.NewBridge(id, media.Events{
-		OnAgentCandidate: agent.addCandidate,
-		OnWhatsAppState: func(s media.LegState) {
-			if s == media.LegConnected {
-				waOnce.Do(func() { close(waUp) })
-			}
-		},
-		OnAgentState: func(s media.LegState) {
-			if s == media.LegConnected {
-				agOnce.Do(func() { close(agUp) })
-			}
-		},
-	})
-	if err != nil {
-		return c, fmt.Errorf("new bridge: %w", err)
-	}
-	answer, err := c.bridge.AnswerWhatsApp(ctx, offer)
-	if err != nil {
+	var id idMsg
+	if err := gw.do(ctx, http.MethodPost, "/bridges", nil, &id); err != nil {
 		return c, err
 	}
-	if err := c.meta.setRemote(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: answer}); err != nil {
+	c.bridgeID = id.ID
+	var answer sdpMsg
+	if err := gw.do(ctx, http.MethodPost, bridgePath(id.ID, "whatsapp-offer"), sdpMsg{SDP: offer}, &answer); err != nil {
 		return c, err
 	}
-	agentOffer, err := c.bridge.OfferAgent(ctx)
+	if err := c.meta.setRemote(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: answer.SDP}); err != nil {
+		return c, err
+	}
+	var agentOffer sdpMsg
+	if err := gw.do(ctx, http.MethodPost, bridgePath(id.ID, "agent-offer"), nil, &agentOffer); err != nil {
+		return c, err
+	}
+	for _, cand := range agentOffer.Candidates {
+		c.agent.addCandidate(cand)
+	}
+	agentAnswer, err := c.agent.answer(ctx, agentOffer.SDP, true)
 	if err != nil {
 		return c, err
 	}
-	agentAnswer, err := c.agent.answer(ctx, agentOffer, true)
-	if err != nil {
+	if err := gw.do(ctx, http.MethodPost, bridgePath(id.ID, "agent-answer"), sdpMsg{SDP: agentAnswer}, nil); err != nil {
 		return c, err
 	}
-	if err := c.bridge.SetAgentAnswer(agentAnswer); err != nil {
+	if err := waitAll(ctx, c.meta.connected, c.agent.connected); err != nil {
 		return c, err
 	}
-	return c, waitAll(ctx, c.meta.connected, c.agent.connected, waUp, agUp)
+	// Both gateway legs connected too, so the first packets are forwarded.
+	return c, gw.do(ctx, http.MethodGet, bridgePath(id.ID, "connected"), nil, nil)
 }
 
 func waitAll(ctx context.Context, chs ...chan struct{}) error {
@@ -307,9 +391,9 @@ func waitAll(ctx context.Context, chs ...chan struct{}) error {
 	return nil
 }
 
-func (c *simCall) close() {
-	if c.bridge != nil {
-		_ = c.bridge.Close()
+func (c *simCall) close(ctx context.Context) {
+	if c.bridgeID != "" {
+		_ = c.gw.do(ctx, http.MethodDelete, bridgePath(c.bridgeID, ""), nil, nil)
 	}
 	for _, p := range []*endpoint{c.meta, c.agent} {
 		if p != nil {
@@ -324,6 +408,24 @@ func totalSent(calls []*simCall) uint64 {
 		n += c.meta.sent.Load() + c.agent.sent.Load()
 	}
 	return n
+}
+
+// gwEndOK: both run-delay readings of the gateway were known.
+func gwEndOK(gw *gatewayWindow) bool {
+	return gw.Rest.RunDelayNanos >= 0 && gw.Steady.RunDelayNanos >= 0
+}
+
+// totalGaps sums the gaps seen so far per direction.
+func totalGaps(calls []*simCall) (toAgent, toWA uint64) {
+	for _, c := range calls {
+		c.agent.rx.mu.Lock()
+		toAgent += c.agent.rx.gaps
+		c.agent.rx.mu.Unlock()
+		c.meta.rx.mu.Lock()
+		toWA += c.meta.rx.gaps
+		c.meta.rx.mu.Unlock()
+	}
+	return toAgent, toWA
 }
 
 func allDelivered(calls []*simCall) bool {
@@ -411,11 +513,45 @@ func (r *report) print(w io.Writer) {
 	if !r.Direct {
 		fmt.Fprintf(w, "silence frames to whatsapp: %d\n", r.SilenceToWA)
 	}
+	fmt.Fprintf(w, "gaps in the window: to_agent %d to_whatsapp %d (the rest during set-up/drain)\n", r.ToAgent.WindowGaps, r.ToWA.WindowGaps)
+	if r.UDPRcvbufErrors >= 0 {
+		fmt.Fprintf(w, "udp datagrams dropped by the kernel for full receive buffers (whole machine): set-up %d, window+drain %d\n",
+			r.UDPRcvbufErrorsSetup, r.UDPRcvbufErrors)
+	}
 	n := max(r.Established, 1)
 	fmt.Fprintf(w, "window %v: cpu %.2f s (%.1f%% of one core), per call %.4f cpu-s/s, per packet %.1f µs (%d packets)\n",
 		r.Window.Round(time.Millisecond), r.CPU.Seconds(), 100*r.CPU.Seconds()/r.Window.Seconds(),
 		r.CPU.Seconds()/r.Window.Seconds()/float64(n), float64(r.CPU.Microseconds())/float64(max(r.PacketsInWindow, 1)), r.PacketsInWindow)
-	fmt.Fprintf(w, "heap per call %d KB, goroutines per call %.1f\n", r.HeapPerCall/1024, r.GoroutinesPerCall)
+	fmt.Fprintf(w, "this process: heap per call %d KB, goroutines per call %.1f\n", r.HeapPerCall/1024, r.GoroutinesPerCall)
+	if r.Gateway == nil {
+		return
+	}
+	gw := r.Gateway
+	who := "separate process"
+	if r.SameProcess {
+		who = "same process as the peers: CPU includes theirs"
+	}
+	frac := gw.CPU.Seconds() / r.Window.Seconds() // cores busy
+	perCall := frac / float64(n)
+	implied := 0.0
+	if perCall > 0 {
+		implied = 1 / perCall
+	}
+	fmt.Fprintf(w, "gateway pid %d (%s), GOMAXPROCS %d: cpu %.2f s = %.1f%% of one core; per call %.3f%% of a core; per forwarded packet %.1f µs (%d forwarded); implies %.0f calls per fully busy core\n",
+		gw.PID, who, gw.GOMAXPROCS, gw.CPU.Seconds(), 100*frac, 100*perCall,
+		float64(gw.CPU.Nanoseconds())/1e3/float64(max(gw.Forwarded, 1)), gw.Forwarded, implied)
+	if gw.RunDelay >= 0 {
+		fmt.Fprintf(w, "gateway threads runnable but waiting for a CPU: %.2f s in the window (its own threads on its core included; more means other processes took the core)\n", gw.RunDelay.Seconds())
+	}
+	fmt.Fprintf(w, "gateway silence frames toward whatsapp in the window: %d (filling late agent audio)\n", gw.Silence)
+	fmt.Fprintf(w, "gateway memory: rss %d MB (at rest %d MB, peak %d MB), per call rss %d KB heap %d KB goroutines %.1f\n",
+		gw.Steady.RSSBytes>>20, gw.Rest.RSSBytes>>20, gw.Steady.MaxRSSBytes>>20,
+		gw.RSSPerCall/1024, gw.HeapPerCall/1024, gw.GoroutinesPerCall)
+	if !r.SameProcess {
+		procs := runtime.GOMAXPROCS(0)
+		fmt.Fprintf(w, "peers pid %d, GOMAXPROCS %d: %.1f%% of its %d core(s) busy, threads waited %.2f s for a CPU\n",
+			os.Getpid(), procs, 100*r.CPU.Seconds()/r.Window.Seconds()/float64(procs), procs, r.RunDelay.Seconds())
+	}
 }
 
 func memGoroutines() (heap uint64, goroutines int) {
@@ -444,24 +580,86 @@ func freeUDPPort() (int, error) {
 	return c.LocalAddr().(*net.UDPAddr).Port, nil
 }
 
-// forwarded reads callgw_media_packets_forwarded_total by direction.
-func forwarded(reg *prometheus.Registry) (map[string]uint64, error) {
+// counters are the engine's packet counters, read from its registry.
+type counters struct {
+	forwarded, dropped map[string]uint64 // by direction
+	silence            uint64
+}
+
+func engineCounters(reg *prometheus.Registry) (counters, error) {
+	c := counters{forwarded: map[string]uint64{}, dropped: map[string]uint64{}}
 	mfs, err := reg.Gather()
 	if err != nil {
-		return nil, fmt.Errorf("gather metrics: %w", err)
+		return c, fmt.Errorf("gather metrics: %w", err)
 	}
-	out := map[string]uint64{}
 	for _, mf := range mfs {
-		if mf.GetName() != "callgw_media_packets_forwarded_total" {
+		var into map[string]uint64
+		switch mf.GetName() {
+		case "callgw_media_packets_forwarded_total":
+			into = c.forwarded
+		case "callgw_media_packets_dropped_total":
+			into = c.dropped
+		case "callgw_media_silence_packets_total":
+			for _, m := range mf.GetMetric() {
+				c.silence += uint64(m.GetCounter().GetValue())
+			}
+			continue
+		default:
 			continue
 		}
 		for _, m := range mf.GetMetric() {
 			for _, l := range m.GetLabel() {
 				if l.GetName() == "direction" {
-					out[l.GetValue()] = uint64(m.GetCounter().GetValue())
+					into[l.GetValue()] += uint64(m.GetCounter().GetValue())
 				}
 			}
 		}
 	}
-	return out, nil
+	return c, nil
+}
+
+// loopbackAddr checks that addr is host:port on a loopback IP: the control
+// API has no authentication.
+func loopbackAddr(addr string) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("%q: %w", addr, err)
+	}
+	if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
+		return fmt.Errorf("%q: host must be a loopback IP (the control API is unauthenticated)", addr)
+	}
+	if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
+		return fmt.Errorf("%q: bad port", addr)
+	}
+	return nil
+}
+
+// udpRcvbufErrors reads Udp RcvbufErrors from /proc/net/snmp (Linux).
+func udpRcvbufErrors() (uint64, error) {
+	b, err := os.ReadFile("/proc/net/snmp")
+	if err != nil {
+		return 0, fmt.Errorf("read snmp: %w", err)
+	}
+	var names []string
+	for line := range strings.SplitSeq(string(b), "\n") {
+		rest, ok := strings.CutPrefix(line, "Udp: ")
+		if !ok {
+			continue
+		}
+		f := strings.Fields(rest)
+		if names == nil {
+			names = f
+			continue
+		}
+		for i, n := range names {
+			if n == "RcvbufErrors" && i < len(f) {
+				v, err := strconv.ParseUint(f[i], 10, 64)
+				if err != nil {
+					return 0, fmt.Errorf("parse RcvbufErrors %q: %w", f[i], err)
+				}
+				return v, nil
+			}
+		}
+	}
+	return 0, errors.New("no Udp RcvbufErrors in /proc/net/snmp")
 }
