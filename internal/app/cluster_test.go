@@ -64,9 +64,9 @@ func TestSeveralInstances(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts processes")
 	}
+	bin := buildBinary(t) // before the clock starts: slow on a cold build cache
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	bin := buildBinary(t)
 	rs := redistest.Start(t)
 	const (
 		secret      = "cluster-app-secret"
