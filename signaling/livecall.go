@@ -521,14 +521,12 @@ func (l *liveCall) end(reason call.EndReason, outcome call.Outcome, awaitMeta bo
 	}
 	l.log.Info("call ended", "reason", reason.String(), "outcome", outcome.String(), "was", prev.String())
 	c.m.calls.WithLabelValues(l.rec.Direction.String(), outcome.String()).Inc()
-	{
-		msg := agents.CallEnded{Type: agents.TypeCallEnded, CallID: string(l.id), Reason: reason.String(),
-			Outcome: outcome.String(), DurationS: l.rec.GatewayMillis / 1000, ErrorCode: l.rec.ErrorCode}
-		if l.rec.ErrorCode != 0 {
-			msg.Message = metaReason(l.rec.ErrorCode)
-		}
-		c.tell(audience{}, msg)
+	msg := agents.CallEnded{Type: agents.TypeCallEnded, CallID: string(l.id), Reason: reason.String(),
+		Outcome: outcome.String(), DurationS: l.rec.GatewayMillis / 1000, ErrorCode: l.rec.ErrorCode}
+	if l.rec.ErrorCode != 0 {
+		msg.Message = metaReason(l.rec.ErrorCode)
 	}
+	c.tell(audience{}, msg)
 	ctx, cancel := c.opCtx(3 * time.Second)
 	if err := c.store.markEnded(ctx, l.rec, c.cfg.InstanceID); err != nil {
 		c.m.redisErrors.WithLabelValues("mark_ended").Inc()

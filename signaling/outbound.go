@@ -136,7 +136,7 @@ func (c *Controller) Dial(ctx context.Context, agent, to string) (agents.CallInf
 	l.agent.Store(agent)
 	l.setState(StateDialing)
 	l.log.Info("outbound call placed", "to", phone.Mask(n.E164), "agent", agent)
-	info := make(chan agents.CallInfo, 1)
+	ci := c.info(l, StateDialing) // the actor has not started: l is still ours to read
 	c.register(l)
 	if err := c.own(context.WithoutCancel(ctx), l.id); err != nil {
 		l.log.Warn("cannot record ownership: other instances will not route to this call", "err", err)
@@ -144,20 +144,13 @@ func (c *Controller) Dial(ctx context.Context, agent, to string) (agents.CallInf
 	c.drainEarly(context.WithoutCancel(ctx), l)
 	l.post(func(l *liveCall) {
 		l.saveState()
-		ci := c.info(l, StateDialing)
-		info <- ci
 		c.toAgent(agent, agents.CallMsg{Type: agents.TypeCall, Call: ci})
 		if err := l.offerAgent(); err != nil {
 			l.log.Warn("agent leg", "err", err)
 			l.hangupByUs(call.SetupFailed)
 		}
 	})
-	select {
-	case ci := <-info:
-		return ci, nil
-	case <-time.After(5 * time.Second):
-		return agents.CallInfo{ID: id, Direction: call.BusinessInitiated.String(), State: StateDialing.String()}, nil
-	}
+	return ci, nil
 }
 
 // onUserAnswer applies Meta's SDP answer of a business-initiated call.
