@@ -33,6 +33,7 @@ type UserCall struct {
 	localSDP string        // our offer (inbound) or answer (outbound), as sent
 
 	lastRecv atomic.Int64 // unix nanos of the last business RTP packet (real time)
+	mediaOff atomic.Bool  // StopMedia: the user's network died; nothing is sent
 	rtcp     atomic.Int64
 
 	mu          sync.Mutex
@@ -192,6 +193,11 @@ func (c *UserCall) WaitReceived(ctx context.Context, n int) error {
 
 // RTCPReceived returns how many RTCP packets the user peer has read.
 func (c *UserCall) RTCPReceived() int64 { return c.rtcp.Load() }
+
+// StopMedia stops the user's audio without ending the call, as when the
+// phone loses its network: the business side should notice (its media
+// watchdog) and end the call.
+func (c *UserCall) StopMedia() { c.mediaOff.Store(true) }
 
 // ReceivedDTMF returns the RFC 4733 digits received from the business.
 func (c *UserCall) ReceivedDTMF() string {
@@ -465,6 +471,9 @@ func (c *UserCall) playLoop() {
 		case <-c.done:
 			return
 		case <-t.C:
+		}
+		if c.mediaOff.Load() {
+			continue
 		}
 		if digit < 0 && gap == 0 {
 			c.mu.Lock()

@@ -722,3 +722,28 @@ func testutilCount(t *testing.T, ta *testApp, name string) float64 {
 	}
 	return sum
 }
+
+// The media watchdog: the caller's audio stops (its network died) but no
+// terminate comes; the gateway ends the call through the Graph API.
+func TestMediaWatchdogEndsSilentCall(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	ta := startApp(t, "-media-timeout", "2s")
+	ag := ta.agent(t, ctx, "watch")
+	uc := connectCall(t, ctx, ta, ag, "+447700900170")
+	waitFor(t, ctx, "audio", func() bool { return len(ag.Received(uc.ID())) > 25 })
+	uc.StopMedia()
+	end, err := ag.WaitType(ctx, "call_ended", uc.ID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if end.Reason != "media_timeout" {
+		t.Fatalf("ended %+v", end)
+	}
+	if _, err := ta.Sim.WaitRequest(ctx, func(r metasim.GraphRequest) bool { return r.Action == "terminate" && r.CallID == uc.ID() }); err != nil {
+		t.Fatal(err)
+	}
+	if e := waitEntry(t, ctx, ta, uc.ID()); e.EndReason != call.MediaTimeout {
+		t.Fatalf("entry %+v", e)
+	}
+}
