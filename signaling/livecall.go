@@ -151,7 +151,9 @@ func (l *liveCall) events() media.Events {
 			})
 		},
 		OnDTMF: func(d rune) {
-			l.log.Debug("dtmf from user", "digit", string(d))
+			if a := l.agent.Load().(string); a != "" {
+				l.c.toAgent(a, agents.DTMFMsg{Type: agents.TypeDTMF, CallID: string(l.id), Digit: string(d)})
+			}
 		},
 	}
 }

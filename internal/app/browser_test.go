@@ -179,6 +179,9 @@ func TestBrowserInboundCall(t *testing.T) {
 	must(t, browsertest.Click(ctx, "dtmf-4", bstep))
 	must(t, browsertest.Click(ctx, "dtmf-hash", bstep))
 	waitFor(t, deadline(t), "DTMF at the WhatsApp user", func() bool { return uc.ReceivedDTMF() == "4#" })
+	// And the other way: the caller's keys are shown to the agent.
+	must(t, uc.SendDTMF("59"))
+	must(t, browsertest.WaitTrue(ctx, `window.callgwTest.callerKeys === "59"`, bstep))
 	must(t, browsertest.Click(ctx, "keypad-toggle", bstep))
 	must(t, browsertest.WaitNotVisible(ctx, "keypad", bstep))
 	must(t, browsertest.Screenshot(ctx, "agent-in-call"))

@@ -215,6 +215,24 @@ func TestInboundCallEndToEnd(t *testing.T) {
 	checkTone(t, "agent", ag.Received(uc.ID()), 440)
 	checkTone(t, "caller", uc.Received(), 1000)
 
+	// The caller presses keys: the agent is told, key by key.
+	if err := uc.SendDTMF("7#"); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"7", "#"} {
+		m, err := ag.WaitType(ctx, "dtmf", uc.ID())
+		if err != nil {
+			t.Fatal(err)
+		}
+		var d struct {
+			Digit string `json:"digit"`
+		}
+		_ = json.Unmarshal(m.Raw, &d)
+		if d.Digit != want {
+			t.Fatalf("dtmf %q, want %q", d.Digit, want)
+		}
+	}
+
 	// Agent hangs up: terminate reaches Meta, the agent is told, the record is kept.
 	if err := ag.Send(map[string]any{"type": "hangup", "call_id": uc.ID()}); err != nil {
 		t.Fatal(err)

@@ -241,6 +241,13 @@ type PermissionMsg struct {
 	Permission any    `json:"permission"`
 }
 
+// DTMFMsg tells the agent the WhatsApp user pressed a key.
+type DTMFMsg struct {
+	Type   string `json:"type"`
+	CallID string `json:"call_id"`
+	Digit  string `json:"digit"`
+}
+
 // ErrorMsg reports a failed request.
 type ErrorMsg struct {
 	Type     string `json:"type"`

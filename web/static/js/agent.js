@@ -90,9 +90,19 @@ function dispatch(m) {
     case 'offer': return onOffer(m);
     case 'ice': return onRemoteIce(m);
     case 'permission': return onPermission(m, p);
+    case 'dtmf': return onCallerKey(m);
     case 'error': return onError(m, p);
     default: return undefined; // pong and future types
   }
+}
+
+// onCallerKey shows the keys the WhatsApp user presses (e.g. an account
+// number typed on the dial pad).
+function onCallerKey(m) {
+  if (!S.call || S.call.info.id !== m.call_id) return;
+  S.callerKeys = ((S.callerKeys || '') + m.digit).slice(-24);
+  test.callerKeys = S.callerKeys;
+  notice(`Caller pressed ${S.callerKeys}`);
 }
 
 function onWelcome(m) {
@@ -225,6 +235,7 @@ function endLocal(id, text) {
   if (!c || c.info.id !== id) return;
   closeMedia(c);
   S.call = null;
+  S.callerKeys = '';
   $('last-call').textContent = text;
   test.muted = false;
   test.stats = null;
