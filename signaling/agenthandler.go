@@ -72,13 +72,7 @@ func (c *Controller) PresenceChanged(s *agents.Session) {
 }
 
 func (c *Controller) offerRinging(ref agentRef) {
-	c.mu.Lock()
-	ls := make([]*liveCall, 0, len(c.calls))
-	for _, l := range c.calls {
-		ls = append(ls, l)
-	}
-	c.mu.Unlock()
-	for _, l := range ls {
+	for _, l := range c.liveCalls() {
 		go l.post(func(l *liveCall) { l.offerTo(ref) })
 	}
 }

@@ -3,7 +3,6 @@ package signaling
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -222,13 +221,7 @@ func (c *Controller) Drain(ctx context.Context) {
 // endAll ends every live call with reason and waits for the actors (their
 // records included, bounded by MetaTerminateWait).
 func (c *Controller) endAll(reason call.EndReason) {
-	c.mu.Lock()
-	ls := make([]*liveCall, 0, len(c.calls))
-	for _, l := range c.calls {
-		ls = append(ls, l)
-	}
-	c.mu.Unlock()
-	for _, l := range ls {
+	for _, l := range c.liveCalls() {
 		l.post(func(l *liveCall) { l.hangupByUs(reason) })
 	}
 	done := make(chan struct{})
@@ -254,6 +247,17 @@ func (c *Controller) Close() error {
 		c.log.Error("stopping with call records Redis never took", "records", n)
 	}
 	return nil
+}
+
+// liveCalls returns this instance's live calls at this moment.
+func (c *Controller) liveCalls() []*liveCall {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ls := make([]*liveCall, 0, len(c.calls))
+	for _, l := range c.calls {
+		ls = append(ls, l)
+	}
+	return ls
 }
 
 func (c *Controller) lookup(id call.ID) *liveCall {
@@ -314,10 +318,6 @@ func (c *Controller) opCtx(d time.Duration) (context.Context, context.CancelFunc
 }
 
 func (c *Controller) logCall(id call.ID) *slog.Logger { return c.log.With("call", string(id)) }
-
-func wrapf(err error, format string, a ...any) error {
-	return fmt.Errorf(format+": %w", append(a, err)...)
-}
 
 // Live returns the live calls of every instance; this instance's carry
 // their media quality.

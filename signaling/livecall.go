@@ -2,6 +2,7 @@ package signaling
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync/atomic"
 	"time"
@@ -270,7 +271,7 @@ func (l *liveCall) offerAgent() error {
 	defer cancel()
 	offer, err := l.bridge.OfferAgent(ctx)
 	if err != nil {
-		return wrapf(err, "agent offer")
+		return fmt.Errorf("agent offer: %w", err)
 	}
 	l.agentAnswer = false
 	l.offerSent = true

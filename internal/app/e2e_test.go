@@ -395,15 +395,23 @@ func TestRingTimeoutMeansMissed(t *testing.T) {
 
 // connectWebhook builds a signed user-initiated connect for a new call id
 // from a call the simulator already placed.
+// The simulator records a webhook once its delivery returned, which may be
+// after callgw already acted on it: wait for the record.
 func webhookFor(t *testing.T, ta *testApp, callID, field string) []byte {
 	t.Helper()
-	for _, w := range ta.Sim.Webhooks() {
-		if bytes.Contains(w.Body, []byte(callID)) && bytes.Contains(w.Body, []byte(field)) {
-			return w.Body
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var body []byte
+	waitFor(t, ctx, field+" webhook for "+callID, func() bool {
+		for _, w := range ta.Sim.Webhooks() {
+			if bytes.Contains(w.Body, []byte(callID)) && bytes.Contains(w.Body, []byte(field)) {
+				body = w.Body
+				return true
+			}
 		}
-	}
-	t.Fatalf("no %s webhook for %s", field, callID)
-	return nil
+		return false
+	})
+	return body
 }
 
 func postWebhook(t *testing.T, ta *testApp, body []byte, sig string) int {

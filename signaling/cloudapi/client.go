@@ -187,12 +187,8 @@ func (c *Client) attempt(ctx context.Context, req request, u string, payload []b
 	start := time.Now()
 	resp, err := c.http.Do(hreq)
 	if err != nil {
-		result := ResultNetworkError
-		switch {
-		case ctx.Err() != nil:
-			result = ResultCanceled
-		case actx.Err() != nil:
-			result = ResultTimeout
+		result := failedResult(ctx, actx)
+		if result == ResultTimeout {
 			err = fmt.Errorf("attempt timed out after %v: %w", c.cfg.Timeout, err)
 		}
 		c.observe(req, start, result, 0)
@@ -202,13 +198,7 @@ func (c *Client) attempt(ctx context.Context, req request, u string, payload []b
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes+1))
 	if err != nil {
-		result := ResultNetworkError
-		switch {
-		case ctx.Err() != nil:
-			result = ResultCanceled
-		case actx.Err() != nil:
-			result = ResultTimeout
-		}
+		result := failedResult(ctx, actx)
 		c.observe(req, start, result, resp.StatusCode)
 		return attemptResult{err: fmt.Errorf("read answer: %w", err), maybeSent: true, retryable: req.safe}
 	}
@@ -313,4 +303,16 @@ func maskPhone(n string) string {
 		return "****"
 	}
 	return "********" + n[len(n)-4:]
+}
+
+// failedResult names a failed attempt: the caller gave up (ctx), the
+// attempt's own timeout fired (actx), or the network failed.
+func failedResult(ctx, actx context.Context) string {
+	switch {
+	case ctx.Err() != nil:
+		return ResultCanceled
+	case actx.Err() != nil:
+		return ResultTimeout
+	}
+	return ResultNetworkError
 }
