@@ -103,11 +103,12 @@ const (
 	Drained                 // the instance shut down past its grace period
 	OwnerLost               // the owning instance died; another ended the call
 	SetupFailed             // media or signaling could not be set up
+	Stale                   // Meta's connect was older than its accept window: recorded, not acted on
 )
 
 var reasonNames = [...]string{"unknown", "agent_hangup", "user_hangup", "ring_timeout", "no_agent",
 	"agent_rejected", "media_timeout", "agent_lost", "user_declined", "user_no_answer", "meta_error",
-	"drained", "owner_lost", "setup_failed"}
+	"drained", "owner_lost", "setup_failed", "stale"}
 
 func (r EndReason) String() string {
 	if int(r) < len(reasonNames) {
