@@ -3,11 +3,13 @@ package signaling
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/callgw/callgw/call"
 	"github.com/callgw/callgw/internal/phone"
 	"github.com/callgw/callgw/signaling/agents"
+	lc "github.com/callgw/callgw/signaling/lifecycle"
 )
 
 // Welcome implements agents.Handler: the calls ringing anywhere and the
@@ -16,7 +18,7 @@ func (c *Controller) Welcome(s *agents.Session) []agents.CallInfo {
 	var out []agents.CallInfo
 	for _, ci := range c.allCalls() {
 		st := ParseState(ci.State)
-		if st == StateRinging || (st.agentOwned() && ci.Agent == s.Agent) {
+		if st == StateRinging || (st.AgentOwned() && ci.Agent == s.Agent) {
 			out = append(out, ci)
 		}
 	}
@@ -81,8 +83,13 @@ func (c *Controller) offerRinging(ref agentRef) {
 // agent leg's health decides (see checkAgentLeg).
 func (c *Controller) Closed(s *agents.Session) { c.dropPresence(s.ID) }
 
-// Handle implements agents.Handler.
+// Handle implements agents.Handler. Domain errors become protocol error
+// codes here, at the websocket edge (protocolError).
 func (c *Controller) Handle(ctx context.Context, s *agents.Session, m *agents.ClientMessage) error {
+	return protocolError(c.handle(ctx, s, m))
+}
+
+func (c *Controller) handle(ctx context.Context, s *agents.Session, m *agents.ClientMessage) error {
 	switch m.Type {
 	case agents.TypeDial, agents.TypePermissionQuery, agents.TypePermissionRequest:
 		to, shown, err := c.numberFor(ctx, m)
@@ -123,10 +130,10 @@ func (c *Controller) Handle(ctx context.Context, s *agents.Session, m *agents.Cl
 	}
 	owner, err := c.ownerOf(ctx, id)
 	if err != nil {
-		return &agents.CodedError{Code: agents.CodeUnavailable, Message: "state store unavailable, try again", Err: err}
+		return err
 	}
 	if owner == "" || owner == c.cl.id {
-		return agents.Errorf(agents.CodeUnknownCall, "no such call", nil)
+		return ErrUnknownCall
 	}
 	return c.forwardCommand(ctx, owner, ref, m)
 }
@@ -135,25 +142,48 @@ func (c *Controller) Handle(ctx context.Context, s *agents.Session, m *agents.Cl
 func (c *Controller) localCommand(ref agentRef, m *agents.ClientMessage) error {
 	l := c.lookup(call.ID(m.CallID))
 	if l == nil {
-		return agents.Errorf(agents.CodeUnknownCall, "no such call", nil)
+		return ErrUnknownCall
 	}
+	w := lc.When{At: c.now()}
+	var build func(*liveCall) lc.Event
 	switch m.Type {
 	case agents.TypeAccept:
-		return l.ask(func(l *liveCall) error { return l.accept(ref) })
+		build = func(*liveCall) lc.Event { return lc.AgentAccept{When: w, Agent: ref.Agent, Available: ref.Available} }
 	case agents.TypeReject:
-		return l.ask(func(l *liveCall) error { return l.reject(ref) })
+		build = func(l *liveCall) lc.Event {
+			others := 0
+			for a := range c.availableAgents() {
+				if a != ref.Agent && !l.lc.Declined[a] {
+					others++
+				}
+			}
+			return lc.AgentDecline{When: w, Agent: ref.Agent, Others: others}
+		}
 	case agents.TypeAnswer:
-		return l.ask(func(l *liveCall) error { return l.answer(ref, m.SDP) })
+		build = func(l *liveCall) lc.Event {
+			if l.lc.Agent == ref.Agent {
+				l.agentSDP = m.SDP
+			}
+			return lc.AgentAnswer{When: w, Agent: ref.Agent}
+		}
 	case agents.TypeICE:
-		return l.ask(func(l *liveCall) error { return l.addCandidate(ref, *m.Candidate) })
+		build = func(l *liveCall) lc.Event {
+			l.candidate = *m.Candidate
+			return lc.AgentCommand{When: w, Agent: ref.Agent, Kind: lc.CmdICE}
+		}
 	case agents.TypeResume:
-		return l.ask(func(l *liveCall) error { return l.resume(ref) })
-	case agents.TypeHangup:
-		return l.ask(func(l *liveCall) error { return l.hangup(ref) })
+		build = func(*liveCall) lc.Event { return lc.AgentCommand{When: w, Agent: ref.Agent, Kind: lc.CmdResume} }
 	case agents.TypeDTMF:
-		return l.ask(func(l *liveCall) error { return l.dtmf(ref, m.Digits) })
+		build = func(l *liveCall) lc.Event {
+			l.digits = m.Digits
+			return lc.AgentCommand{When: w, Agent: ref.Agent, Kind: lc.CmdDTMF}
+		}
+	case agents.TypeHangup:
+		build = func(*liveCall) lc.Event { return lc.AgentHangup{When: w, Agent: ref.Agent} }
+	default:
+		return fmt.Errorf("%w: unsupported message", ErrBadCommand)
 	}
-	return agents.Errorf(agents.CodeBadMessage, "unsupported message", nil)
+	return l.ask(m.Ref, build)
 }
 
 // numberFor returns the number a dial or permission message is about, and
@@ -164,14 +194,11 @@ func (c *Controller) numberFor(ctx context.Context, m *agents.ClientMessage) (nu
 		return m.To, m.To, nil
 	}
 	sc, err := c.store.load(ctx, call.ID(m.CallID))
-	if errors.Is(err, ErrUnknownCall) {
-		return "", "", agents.Errorf(agents.CodeUnknownCall, "no such call (call records are kept 7 days)", nil)
-	}
 	if err != nil {
-		return "", "", &agents.CodedError{Code: agents.CodeUnavailable, Message: "state store unavailable, try again", Err: err}
+		return "", "", err
 	}
 	if sc.Record.UserPhone == "" {
-		return "", "", agents.Errorf(agents.CodeInvalidNumber, "that caller has no phone number to call back", nil)
+		return "", "", ErrNoCallback
 	}
 	shown = sc.Record.UserPhone
 	if c.cfg.MaskNumbers {
@@ -188,11 +215,51 @@ func (c *Controller) watchPermission(ctx context.Context, to, agent string, full
 	if err != nil {
 		return
 	}
-	form := "masked"
-	if full {
-		form = "full"
-	}
-	if err := c.store.watchPermission(ctx, n.Digits, agent+"|"+form); err != nil {
+	if err := c.store.watchPermission(ctx, n.Digits, watcher{Agent: agent, Masked: !full}); err != nil {
 		c.m.redisErrors.WithLabelValues("permission_watch").Inc()
 	}
+}
+
+// protocolError maps call control's errors to the agent protocol's codes.
+func protocolError(err error) error {
+	if err == nil {
+		return nil
+	}
+	var (
+		ce *agents.CodedError
+		me *MetaError
+		pe *PermissionError
+	)
+	switch {
+	case errors.As(err, &ce):
+		return ce
+	case errors.As(err, &pe):
+		return &agents.CodedError{Code: string(pe.Reason), Message: pe.Text(), Err: err}
+	case errors.As(err, &me):
+		return &agents.CodedError{Code: agents.CodeMetaError, Message: me.Reason(), MetaCode: me.Code, Err: err}
+	}
+	for _, m := range []struct {
+		err        error
+		code, text string
+	}{
+		{ErrCallTaken, agents.CodeCallTaken, "another agent took the call"},
+		{ErrNotYourCall, agents.CodeNotYourCall, "the call belongs to another agent"},
+		{ErrNotAvailable, agents.CodeNotAvailable, "set yourself available to take calls"},
+		{ErrOutOfTurn, agents.CodeOutOfTurn, "not possible in the call's current state"},
+		{ErrCallEnded, agents.CodeUnknownCall, "the call has ended"},
+		{ErrUnknownCall, agents.CodeUnknownCall, "no such call (call records are kept 7 days)"},
+		{ErrInvalidNumber, agents.CodeInvalidNumber, "not a valid phone number"},
+		{ErrNoCallback, agents.CodeInvalidNumber, "that caller has no phone number to call back"},
+		{ErrInvalidSDP, agents.CodeInvalidSDP, "the SDP could not be applied"},
+		{ErrBadCommand, agents.CodeBadMessage, "the command could not be carried out"},
+		{ErrDraining, agents.CodeUnavailable, "this instance is shutting down"},
+		{ErrStore, agents.CodeUnavailable, "state store unavailable, try again"},
+		{ErrNotConfigured, agents.CodeUnavailable, "outbound calling is not configured"},
+		{ErrMediaSetup, agents.CodeInternal, "media setup failed"},
+	} {
+		if errors.Is(err, m.err) {
+			return &agents.CodedError{Code: m.code, Message: m.text, Err: err}
+		}
+	}
+	return &agents.CodedError{Code: agents.CodeInternal, Message: "internal error", Err: err}
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/callgw/callgw/call"
 	"github.com/callgw/callgw/signaling/agents"
+	lc "github.com/callgw/callgw/signaling/lifecycle"
 	"github.com/callgw/callgw/signaling/webhook"
 )
 
@@ -311,18 +312,18 @@ func (c *Controller) reapOne(ctx context.Context, id call.ID, now time.Time) {
 	if gerr != nil {
 		log.Warn("reaping: graph", "err", gerr)
 	}
-	rec := sc.Record
-	rec.EndedAt = now
-	rec.EndReason = call.OwnerLost
-	if rec.AnsweredAt.IsZero() {
-		rec.Outcome = call.Missed
-		if rec.Direction == call.BusinessInitiated {
-			rec.Outcome = call.Unanswered
-		}
-	} else {
-		rec.Outcome = call.Answered
-		rec.GatewayMillis = now.Sub(rec.AnsweredAt).Milliseconds()
+	// The lifecycle decides as for a live call whose owner was lost; Meta's
+	// terminate, when it comes, completes the record (terminateNotLive).
+	cl := lc.New(sc.Record)
+	if st := lc.ParseState(sc.State); st.Live() {
+		cl.State = st
 	}
+	cl.PickedUp = !sc.Record.AnsweredAt.IsZero()
+	cl.Accepted = cl.PickedUp && sc.Record.Direction == call.UserInitiated
+	cl, _, _ = c.rules.Transition(cl, lc.Drain{When: lc.When{At: now}})
+	cl.Cause = lc.CauseOwnerLost
+	cl.Rec.Outcome, cl.Rec.EndReason = lc.Conclude(cl)
+	rec := cl.Rec
 	if err := c.store.markEndedAwaiting(ctx, rec, c.cl.id, now.Add(c.cfg.MetaTerminateWait)); err != nil {
 		log.Error("reaping: cannot save", "err", err)
 		return

@@ -19,6 +19,9 @@ type Config struct {
 	MaskNumbers       bool          // mask caller numbers sent to agents
 	PermissionText    string        // body of call permission requests (default below)
 	LeaseTTL          time.Duration // call ownership lease; another instance ends a dead owner's calls after it (default 15s)
+	RingCeiling       time.Duration // business-initiated: end a call not picked up after this (default 60s; Meta's own ceiling is undocumented)
+	AcceptWindow      time.Duration // a user-initiated connect older than this is stale: recorded, not acted on (default 60s, Meta's accept window is 30-60 s)
+	EarlyWait         time.Duration // webhooks for a call nobody placed wait this long before they are settled alone (default 30s)
 }
 
 func (c *Config) defaults() {
@@ -39,6 +42,15 @@ func (c *Config) defaults() {
 	}
 	if c.LeaseTTL == 0 {
 		c.LeaseTTL = 15 * time.Second
+	}
+	if c.RingCeiling == 0 {
+		c.RingCeiling = 60 * time.Second
+	}
+	if c.AcceptWindow == 0 {
+		c.AcceptWindow = 60 * time.Second
+	}
+	if c.EarlyWait == 0 {
+		c.EarlyWait = 30 * time.Second
 	}
 	if c.PermissionText == "" {
 		c.PermissionText = "We would like to call you on WhatsApp about your request."

@@ -12,8 +12,10 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/callgw/callgw/call"
+	"github.com/callgw/callgw/internal/clock"
 	"github.com/callgw/callgw/internal/phone"
 	"github.com/callgw/callgw/signaling/agents"
+	"github.com/callgw/callgw/signaling/lifecycle"
 )
 
 // Hub is what the controller needs from the agent hub.
@@ -35,7 +37,8 @@ type Deps struct {
 	Messages    Conversations
 	Registerer  prometheus.Registerer
 	Logger      *slog.Logger
-	Now         func() time.Time
+	Now         func() time.Time // deprecated: use Clock
+	Clock       clock.Clock      // the one clock for time and call timers (default: the system clock)
 }
 
 // Controller owns every live call of this instance.
@@ -51,6 +54,8 @@ type Controller struct {
 	store *store
 	m     *metrics
 	now   func() time.Time
+	clock clock.Clock
+	rules lifecycle.Rules
 
 	hub Hub // set by SetHub before serving
 	cl  *cluster
@@ -62,6 +67,8 @@ type Controller struct {
 	pending []call.Record // final records Redis could not take yet; retried by Run
 
 	draining atomic.Bool
+	ctx      context.Context // cancelled by Close, after the calls have ended
+	cancel   context.CancelFunc
 	stop     chan struct{}
 	stopOnce sync.Once
 	wg       sync.WaitGroup
@@ -79,19 +86,25 @@ func New(cfg Config, d Deps) (*Controller, error) {
 	if d.Logger == nil {
 		d.Logger = slog.New(slog.DiscardHandler)
 	}
-	if d.Now == nil {
-		d.Now = time.Now
+	if d.Clock == nil {
+		d.Clock = clock.Real{}
+		if d.Now != nil {
+			d.Clock = clock.Func(d.Now)
+		}
 	}
 	if cfg.InstanceID == "" {
 		cfg.InstanceID = randomID()
 	}
 	c := &Controller{
 		cfg: cfg, log: d.Logger, graph: d.Graph, dial: d.Dialer, media: d.Media, rec: d.Recorder,
-		perms: d.Permissions, msgs: d.Messages, now: d.Now,
+		perms: d.Permissions, msgs: d.Messages, now: d.Clock.Now, clock: d.Clock,
+		rules: lifecycle.Rules{RingTimeout: cfg.RingTimeout, RingCeiling: cfg.RingCeiling, AgentGrace: cfg.AgentGrace,
+			MetaWait: cfg.MetaTerminateWait},
 		store: &store{rdb: d.Redis, prefix: cfg.KeyPrefix, ttl: cfg.StateTTL},
 		calls: map[call.ID]*liveCall{},
 		stop:  make(chan struct{}),
 	}
+	c.ctx, c.cancel = context.WithCancel(context.Background())
 	c.cl = &cluster{c: c, rdb: d.Redis, id: cfg.InstanceID, lease: cfg.LeaseTTL, pending: map[string]chan busMsg{}}
 	reg := d.Registerer
 	if reg == nil {
@@ -137,6 +150,7 @@ func (c *Controller) Run(ctx context.Context) error {
 		c.syncPresence(ctx)
 		c.reap(ctx)
 		c.flushPending(ctx)
+		c.sweepEarly(ctx)
 		if n%3 == 0 {
 			c.flushUnrecorded(ctx)
 		}
@@ -211,18 +225,18 @@ func (c *Controller) Drain(ctx context.Context) {
 		}
 		select {
 		case <-ctx.Done():
-			c.endAll(call.Drained)
+			c.endAll()
 			return
 		case <-t.C:
 		}
 	}
 }
 
-// endAll ends every live call with reason and waits for the actors (their
+// endAll ends every live call (reason drained) and waits for the actors (their
 // records included, bounded by MetaTerminateWait).
-func (c *Controller) endAll(reason call.EndReason) {
+func (c *Controller) endAll() {
 	for _, l := range c.liveCalls() {
-		l.post(func(l *liveCall) { l.hangupByUs(reason) })
+		l.fire(lifecycle.Drain{When: lifecycle.When{At: c.now()}})
 	}
 	done := make(chan struct{})
 	go func() { c.wg.Wait(); close(done) }()
@@ -237,12 +251,13 @@ func (c *Controller) endAll(reason call.EndReason) {
 // still waiting for Redis get a last chance; any left are logged.
 func (c *Controller) Close() error {
 	c.draining.Store(true)
-	c.endAll(call.Drained)
+	c.endAll()
 	c.stopOnce.Do(func() { close(c.stop) })
 	c.wg.Wait()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(c.ctx, 5*time.Second)
 	defer cancel()
 	c.flushPending(ctx)
+	defer c.cancel()
 	if n := c.PendingRecords(); n > 0 {
 		c.log.Error("stopping with call records Redis never took", "records", n)
 	}
@@ -283,15 +298,22 @@ func (c *Controller) unregister(l *liveCall) {
 	c.mu.Unlock()
 }
 
-// info describes l for agents.
-func (c *Controller) info(l *liveCall, st State) agents.CallInfo {
-	r := l.rec
+// info describes l for agents (in the actor, or before it starts).
+func (c *Controller) info(l *liveCall) agents.CallInfo {
+	r := l.lc.Rec
+	st := l.lc.State
+	if st == lifecycle.StateFinal {
+		st = lifecycle.StateEnded
+	}
 	from, to := r.UserPhone, r.BusinessPhone
 	if r.Direction == call.BusinessInitiated {
 		from, to = r.BusinessPhone, r.UserPhone
 	}
 	if from == "" && r.Direction == call.UserInitiated {
 		from = r.UserID
+	}
+	if to == "" && r.Direction == call.BusinessInitiated {
+		to = r.UserID
 	}
 	if c.cfg.MaskNumbers {
 		if r.Direction == call.UserInitiated {
@@ -309,12 +331,18 @@ func (c *Controller) info(l *liveCall, st State) agents.CallInfo {
 	if !r.AnsweredAt.IsZero() {
 		ci.ConnectedAt = r.AnsweredAt.UTC()
 	}
+	if st.AgentOwned() {
+		ci.Media = "connecting"
+		if l.lc.AgentLeg == lifecycle.LegUp {
+			ci.Media = "up"
+		}
+	}
 	return ci
 }
 
 // ctx returns a context for one outside operation of a call actor.
 func (c *Controller) opCtx(d time.Duration) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(context.Background(), d)
+	return context.WithTimeout(c.ctx, d)
 }
 
 func (c *Controller) logCall(id call.ID) *slog.Logger { return c.log.With("call", string(id)) }

@@ -40,6 +40,11 @@ type Bridge interface {
 	SetAgentAnswer(answer string) error
 	AddAgentCandidate(c webrtc.ICECandidateInit) error
 	SendDTMF(digits string) error
+	// StartWhatsAppMedia lets RTP flow toward WhatsApp: before it, none is
+	// sent (Meta's client takes the first packet as "answered").
+	StartWhatsAppMedia()
+	// ArmWatchdog starts the no-media watchdog (at accept 200 or ACCEPTED).
+	ArmWatchdog()
 	Stats() media.Stats
 	Close() error
 }

@@ -62,9 +62,9 @@ func (c *Controller) stuckCalls() int {
 	limit := map[State]time.Duration{
 		StateSetup:      30 * time.Second,
 		StateRinging:    c.cfg.RingTimeout + 10*time.Second,
-		StateDialing:    2 * time.Minute,
 		StateConnecting: c.cfg.AgentGrace + 30*time.Second,
 		StateEnded:      c.cfg.MetaTerminateWait + 30*time.Second,
+		StateDialing:    c.cfg.RingCeiling + time.Minute,
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -171,19 +171,48 @@ func (s *store) unrecorded(ctx context.Context, max int64) ([]call.Record, error
 	return out, nil
 }
 
-// pushEarly keeps an event for a call nobody owns yet.
-func (s *store) pushEarly(ctx context.Context, id call.ID, ev webhook.Event) error {
+func (s *store) earlyIndexKey() string { return s.prefix + "early" }
+
+// pushEarly keeps an event for a call nobody owns yet, and indexes the call
+// by the time of its first early event (see earlyDue).
+func (s *store) pushEarly(ctx context.Context, id call.ID, ev webhook.Event, now time.Time) error {
 	b, err := json.Marshal(ev)
 	if err != nil {
 		return fmt.Errorf("signaling: marshal event: %w", err)
 	}
+	// The index lives in another Cluster slot: add to it first.
+	if err := s.rdb.ZAddNX(ctx, s.earlyIndexKey(), redis.Z{Score: float64(now.Unix()), Member: string(id)}).Err(); err != nil {
+		return storeErr("early", err)
+	}
 	k := s.key(id, "early")
 	_, err = s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		p.RPush(ctx, k, b)
-		p.Expire(ctx, k, time.Minute)
+		p.Expire(ctx, k, s.ttl)
 		return nil
 	})
 	if err != nil {
+		return storeErr("early", err)
+	}
+	return nil
+}
+
+// earlyDue lists the calls whose early events are older than before.
+func (s *store) earlyDue(ctx context.Context, before time.Time) ([]call.ID, error) {
+	ids, err := s.rdb.ZRangeByScore(ctx, s.earlyIndexKey(), &redis.ZRangeBy{Min: "-inf",
+		Max: strconv.FormatInt(before.Unix(), 10), Count: 100}).Result()
+	if err != nil {
+		return nil, storeErr("early", err)
+	}
+	out := make([]call.ID, len(ids))
+	for i, id := range ids {
+		out[i] = call.ID(id)
+	}
+	return out, nil
+}
+
+// earlyDone drops a call from the early index.
+func (s *store) earlyDone(ctx context.Context, id call.ID) error {
+	if err := s.rdb.ZRem(ctx, s.earlyIndexKey(), string(id)).Err(); err != nil {
 		return storeErr("early", err)
 	}
 	return nil
@@ -248,11 +277,22 @@ func (s *store) permissionOutcomes(ctx context.Context, month string) (map[strin
 	return out, nil
 }
 
-// watchPermission records that agent follows user's permission (7 days).
-func (s *store) watchPermission(ctx context.Context, user, agent string) error {
+// watcher is an agent following a user's permission, and whether that agent
+// knows the number masked (a call back of a masked caller).
+type watcher struct {
+	Agent  string `json:"agent"`
+	Masked bool   `json:"masked,omitempty"`
+}
+
+// watchPermission records that w follows user's permission (7 days).
+func (s *store) watchPermission(ctx context.Context, user string, w watcher) error {
+	b, err := json.Marshal(w)
+	if err != nil {
+		return fmt.Errorf("signaling: marshal watcher: %w", err)
+	}
 	k := s.prefix + "permwatch:{" + user + "}"
-	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.SAdd(ctx, k, agent)
+	_, err = s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.SAdd(ctx, k, b)
 		p.Expire(ctx, k, 7*24*time.Hour)
 		return nil
 	})
@@ -263,10 +303,17 @@ func (s *store) watchPermission(ctx context.Context, user, agent string) error {
 }
 
 // permissionWatchers returns the agents following user's permission.
-func (s *store) permissionWatchers(ctx context.Context, user string) ([]string, error) {
+func (s *store) permissionWatchers(ctx context.Context, user string) ([]watcher, error) {
 	m, err := s.rdb.SMembers(ctx, s.prefix+"permwatch:{"+user+"}").Result()
 	if err != nil {
 		return nil, storeErr("permission watch", err)
 	}
-	return m, nil
+	out := make([]watcher, 0, len(m))
+	for _, v := range m {
+		var w watcher
+		if json.Unmarshal([]byte(v), &w) == nil && w.Agent != "" {
+			out = append(out, w)
+		}
+	}
+	return out, nil
 }

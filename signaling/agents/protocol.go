@@ -149,7 +149,10 @@ type CallInfo struct {
 	RingExpiresAt time.Time `json:"ring_expires_at,omitzero"`
 	ConnectedAt   time.Time `json:"connected_at,omitzero"`
 	Payload       string    `json:"payload,omitempty"`
-	Quality       *Quality  `json:"quality,omitempty"`
+	// Media is the agent leg while an agent owns the call: "connecting"
+	// (offered, or reconnecting) or "up" (audio flows).
+	Media   string   `json:"media,omitempty"`
+	Quality *Quality `json:"quality,omitempty"`
 }
 
 // Quality is a call's media quality, for supervisors.
@@ -221,6 +224,7 @@ type CallEnded struct {
 // SDPMsg carries the gateway's offer.
 type SDPMsg struct {
 	Type   string `json:"type"`
+	Ref    string `json:"ref,omitempty"` // the ref of the accept, resume or dial that led to this offer
 	CallID string `json:"call_id"`
 	SDP    string `json:"sdp"`
 }

@@ -11,7 +11,7 @@ import (
 	"github.com/callgw/callgw/internal/phone"
 	"github.com/callgw/callgw/permissions"
 	"github.com/callgw/callgw/signaling/agents"
-	"github.com/callgw/callgw/signaling/cloudapi"
+	lc "github.com/callgw/callgw/signaling/lifecycle"
 	"github.com/callgw/callgw/signaling/webhook"
 )
 
@@ -22,12 +22,6 @@ const (
 	resIgnored   = "ignored"
 	resError     = "error"
 )
-
-type terminateInfo struct {
-	start, end time.Time
-	duration   int64
-	errorCode  int
-}
 
 // HandleEvent applies one webhook event. It returns nil when the event is
 // durably recorded (or safely ignored), and an error wrapping ErrStore or
@@ -136,6 +130,7 @@ func (c *Controller) handleUserConnect(ctx context.Context, ev webhook.Event, re
 	if rec.PhoneNumberID == "" {
 		rec.PhoneNumberID = c.cfg.PhoneNumberID
 	}
+	stale := !ce.Timestamp.IsZero() && received.Sub(ce.Timestamp) > c.cfg.AcceptWindow
 	if err := c.store.save(ctx, rec, StateSetup, c.cfg.InstanceID, nil); err != nil {
 		c.store.forgetDelivery(ctx, id, "connect", "")
 		c.m.redisErrors.WithLabelValues("save_call").Inc()
@@ -148,13 +143,17 @@ func (c *Controller) handleUserConnect(ctx context.Context, ev webhook.Event, re
 	l := newLiveCall(c, rec)
 	l.offerSDP = ce.SDP
 	l.webhookAt = received
-	l.setState(StateSetup)
-	c.logCall(id).Info("incoming call", "from", phone.Mask(rec.UserPhone), "name_set", rec.UserName != "")
-	if err := c.store.openCustomerWindow(ctx, ce.From); err != nil {
+	log := c.logCall(id)
+	if stale {
+		log.Warn("stale connect: recorded, not acted on", "age", received.Sub(ce.Timestamp).String())
+	} else {
+		log.Info("incoming call", "from", phone.Mask(rec.UserPhone), "name_set", rec.UserName != "")
+	}
+	if err := c.store.openCustomerWindow(ctx, rec.UserPhone); err != nil {
 		c.m.redisErrors.WithLabelValues("customer_window").Inc()
 	}
 	c.register(l)
-	l.post(func(l *liveCall) { l.setupInbound() })
+	l.fire(lc.Begin{When: lc.When{At: received}, Stale: stale})
 	return nil
 }
 
@@ -187,27 +186,52 @@ func (c *Controller) applyOnce(ctx context.Context, id call.ID, event, detail st
 
 // applier turns a webhook event about a live call into what the call's
 // actor does with it.
-func applier(ev webhook.Event) func(*liveCall) {
+func applier(ev webhook.Event, at time.Time) func(*liveCall) {
+	w := lc.When{At: at}
+	var e lc.Event
+	var sdp string
 	switch {
 	case ev.Call != nil && ev.Call.Event == webhook.CallConnect:
-		sdp := ev.Call.SDP
-		return func(l *liveCall) { l.onUserAnswer(sdp) }
+		e, sdp = lc.MetaConnect{When: w}, ev.Call.SDP
 	case ev.Call != nil && ev.Call.Event == webhook.CallTerminate:
-		ti := terminateOf(ev.Call)
-		return func(l *liveCall) { l.onTerminate(ti) }
+		e = terminateOf(ev.Call, at)
 	case ev.Status != nil:
-		st := ev.Status.Status
-		return func(l *liveCall) { l.onStatus(st) }
+		e = lc.MetaStatus{When: w, Status: userStatus(ev.Status.Status), Stamp: ev.Status.Timestamp}
+	default:
+		return func(*liveCall) {}
 	}
-	return nil
+	return func(l *liveCall) {
+		if sdp != "" && l.metaSDP == "" && !l.lc.MetaAnswer {
+			l.metaSDP = sdp
+		}
+		if err := l.step(e); err != nil {
+			l.log.Debug("webhook event refused", "err", err)
+		}
+	}
 }
 
-func terminateOf(ce *webhook.CallEvent) *terminateInfo {
-	ti := &terminateInfo{start: ce.StartTime, end: ce.EndTime, duration: ce.Duration}
-	if len(ce.Errors) > 0 {
-		ti.errorCode = ce.Errors[0].Code
+func userStatus(s webhook.CallStatus) lc.UserStatus {
+	switch s {
+	case webhook.StatusRinging:
+		return lc.UserRinging
+	case webhook.StatusAccepted:
+		return lc.UserAccepted
+	case webhook.StatusRejected:
+		return lc.UserRejected
 	}
-	return ti
+	return lc.UserNone
+}
+
+// terminateOf reads Meta's terminate: its figures and every error code
+// (value.errors[] and any inside the call).
+func terminateOf(ce *webhook.CallEvent, at time.Time) lc.MetaTerminate {
+	t := lc.MetaTerminate{When: lc.When{At: at}, Status: ce.Status, Start: ce.StartTime, End: ce.EndTime, Duration: ce.Duration}
+	for _, e := range ce.Errors {
+		if e.Code != 0 {
+			t.Errors = append(t.Errors, e.Code)
+		}
+	}
+	return t
 }
 
 func eventCallID(ev webhook.Event) call.ID {
@@ -223,11 +247,15 @@ func eventCallID(ev webhook.Event) call.ID {
 // route delivers an event (already de-duplicated) to its live call: here,
 // on the owning instance, or, when nobody owns the call yet and early is
 // set, into the call's early list, which the instance that is placing the
-// call drains when Connect's response arrives (Meta's webhooks may beat it).
-// It returns errNotLive when no instance holds the call.
+// call drains when Connect's response arrives (Meta's webhooks may beat it);
+// events nobody claims are swept by sweepEarly. It returns errNotLive when
+// no instance holds the call.
 func (c *Controller) route(ctx context.Context, ev webhook.Event, received time.Time, early bool) error {
 	id := eventCallID(ev)
-	apply := applier(ev)
+	if received.IsZero() {
+		received = c.now()
+	}
+	apply := applier(ev, received)
 	if l := c.lookup(id); l != nil {
 		l.post(apply)
 		return nil
@@ -242,11 +270,11 @@ func (c *Controller) route(ctx context.Context, ev webhook.Event, received time.
 	if !early {
 		return errNotLive
 	}
-	if err := c.store.pushEarly(ctx, id, ev); err != nil {
+	if err := c.store.pushEarly(ctx, id, ev, c.now()); err != nil {
 		return err
 	}
-	// The call may have registered meanwhile: deliver now as well (applying
-	// twice is harmless, every applier is idempotent).
+	// The call may have registered meanwhile: deliver now as well (every
+	// transition is idempotent).
 	if l := c.lookup(id); l != nil {
 		l.post(apply)
 		return nil
@@ -262,8 +290,11 @@ var errNotLive = errors.New("signaling: call not live on any instance")
 // applyForwarded applies an event another instance forwarded to us (it did
 // the de-duplication).
 func (c *Controller) applyForwarded(ctx context.Context, ev webhook.Event, received time.Time) {
+	if received.IsZero() {
+		received = c.now()
+	}
 	if l := c.lookup(eventCallID(ev)); l != nil {
-		l.post(applier(ev))
+		l.post(applier(ev, received))
 		return
 	}
 	if ev.Call != nil && ev.Call.Event == webhook.CallTerminate {
@@ -281,7 +312,37 @@ func (c *Controller) drainEarly(ctx context.Context, l *liveCall) {
 		return
 	}
 	for _, ev := range evs {
-		l.post(applier(ev))
+		l.post(applier(ev, c.now()))
+	}
+	_ = c.store.earlyDone(ctx, l.id)
+}
+
+// sweepEarly handles early events nobody claimed within EarlyWait: the
+// call was never placed from here (or its placer died). A terminate among
+// them still completes the call's record with Meta's figures.
+func (c *Controller) sweepEarly(ctx context.Context) {
+	ids, err := c.store.earlyDue(ctx, c.now().Add(-c.cfg.EarlyWait))
+	if err != nil {
+		c.m.redisErrors.WithLabelValues("early").Inc()
+		return
+	}
+	for _, id := range ids {
+		if c.lookup(id) != nil {
+			_ = c.store.earlyDone(ctx, id)
+			continue // drainEarly takes them
+		}
+		evs, err := c.store.popEarly(ctx, id)
+		if err != nil {
+			continue
+		}
+		for _, ev := range evs {
+			if ev.Call != nil && ev.Call.Event == webhook.CallTerminate {
+				if err := c.terminateNotLive(ctx, ev); err != nil {
+					c.logCall(id).Warn("early terminate", "err", err)
+				}
+			}
+		}
+		_ = c.store.earlyDone(ctx, id)
 	}
 }
 
@@ -292,67 +353,83 @@ func (c *Controller) handleTerminate(ctx context.Context, ev webhook.Event) erro
 		c.logCall(id).Warn("terminate duration disagrees with end-start: both kept", "duration", ce.Duration)
 	}
 	return c.applyOnce(ctx, id, "terminate", "", func() error {
-		err := c.route(ctx, ev, time.Time{}, ce.Direction == call.BusinessInitiated)
-		if errors.Is(err, errNotLive) {
-			err = c.terminateNotLive(ctx, ev)
+		err := c.route(ctx, ev, time.Time{}, false)
+		if !errors.Is(err, errNotLive) {
+			return err
 		}
-		return err
+		// Nobody holds the call. A stored call (ended by a reaper, or whose
+		// instance stopped) takes Meta's figures now; an unknown
+		// business-initiated call may still be in the placer's hands (Meta's
+		// webhook beat the connect response): park it, sweepEarly settles it.
+		if _, lerr := c.store.load(ctx, id); errors.Is(lerr, ErrUnknownCall) && ce.Direction == call.BusinessInitiated {
+			return c.route(ctx, ev, time.Time{}, true)
+		}
+		return c.terminateNotLive(ctx, ev)
 	})
 }
 
-// terminateNotLive handles a terminate for a call no instance holds: a
+// terminateNotLive applies Meta's terminate to a call no instance holds: a
 // terminate before its connect, a call whose owner died (its record waits
-// for Meta's figures), or a call this gateway never saw. A tombstone makes
-// a late connect harmless; the record is written once.
+// for Meta's figures), or a call this gateway never saw. The lifecycle
+// decides the outcome as for a live call; a tombstone makes a late connect
+// harmless; the record is written once.
 func (c *Controller) terminateNotLive(ctx context.Context, ev webhook.Event) error {
 	ce := ev.Call
 	id := call.ID(ce.CallID)
-	ti := terminateOf(ce)
-	sc, err := c.store.load(ctx, id)
-	switch {
-	case err == nil && sc.State == StateEnded.String():
-		if sc.Await.IsZero() {
-			return nil // ended and final already
-		}
-		rec := sc.Record // reaped: complete it with Meta's figures and bill it now
-		rec.MetaStart, rec.MetaEnd, rec.MetaDuration = ti.start, ti.end, ti.duration
-		if rec.ErrorCode == 0 {
-			rec.ErrorCode = ti.errorCode
-		}
-		if err := c.store.markEnded(ctx, rec, c.cl.id); err != nil {
-			return err
-		}
-		c.recordNow(ctx, rec)
-		return nil
-	case err != nil && !errors.Is(err, ErrUnknownCall):
-		return err
-	}
 	now := c.now()
-	rec := call.Record{ID: id, Direction: ce.Direction, PhoneNumberID: ev.PhoneNumberID,
-		BusinessPhone: e164(ev.DisplayPhoneNumber), UserPhone: e164(ce.UserNumber()), UserID: ce.UserID(),
-		UserName: ev.ContactName, CreatedAt: now, EndedAt: now, MetaStart: ti.start, MetaEnd: ti.end,
-		MetaDuration: ti.duration, Outcome: call.Missed, EndReason: call.UserHangup, ErrorCode: ti.errorCode}
-	if sc != nil { // a call that was set up but is not live (its instance stopped)
-		rec = sc.Record
-		rec.EndedAt, rec.MetaStart, rec.MetaEnd, rec.MetaDuration = now, ti.start, ti.end, ti.duration
-		rec.EndReason = call.OwnerLost
-		if rec.AnsweredAt.IsZero() {
-			rec.Outcome = call.Missed
-		} else {
-			rec.Outcome = call.Answered
-		}
-	}
-	if rec.Direction == call.DirectionUnknown {
-		rec.Direction = call.UserInitiated
-	}
-	if rec.Direction == call.BusinessInitiated && rec.Outcome == call.Missed {
-		rec.Outcome, rec.EndReason = call.Unanswered, call.UserNoAnswer
-	}
-	if err := c.store.markEnded(ctx, rec, c.cl.id); err != nil {
+	sc, err := c.store.load(ctx, id)
+	if err != nil && !errors.Is(err, ErrUnknownCall) {
 		return err
 	}
-	c.m.calls.WithLabelValues(rec.Direction.String(), rec.Outcome.String()).Inc()
-	c.recordNow(ctx, rec)
+	var cl lc.Call
+	switch {
+	case sc != nil && sc.State == StateEnded.String() && sc.Await.IsZero():
+		return nil // ended and final already
+	case sc != nil && sc.State == StateEnded.String():
+		// Reaped: complete it with Meta's figures.
+		cl = lc.Call{Rec: sc.Record, State: lc.StateEnded, Cause: lc.CauseOwnerLost, AwaitMeta: true,
+			PickedUp: !sc.Record.AnsweredAt.IsZero()}
+	case sc != nil:
+		// Set up but not live (its instance stopped before a reaper came).
+		cl = lc.New(sc.Record)
+		cl.State, cl.PickedUp = lc.ParseState(sc.State), !sc.Record.AnsweredAt.IsZero()
+		if !cl.State.Live() {
+			cl.State = lc.New(sc.Record).State
+		}
+		cl.Cause = lc.CauseOwnerLost
+	default:
+		dir := ce.Direction
+		if dir == call.DirectionUnknown {
+			dir = call.UserInitiated
+		}
+		cl = lc.New(call.Record{ID: id, Direction: dir, PhoneNumberID: ev.PhoneNumberID,
+			BusinessPhone: e164(ev.DisplayPhoneNumber), UserPhone: e164(ce.UserNumber()), UserID: ce.UserID(),
+			UserName: ev.ContactName, CreatedAt: now, MetaDuration: -1, Opaque: ce.BizOpaque,
+			Payload: firstNonEmpty(ce.DeeplinkPayload, ce.CTAPayload)})
+	}
+	var fx []lc.Effect
+	if cl.State.Live() {
+		// A call that was live elsewhere ends here: Meta's terminate is the
+		// cause unless an owner was lost.
+		next, f, _ := c.rules.Transition(cl, terminateOf(ce, now))
+		cl, fx = next, f
+		if sc != nil {
+			cl.Rec.EndReason = call.OwnerLost
+		}
+	} else {
+		next, f, _ := c.rules.Transition(cl, terminateOf(ce, now))
+		cl, fx = next, f
+	}
+	for _, f := range fx {
+		if u, ok := f.(lc.UsePermission); ok {
+			usePermission(c, c.logCall(id), cl.Rec, u.Use)
+		}
+	}
+	if err := c.store.markEnded(ctx, cl.Rec, c.cl.id); err != nil {
+		return err
+	}
+	c.m.calls.WithLabelValues(cl.Rec.Direction.String(), cl.Rec.Outcome.String()).Inc()
+	c.recordNow(ctx, cl.Rec)
 	return nil
 }
 
@@ -427,12 +504,11 @@ func (c *Controller) handlePermissionReply(ctx context.Context, pr *webhook.Perm
 		c.m.redisErrors.WithLabelValues("permission_watch").Inc()
 	}
 	for _, w := range watchers {
-		agent, form, _ := strings.Cut(w, "|")
 		to := "+" + user
-		if form == "masked" {
+		if w.Masked {
 			to = phone.Mask(to)
 		}
-		c.toAgent(agent, agents.PermissionMsg{Type: agents.TypePermission, To: to, Permission: d})
+		c.toAgent(w.Agent, agents.PermissionMsg{Type: agents.TypePermission, To: to, Permission: d})
 	}
 	return nil
 }
@@ -459,12 +535,4 @@ func firstNonEmpty(s ...string) string {
 	return ""
 }
 
-func metaCode(err error) int {
-	var e *cloudapi.Error
-	if errors.As(err, &e) {
-		return e.Code
-	}
-	return 0
-}
 
-func metaReason(code int) string { return cloudapi.ReasonForCode(code) }
