@@ -26,8 +26,9 @@ type Events struct {
 	OnAgentState func(s LegState)
 	// OnWhatsAppState reports the WhatsApp leg's state changes.
 	OnWhatsAppState func(s LegState)
-	// OnMediaTimeout fires once when the connected WhatsApp leg receives no
-	// RTP for Config.MediaTimeout.
+	// OnMediaTimeout fires once when, after ArmWatchdog, the WhatsApp leg
+	// receives no RTP for Config.MediaStartTimeout (none yet) or
+	// Config.MediaTimeout (after some). Never before ArmWatchdog.
 	OnMediaTimeout func()
 	// OnDTMF reports an RFC 4733 digit from the WhatsApp user, once per
 	// digit, at the end of the event.
@@ -77,11 +78,16 @@ type Bridge struct {
 	agLastSendNS        atomic.Int64
 	waRTT, agRTT        atomic.Int64
 
-	waConnected   atomic.Bool
-	waConnectedAt atomic.Int64 // unix nanos
-	lastWARx      atomic.Int64 // unix nanos
-	timeoutFired  atomic.Bool
-	rtcpNext      time.Time // pacer only
+	waConnected  atomic.Bool
+	lastWARx     atomic.Int64 // unix nanos
+	timeoutFired atomic.Bool
+	armedAt      atomic.Int64 // unix nanos; 0 = watchdog not armed
+	// waStarted: RTP toward WhatsApp may carry agent audio and DTMF
+	// (StartWhatsAppMedia). waSilenceOK: before that, silence and RTCP may
+	// flow (business-initiated calls, or Config.SilenceBeforeAccept).
+	waStarted   atomic.Bool
+	waSilenceOK atomic.Bool
+	rtcpNext    time.Time // pacer only
 }
 
 // leg is one PeerConnection with our single outgoing track.
@@ -178,6 +184,9 @@ func (b *Bridge) dropWhatsAppLeg(l *leg) {
 // AnswerWhatsApp applies Meta's offer (user-initiated call) and returns our
 // answer with ICE gathering complete (no trickle toward Meta). Bad SDP
 // yields an error wrapping ErrBadSDP or ErrNoOpus and leaves nothing running.
+// ICE and DTLS may complete at once, but nothing (no RTP, no RTCP) is sent
+// toward WhatsApp until StartWhatsAppMedia (Config.SilenceBeforeAccept:
+// silence and RTCP only).
 func (b *Bridge) AnswerWhatsApp(ctx context.Context, offer string) (string, error) {
 	if err := checkRemoteSDP(offer); err != nil {
 		return "", err
@@ -186,6 +195,7 @@ func (b *Bridge) AnswerWhatsApp(ctx context.Context, offer string) (string, erro
 	if err != nil {
 		return "", err
 	}
+	b.waSilenceOK.Store(b.e.cfg.SilenceBeforeAccept)
 	if err := l.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offer}); err != nil {
 		b.dropWhatsAppLeg(l)
 		return "", fmt.Errorf("%w: apply whatsapp offer: %w", ErrBadSDP, err)
@@ -205,12 +215,14 @@ func (b *Bridge) AnswerWhatsApp(ctx context.Context, offer string) (string, erro
 
 // OfferWhatsApp creates the WhatsApp leg for a business-initiated call and
 // returns our offer (Opus 111, telephone-event 126, a=setup:actpass) with
-// ICE gathering complete.
+// ICE gathering complete. Until StartWhatsAppMedia, the leg carries Opus
+// silence (and RTCP) only, never agent audio or DTMF.
 func (b *Bridge) OfferWhatsApp(ctx context.Context) (string, error) {
 	l, err := b.newWhatsAppLeg(b.e.waOffer)
 	if err != nil {
 		return "", err
 	}
+	b.waSilenceOK.Store(true) // before pickup: silence only
 	offer, err := l.pc.CreateOffer(nil)
 	if err != nil {
 		b.dropWhatsAppLeg(l)
@@ -364,11 +376,44 @@ func (b *Bridge) SendDTMF(digits string) error {
 	if !b.waConnected.Load() {
 		return ErrNotConnected
 	}
+	if !b.waStarted.Load() {
+		return ErrMediaNotStarted
+	}
 	bd := b.out.binding()
 	if bd == nil || bd.ptTE == 0 {
 		return fmt.Errorf("%w: telephone-event not negotiated", ErrNoTelephoneEvent)
 	}
 	return b.out.queueDTMF(codes)
+}
+
+// StartWhatsAppMedia lets media flow toward WhatsApp: agent audio, DTMF,
+// silence when the agent is quiet, RTCP. Call it when `accept` returned 200
+// (user-initiated) or at ACCEPTED (business-initiated). Idempotent.
+func (b *Bridge) StartWhatsAppMedia() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return ErrClosed
+	}
+	if b.wa == nil {
+		return fmt.Errorf("%w: no whatsapp leg", ErrNoLeg)
+	}
+	if !b.waStarted.Swap(true) {
+		b.log.Debug("whatsapp media started")
+	}
+	return nil
+}
+
+// ArmWatchdog starts the no-media watchdog (see Events.OnMediaTimeout):
+// call it when `accept` returned 200 (user-initiated) or at ACCEPTED
+// (business-initiated). Before, no silence from WhatsApp ends anything.
+// Idempotent: the first call is the start.
+func (b *Bridge) ArmWatchdog() error {
+	if b.isShut.Load() {
+		return ErrClosed
+	}
+	b.armedAt.CompareAndSwap(0, time.Now().UnixNano())
+	return nil
 }
 
 // Stats returns a snapshot of both legs' statistics.
@@ -422,7 +467,6 @@ func (b *Bridge) onWAState(s webrtc.PeerConnectionState) {
 	}
 	b.e.metrics.LegStates.WithLabelValues(legWhatsApp.String(), st.String()).Inc()
 	if st == LegConnected {
-		b.waConnectedAt.CompareAndSwap(0, time.Now().UnixNano())
 		b.waConnected.Store(true)
 	} else if st == LegFailed || st == LegClosed {
 		b.waConnected.Store(false)

@@ -33,6 +33,9 @@ type harness struct {
 	timeout chan struct{}
 	dtmf    chan rune
 	plain   bool // peers without report interceptors (allocation benchmarks)
+	// hold: connectWhatsApp does not call StartWhatsAppMedia (as before
+	// accept returned 200).
+	hold bool
 }
 
 func newTestEngine(t testing.TB, mod func(*Config)) *Engine {
@@ -97,6 +100,11 @@ func (h *harness) connectWhatsApp(ctx context.Context) string {
 	h.meta.setAnswer(answer)
 	waitState(ctx, h.t, h.waState, LegConnected)
 	h.meta.waitConnected(ctx)
+	if !h.hold {
+		if err := h.b.StartWhatsAppMedia(); err != nil {
+			h.t.Fatal(err)
+		}
+	}
 	return answer
 }
 

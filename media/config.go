@@ -11,7 +11,8 @@ import (
 
 // Defaults applied by NewEngine to zero-valued Config fields.
 const (
-	DefaultMediaTimeout           = 20 * time.Second
+	DefaultMediaTimeout           = 35 * time.Second
+	DefaultMediaStartTimeout      = 25 * time.Second
 	DefaultICEDisconnectedTimeout = 4 * time.Second
 	DefaultICEFailedTimeout       = 8 * time.Second
 	DefaultICEKeepalive           = 2 * time.Second
@@ -33,9 +34,19 @@ type Config struct {
 	// LoopbackOnly (tests/demo) gathers on 127.0.0.1 only, with loopback
 	// candidates included.
 	LoopbackOnly bool
-	// MediaTimeout: when the WhatsApp leg, once connected, receives no RTP
-	// for this long, Events.OnMediaTimeout fires (once). Default 20s.
+	// MediaTimeout (mid-call): once the watchdog is armed
+	// (Bridge.ArmWatchdog) and the WhatsApp leg has received RTP, no RTP
+	// for this long fires Events.OnMediaTimeout (once). Default 35s, just
+	// above Meta's 30 s so that Meta's own end (138022) usually explains it.
 	MediaTimeout time.Duration
+	// MediaStartTimeout: once armed, no RTP at all from the WhatsApp leg
+	// for this long after arming fires Events.OnMediaTimeout. Default 25s
+	// (Meta's is 20 s).
+	MediaStartTimeout time.Duration
+	// SilenceBeforeAccept lets a user-initiated call's WhatsApp leg carry
+	// Opus silence (and our RTCP) before Bridge.StartWhatsAppMedia. Off by
+	// default: Meta's client takes the first media packet as "answered".
+	SilenceBeforeAccept bool
 	// ICEDisconnectedTimeout, ICEFailedTimeout and ICEKeepalive tune Pion's
 	// ICE agent (SetICETimeouts). Defaults 4s, 8s, 2s (faster failure
 	// detection than Pion's 5s/25s).
@@ -79,6 +90,7 @@ func (c Config) Validate() error {
 	}
 	for name, d := range map[string]time.Duration{
 		"media timeout":            c.MediaTimeout,
+		"media start timeout":      c.MediaStartTimeout,
 		"ice disconnected timeout": c.ICEDisconnectedTimeout,
 		"ice failed timeout":       c.ICEFailedTimeout,
 		"ice keepalive":            c.ICEKeepalive,
@@ -99,6 +111,9 @@ func (c Config) Validate() error {
 func (c Config) withDefaults() Config {
 	if c.MediaTimeout == 0 {
 		c.MediaTimeout = DefaultMediaTimeout
+	}
+	if c.MediaStartTimeout == 0 {
+		c.MediaStartTimeout = DefaultMediaStartTimeout
 	}
 	if c.ICEDisconnectedTimeout == 0 {
 		c.ICEDisconnectedTimeout = DefaultICEDisconnectedTimeout

@@ -22,6 +22,8 @@ var (
 	ErrDTMFBusy = errors.New("media: dtmf queue full")
 	// ErrNotConnected is returned by SendDTMF before the WhatsApp leg is connected.
 	ErrNotConnected = errors.New("media: whatsapp leg not connected")
+	// ErrMediaNotStarted is returned by SendDTMF before StartWhatsAppMedia.
+	ErrMediaNotStarted = errors.New("media: whatsapp media not started")
 	// ErrNoTelephoneEvent is returned by SendDTMF when telephone-event was not negotiated.
 	ErrNoTelephoneEvent = errors.New("media: telephone-event not negotiated")
 	// ErrBadCandidate is returned by AddAgentCandidate for a candidate Pion rejects.

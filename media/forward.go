@@ -132,7 +132,9 @@ func (o *outState) agentGone() {
 
 // tick is the pacer's 20 ms step: the next DTMF packet, or a silence frame
 // when no agent audio flows.
-func (o *outState) tick(now time.Time, m *Metrics) {
+//
+// Before the call's media is started (started false) only silence is sent.
+func (o *outState) tick(now time.Time, m *Metrics, started bool) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if o.track == nil {
@@ -142,7 +144,7 @@ func (o *outState) tick(now time.Time, m *Metrics) {
 	if bd == nil {
 		return
 	}
-	if o.dtmfActive || (o.dqLen > 0 && o.dtmfGap == 0) {
+	if started && (o.dtmfActive || (o.dqLen > 0 && o.dtmfGap == 0)) {
 		o.dtmfStepLocked(now, bd, m)
 		return
 	}
@@ -273,7 +275,7 @@ func (f *forwarder) handle(now time.Time, pkt []byte) {
 	if lost := b.agRx.update(now, b.e.arrivalUS(now), f.hdr.SSRC, f.hdr.SequenceNumber, f.hdr.Timestamp, len(payload), audio); lost > 0 {
 		m.lostAgent.Add(float64(lost))
 	}
-	if b.waConnected.Load() && b.agent.Load() == f.l && b.out.fromAgent(now, &f.hdr, payload, audio, te) {
+	if b.waConnected.Load() && b.waStarted.Load() && b.agent.Load() == f.l && b.out.fromAgent(now, &f.hdr, payload, audio, te) {
 		m.fwdToWA.Inc()
 		m.bytesToWA.Add(float64(len(payload)))
 	} else {
@@ -332,9 +334,11 @@ func (b *Bridge) tick(now time.Time) {
 	if b.isShut.Load() {
 		return
 	}
-	if b.waConnected.Load() {
+	if b.armedAt.Load() != 0 {
 		b.watchdog(now)
-		b.out.tick(now, b.e.metrics)
+	}
+	if b.waConnected.Load() && b.waMayCarry() {
+		b.out.tick(now, b.e.metrics, b.waStarted.Load())
 	}
 	if !now.Before(b.rtcpNext) {
 		b.rtcpNext = now.Add(rtcpInterval)
@@ -342,16 +346,25 @@ func (b *Bridge) tick(now time.Time) {
 	}
 }
 
+// waMayCarry: anything (at least silence and RTCP) may be sent toward
+// WhatsApp.
+func (b *Bridge) waMayCarry() bool { return b.waStarted.Load() || b.waSilenceOK.Load() }
+
+// watchdog (armed only): no RTP since arming for MediaStartTimeout, or none
+// for MediaTimeout once some arrived, fires OnMediaTimeout once.
 func (b *Bridge) watchdog(now time.Time) {
 	if b.timeoutFired.Load() {
 		return
 	}
-	last := max(b.lastWARx.Load(), b.waConnectedAt.Load())
-	if now.UnixNano()-last < int64(b.e.cfg.MediaTimeout) || !b.timeoutFired.CompareAndSwap(false, true) {
+	since, limit := b.armedAt.Load(), b.e.cfg.MediaStartTimeout
+	if last := b.lastWARx.Load(); last != 0 {
+		since, limit = max(since, last), b.e.cfg.MediaTimeout
+	}
+	if now.UnixNano()-since < int64(limit) || !b.timeoutFired.CompareAndSwap(false, true) {
 		return
 	}
 	b.e.metrics.MediaTimeouts.Inc()
-	b.log.Warn("whatsapp leg media timeout", "timeout", b.e.cfg.MediaTimeout)
+	b.log.Warn("whatsapp leg media timeout", "timeout", limit)
 	if b.ev.OnMediaTimeout != nil && b.enter() {
 		defer b.wg.Done()
 		b.ev.OnMediaTimeout()
@@ -361,7 +374,7 @@ func (b *Bridge) watchdog(now time.Time) {
 // sendReports sends one SR (or RR) per connected leg, with a reception
 // report for the stream we receive on it.
 func (b *Bridge) sendReports(now time.Time) {
-	if wa := b.waLeg(); wa != nil && b.waConnected.Load() {
+	if wa := b.waLeg(); wa != nil && b.waConnected.Load() && b.waMayCarry() {
 		if bd := wa.track.b.Load(); bd != nil {
 			pkts, bytes, rtpTime := b.out.srInfo(now)
 			b.writeReport(now, wa, bd.ssrc, &b.waRx, pkts, bytes, rtpTime)

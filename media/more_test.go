@@ -97,30 +97,6 @@ func TestDTMF(t *testing.T) {
 	})
 }
 
-func TestMediaTimeoutFiresOnce(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	e := newTestEngine(t, func(c *Config) { c.MediaTimeout = 300 * time.Millisecond })
-	h := newHarness(t, e)
-	h.connectWhatsApp(ctx) // the Meta peer sends no RTP
-	select {
-	case <-h.timeout:
-	case <-ctx.Done():
-		t.Fatal("no OnMediaTimeout")
-	}
-	// Let 40 more pacer ticks pass (observed as silence frames at Meta).
-	n := len(h.meta.received())
-	h.meta.waitFor(ctx, "40 more frames", func(got []rxPacket) bool { return len(got) >= n+40 })
-	select {
-	case <-h.timeout:
-		t.Fatal("OnMediaTimeout fired twice")
-	default:
-	}
-	if v := testutil.ToFloat64(e.metrics.MediaTimeouts); v != 1 {
-		t.Fatalf("timeouts metric %v", v)
-	}
-}
-
 func TestBadSDP(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -182,6 +158,20 @@ func TestOutboundOffer(t *testing.T) {
 	}
 	waitState(ctx, t, h.waState, LegConnected)
 	meta.waitFor(ctx, "silence", func(got []rxPacket) bool { return len(got) >= 5 && isSilence(got[0].payload) })
+
+	// Before pickup (no StartWhatsAppMedia): silence only, agent audio held.
+	ag := h.connectAgent(ctx)
+	ag.play(loadOpus(t, "agent-1000.ogg"), nil, nil)
+	waitUntil(ctx, t, meta, "agent audio dropped", func() bool { return testutil.ToFloat64(h.e.metrics.dropToWA) >= 25 })
+	for i, g := range meta.received() {
+		if !isSilence(g.payload) {
+			t.Fatalf("packet %d toward WhatsApp before ACCEPTED is not silence", i)
+		}
+	}
+	if err := h.b.StartWhatsAppMedia(); err != nil {
+		t.Fatal(err)
+	}
+	meta.waitFor(ctx, "agent audio after ACCEPTED", func(got []rxPacket) bool { return countPT(got, 111, true) >= 10 })
 	if role := h.b.waLeg().pc.SCTP().Transport().ICETransport().Role(); role.String() != "controlling" {
 		t.Fatalf("ice role %v", role)
 	}
@@ -228,6 +218,7 @@ func TestConfigValidate(t *testing.T) {
 		{"port and range", Config{UDPPort: 3478, PortMin: 1, PortMax: 2}, false},
 		{"port too big", Config{UDPPort: 70000}, false},
 		{"negative timeout", Config{MediaTimeout: -1}, false},
+		{"negative start timeout", Config{MediaStartTimeout: -1}, false},
 		{"tiny mtu", Config{ReceiveMTU: 10}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

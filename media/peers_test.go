@@ -55,8 +55,9 @@ type peer struct {
 	connected chan struct{}
 	remoteSet bool
 	pending   []webrtc.ICECandidateInit
-	discard   atomic.Bool // benchmarks: count only, keep nothing
-	count     atomic.Int64
+	discard   atomic.Bool  // benchmarks: count only, keep nothing
+	count     atomic.Int64 // RTP packets received
+	rtcpIn    atomic.Int64 // RTCP packets received (any stream)
 
 	sendMu  sync.Mutex
 	seq     uint16
@@ -116,7 +117,7 @@ func newPeer(t testing.TB, api *webrtc.API) *peer {
 		}
 	})
 	pc.OnTrack(func(tr *webrtc.TrackRemote, r *webrtc.RTPReceiver) {
-		go drainRTCP(r)
+		go p.drainRTCP(r)
 		buf := make([]byte, 1500)
 		for {
 			n, _, err := tr.Read(buf)
@@ -156,7 +157,7 @@ func newMetaPeer(t testing.TB, reports bool) *peer {
 	if err := tr.SetMid("audio"); err != nil {
 		t.Fatal(err)
 	}
-	go drainRTCP(tr.Sender())
+	go p.drainRTCP(tr.Sender())
 	return p
 }
 
@@ -197,7 +198,7 @@ func (p *peer) answer(ctx context.Context, offer string, trickle bool) string {
 		if err != nil {
 			p.t.Fatal(err)
 		}
-		go drainRTCP(s)
+		go p.drainRTCP(s)
 	}
 	a, err := p.pc.CreateAnswer(nil)
 	if err != nil {
@@ -336,12 +337,18 @@ type rtcpReader interface {
 	Read(b []byte) (int, interceptor.Attributes, error)
 }
 
-// drainRTCP reads RTCP so the peer's report interceptors see our SRs/RRs.
-func drainRTCP(r rtcpReader) {
+// drainRTCP reads RTCP so the peer's report interceptors see our SRs/RRs,
+// counting the packets.
+func (p *peer) drainRTCP(r rtcpReader) {
 	buf := make([]byte, 1500)
 	for {
 		if _, _, err := r.Read(buf); err != nil {
 			return
+		}
+		p.rtcpIn.Add(1)
+		select {
+		case p.notify <- struct{}{}:
+		default:
 		}
 	}
 }

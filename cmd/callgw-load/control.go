@@ -186,6 +186,12 @@ func (s *gatewayServer) whatsAppOffer(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, err.Error(), statusOf(err))
 		return
 	}
+	// The load call is accepted at once (signaling calls this when Meta's
+	// accept returned 200).
+	if err := cb.b.StartWhatsAppMedia(); err != nil {
+		http.Error(w, err.Error(), statusOf(err))
+		return
+	}
 	writeJSON(w, sdpMsg{SDP: answer})
 }
 
