@@ -534,5 +534,3 @@ func firstNonEmpty(s ...string) string {
 	}
 	return ""
 }
-
-

@@ -42,9 +42,9 @@ type Bridge interface {
 	SendDTMF(digits string) error
 	// StartWhatsAppMedia lets RTP flow toward WhatsApp: before it, none is
 	// sent (Meta's client takes the first packet as "answered").
-	StartWhatsAppMedia()
+	StartWhatsAppMedia() error
 	// ArmWatchdog starts the no-media watchdog (at accept 200 or ACCEPTED).
-	ArmWatchdog()
+	ArmWatchdog() error
 	Stats() media.Stats
 	Close() error
 }

@@ -275,11 +275,15 @@ func (l *liveCall) exec(f lc.Effect) error {
 		cancel()
 	case lc.StartWhatsAppMedia:
 		if l.bridge != nil {
-			l.bridge.StartWhatsAppMedia()
+			if err := l.bridge.StartWhatsAppMedia(); err != nil {
+				l.log.Warn("start media toward WhatsApp", "err", err)
+			}
 		}
 	case lc.ArmWatchdog:
 		if l.bridge != nil {
-			l.bridge.ArmWatchdog()
+			if err := l.bridge.ArmWatchdog(); err != nil {
+				l.log.Warn("arm the media watchdog", "err", err)
+			}
 		}
 	case lc.CloseMedia:
 		if l.bridge != nil {
@@ -482,4 +486,3 @@ func digits(e164 string) string {
 	}
 	return e164
 }
-

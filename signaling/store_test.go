@@ -115,10 +115,17 @@ func TestStoreEarlyEvents(t *testing.T) {
 		{Status: &webhook.StatusEvent{CallID: "wacid.E", Status: webhook.StatusRinging}},
 		{Call: &webhook.CallEvent{CallID: "wacid.E", Event: webhook.CallConnect, SDPType: "answer", SDP: "v=0"}},
 	}
-	for _, ev := range evs {
-		if err := s.pushEarly(ctx, "wacid.E", ev); err != nil {
+	t0 := time.Unix(1_800_000_000, 0)
+	for i, ev := range evs {
+		if err := s.pushEarly(ctx, "wacid.E", ev, t0.Add(time.Duration(i)*time.Second)); err != nil {
 			t.Fatal(err)
 		}
+	}
+	if due, err := s.earlyDue(ctx, t0.Add(-time.Second)); err != nil || len(due) != 0 {
+		t.Fatalf("due too early: %v %v", due, err)
+	}
+	if due, err := s.earlyDue(ctx, t0); err != nil || len(due) != 1 || due[0] != "wacid.E" {
+		t.Fatalf("due: %v %v", due, err)
 	}
 	got, err := s.popEarly(ctx, "wacid.E")
 	if err != nil || len(got) != 2 || got[0].Status == nil || got[1].Call == nil || got[1].Call.SDP != "v=0" {
@@ -126,6 +133,12 @@ func TestStoreEarlyEvents(t *testing.T) {
 	}
 	if again, _ := s.popEarly(ctx, "wacid.E"); len(again) != 0 {
 		t.Fatal("early events delivered twice")
+	}
+	if err := s.earlyDone(ctx, "wacid.E"); err != nil {
+		t.Fatal(err)
+	}
+	if due, _ := s.earlyDue(ctx, t0.Add(time.Hour)); len(due) != 0 {
+		t.Fatalf("still indexed: %v", due)
 	}
 }
 

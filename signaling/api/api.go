@@ -16,7 +16,9 @@ import (
 	"github.com/callgw/callgw/call"
 	"github.com/callgw/callgw/internal/phone"
 	"github.com/callgw/callgw/permissions"
+	"github.com/callgw/callgw/signaling"
 	"github.com/callgw/callgw/signaling/agents"
+	"github.com/callgw/callgw/signaling/cloudapi"
 )
 
 // Role is what a caller of the API may do.
@@ -224,6 +226,10 @@ func (a *API) postCall(w http.ResponseWriter, r *http.Request, p principal) {
 	if !decode(w, r, &b) {
 		return
 	}
+	if _, err := phone.Parse(b.To); err != nil {
+		writeError(w, http.StatusBadRequest, agents.CodeInvalidNumber, "\"to\" must be a phone number in E.164")
+		return
+	}
 	agent := b.Agent
 	if p.role == RoleAgent {
 		if agent != "" && agent != p.agent {
@@ -402,25 +408,72 @@ var statusForCode = map[string]int{
 	agents.CodeInternal:      http.StatusInternalServerError,
 }
 
+// failWith maps call control's errors to HTTP, here at the REST edge; the
+// body is {"error":{code,message,meta_code?}} plus the permission state
+// when one is given.
 func (a *API) failWith(w http.ResponseWriter, err error, decision any) {
-	var ce *agents.CodedError
-	if errors.As(err, &ce) {
-		st, ok := statusForCode[ce.Code]
-		if !ok {
-			st = http.StatusConflict // a permission rule: which one, and when it frees, is in the body
-		}
-		if ce.MetaCode == 138006 || ce.MetaCode == 138009 || ce.MetaCode == 138012 || ce.MetaCode == 138017 {
+	st, code, msg, metaCode := problem(err)
+	if st == http.StatusInternalServerError {
+		a.log.Error("api", "err", err)
+	}
+	e := map[string]any{"code": code, "message": msg}
+	if metaCode != 0 {
+		e["meta_code"] = metaCode
+	}
+	body := map[string]any{"error": e}
+	if decision != nil {
+		body["permission"] = decision
+	}
+	writeJSON(w, st, body)
+}
+
+// problem is the status, code and message of an error of call control.
+func problem(err error) (status int, code, msg string, metaCode int) {
+	var (
+		ce *agents.CodedError
+		pe *signaling.PermissionError
+		me *signaling.MetaError
+	)
+	switch {
+	case errors.As(err, &pe):
+		return http.StatusConflict, string(pe.Reason), pe.Text(), 0
+	case errors.As(err, &me):
+		st := http.StatusBadGateway
+		switch me.Code {
+		case cloudapi.CodeNoPermission, cloudapi.CodeRequestLimit, cloudapi.CodeConnectedCallLimit, cloudapi.CodePermanentExists:
 			st = http.StatusConflict
 		}
-		body := map[string]any{"error": map[string]any{"code": ce.Code, "message": ce.Message, "meta_code": ce.MetaCode}}
-		if decision != nil {
-			body["permission"] = decision
+		return st, agents.CodeMetaError, me.Reason(), me.Code
+	case errors.As(err, &ce):
+		st, ok := statusForCode[ce.Code]
+		if !ok {
+			st = http.StatusConflict
 		}
-		writeJSON(w, st, body)
-		return
+		return st, ce.Code, ce.Message, ce.MetaCode
 	}
-	a.log.Error("api", "err", err)
-	writeError(w, http.StatusInternalServerError, "internal", "internal error")
+	for _, m := range []struct {
+		err        error
+		status     int
+		code, text string
+	}{
+		{signaling.ErrInvalidNumber, http.StatusBadRequest, agents.CodeInvalidNumber, "not a valid phone number"},
+		{signaling.ErrNoCallback, http.StatusBadRequest, agents.CodeInvalidNumber, "that caller has no phone number to call back"},
+		{signaling.ErrUnknownCall, http.StatusNotFound, agents.CodeUnknownCall, "no such call"},
+		{signaling.ErrCallEnded, http.StatusNotFound, agents.CodeUnknownCall, "the call has ended"},
+		{signaling.ErrCallTaken, http.StatusConflict, agents.CodeCallTaken, "another agent took the call"},
+		{signaling.ErrNotYourCall, http.StatusForbidden, agents.CodeNotYourCall, "the call belongs to another agent"},
+		{signaling.ErrOutOfTurn, http.StatusConflict, agents.CodeOutOfTurn, "not possible in the call's current state"},
+		{signaling.ErrNotAvailable, http.StatusConflict, agents.CodeNotAvailable, "the agent is not available"},
+		{signaling.ErrDraining, http.StatusServiceUnavailable, agents.CodeUnavailable, "this instance is shutting down"},
+		{signaling.ErrStore, http.StatusServiceUnavailable, agents.CodeUnavailable, "state store unavailable, try again"},
+		{signaling.ErrNotConfigured, http.StatusServiceUnavailable, agents.CodeUnavailable, "outbound calling is not configured"},
+		{signaling.ErrMediaSetup, http.StatusServiceUnavailable, agents.CodeUnavailable, "media could not be set up, try again"},
+	} {
+		if errors.Is(err, m.err) {
+			return m.status, m.code, m.text, 0
+		}
+	}
+	return http.StatusInternalServerError, agents.CodeInternal, "internal error", 0
 }
 
 func writeError(w http.ResponseWriter, status int, code, msg string) {

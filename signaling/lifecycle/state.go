@@ -110,7 +110,7 @@ func New(rec call.Record) Call {
 	if rec.Direction == call.BusinessInitiated {
 		st = StateDialing
 	}
-	return Call{Rec: rec, State: st, Declined: map[string]bool{}}
+	return Call{Rec: rec, State: st, Agent: rec.Agent, Declined: map[string]bool{}}
 }
 
 // Cause is who or what ended a call, before Conclude turns it into an
