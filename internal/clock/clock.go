@@ -77,6 +77,19 @@ func (m *Manual) AfterFunc(d time.Duration, f func()) Timer {
 	return t
 }
 
+// Pending counts the timers not yet run or stopped.
+func (m *Manual) Pending() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	n := 0
+	for _, t := range m.timers {
+		if !t.done {
+			n++
+		}
+	}
+	return n
+}
+
 // Advance moves time forward by d, running every timer that falls due.
 func (m *Manual) Advance(d time.Duration) {
 	m.mu.Lock()
