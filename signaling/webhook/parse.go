@@ -760,7 +760,8 @@ func (b *Batch) addAccount(where string, base Event, value json.RawMessage) {
 
 // Helpers.
 
-// appendErrors appends ws to out, skipping codes already there.
+// appendErrors appends ws to out, once per code: a repeated code only fills
+// the texts the first one lacked.
 func appendErrors(out []MetaError, ws []wireError) []MetaError {
 next:
 	for _, w := range ws {
@@ -768,12 +769,15 @@ next:
 		if w.Code.set {
 			code = int(w.Code.v)
 		}
-		for _, e := range out {
-			if e.Code == code {
+		m := MetaError{Code: code, Title: w.Title, Message: w.Message, Details: w.ErrorData.Details, Href: w.Href}
+		for i := range out {
+			if e := &out[i]; e.Code == code {
+				e.Title, e.Message = first(e.Title, m.Title), first(e.Message, m.Message)
+				e.Details, e.Href = first(e.Details, m.Details), first(e.Href, m.Href)
 				continue next
 			}
 		}
-		out = append(out, MetaError{Code: code, Title: w.Title, Message: w.Message, Details: w.ErrorData.Details, Href: w.Href})
+		out = append(out, m)
 	}
 	if len(out) == 0 {
 		return nil
