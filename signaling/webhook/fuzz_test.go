@@ -36,7 +36,8 @@ func FuzzParse(f *testing.F) {
 			if setCount(e) != 1 {
 				t.Fatalf("event %d has %d kinds set", i, setCount(e))
 			}
-			if !json.Valid(e.Raw) || !bytes.Contains(body, e.Raw) {
+			// Raw is nil only for a change without a value.
+			if e.Raw != nil && (!json.Valid(e.Raw) || !bytes.Contains(body, e.Raw)) {
 				t.Fatalf("event %d: Raw %.60q is not a piece of the body", i, e.Raw)
 			}
 			if c := e.Call; c != nil {
@@ -96,6 +97,9 @@ func FuzzParseSibling(f *testing.F) {
 	f.Add(uint8(1), []byte(`7`))
 	f.Add(uint8(2), []byte(`{"interactive":{"type":"call_permission_reply","call_permission_reply":[]}}`))
 	f.Fuzz(func(t *testing.T, kind uint8, item []byte) {
+		if !json.Valid(item) {
+			return // a fragment could restructure the envelope (e.g. a second "calls" key)
+		}
 		var field, list, a, z string
 		switch kind % 3 {
 		case 0:
@@ -110,7 +114,7 @@ func FuzzParseSibling(f *testing.F) {
 		}
 		body := []byte(`{"object":"whatsapp_business_account","entry":[{"id":"1","changes":[{"field":"` + field +
 			`","value":{"metadata":{"phone_number_id":"9"},"` + list + `":[` + a + `,` + string(item) + `,` + z + `]}}]}]}`)
-		if !json.Valid(body) || len(body) > MaxBodyBytes {
+		if len(body) > MaxBodyBytes {
 			return
 		}
 		b, err := Parse(body)
