@@ -37,30 +37,20 @@ func Parse(body []byte) (*Batch, error) {
 		return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, len(body), MaxBodyBytes)
 	}
 	var env struct {
-		Object json.RawMessage `json:"object"`
-		Entry  json.RawMessage `json:"entry"`
+		Object string            `json:"object"`
+		Entry  []json.RawMessage `json:"entry"`
 	}
 	if err := json.Unmarshal(body, &env); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
 	}
-	var object string
-	if len(env.Object) > 0 {
-		if err := json.Unmarshal(env.Object, &object); err != nil {
-			return nil, fmt.Errorf("%w: object: %w", ErrMalformed, err)
-		}
+	if env.Object != ObjectWABA {
+		return nil, fmt.Errorf("%w: object %q, want %q", ErrMalformed, truncate(env.Object, 64), ObjectWABA)
 	}
-	if object != ObjectWABA {
-		return nil, fmt.Errorf("%w: object %q, want %q", ErrMalformed, truncate(object, 64), ObjectWABA)
-	}
-	if isNull(env.Entry) {
+	if env.Entry == nil {
 		return nil, fmt.Errorf("%w: no entry", ErrMalformed)
 	}
-	var entries []json.RawMessage
-	if err := json.Unmarshal(env.Entry, &entries); err != nil {
-		return nil, fmt.Errorf("%w: entry: %w", ErrMalformed, err)
-	}
 	b := &Batch{}
-	for i, raw := range entries {
+	for i, raw := range env.Entry {
 		b.addEntry(fmt.Sprintf("entry[%d]", i), raw)
 	}
 	return b, nil
@@ -95,9 +85,9 @@ func decodeList(raw json.RawMessage) ([]json.RawMessage, error) {
 }
 
 type wireEntry struct {
-	ID      flexString      `json:"id"`
-	Time    json.RawMessage `json:"time"`
-	Changes json.RawMessage `json:"changes"`
+	ID      flexString        `json:"id"`
+	Time    json.RawMessage   `json:"time"`
+	Changes []json.RawMessage `json:"changes"`
 }
 
 type wireChange struct {
@@ -113,12 +103,7 @@ func (b *Batch) addEntry(where string, raw json.RawMessage) {
 	}
 	var t flexTime
 	_ = t.UnmarshalJSON(e.Time) // entry.time only backs Event.Timestamp up: a bad one is zero
-	changes, err := decodeList(e.Changes)
-	if err != nil {
-		b.skip(where, fieldErr("changes", err))
-		return
-	}
-	for j, rc := range changes {
+	for j, rc := range e.Changes {
 		cw := fmt.Sprintf("%s.changes[%d]", where, j)
 		var ch wireChange
 		if err := decodeObject(rc, &ch, false); err != nil {

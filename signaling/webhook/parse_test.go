@@ -653,7 +653,7 @@ func TestParseErrors(t *testing.T) {
 		{"no object", `{"entry":[]}`, `object ""`},
 		{"no entry", `{"object":"whatsapp_business_account"}`, "no entry"},
 		{"null entry", `{"object":"whatsapp_business_account","entry":null}`, "no entry"},
-		{"entry not array", `{"object":"whatsapp_business_account","entry":{}}`, "entry: json: cannot unmarshal"},
+		{"entry not array", `{"object":"whatsapp_business_account","entry":{}}`, "field .entry"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
