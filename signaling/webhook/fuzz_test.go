@@ -58,6 +58,13 @@ func FuzzParse(f *testing.F) {
 		if err != nil {
 			t.Fatalf("marshal batch: %v", err)
 		}
+		slow, err := parse(body, true)
+		if err != nil {
+			t.Fatalf("slow path failed where the fast one did not: %v", err)
+		}
+		if slowOut, _ := json.Marshal(slow); !bytes.Equal(slowOut, out) {
+			t.Fatalf("fast and slow paths differ:\nfast %s\nslow %s", out, slowOut)
+		}
 		var back Batch
 		if err := json.Unmarshal(out, &back); err != nil || len(back.Events) != len(b.Events) {
 			t.Fatalf("batch JSON does not read back: %v", err)

@@ -72,6 +72,9 @@ func TestParseGolden(t *testing.T) {
 			}
 			checkInvariants(t, body, b)
 			got := encodeBatch(t, b)
+			if slow, err := parse(body, true); err != nil || !bytes.Equal(encodeBatch(t, slow), got) {
+				t.Errorf("the piece-by-piece decode differs from the fast one (%v)", err)
+			}
 			golden := filepath.Join(fixtureDir, goldenName(name))
 			if *update {
 				if err := os.WriteFile(golden, got, 0o644); err != nil {

@@ -32,7 +32,9 @@ const (
 // returned. Unknown fields, changes fields and event types are tolerated
 // and returned as UnknownEvent or an Unknown enum value. Parse has no side
 // effects, never panics and never aliases body.
-func Parse(body []byte) (*Batch, error) {
+func Parse(body []byte) (*Batch, error) { return parse(body, false) }
+
+func parse(body []byte, slow bool) (*Batch, error) {
 	if len(body) > MaxBodyBytes {
 		return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, len(body), MaxBodyBytes)
 	}
@@ -49,14 +51,23 @@ func Parse(body []byte) (*Batch, error) {
 	if env.Entry == nil {
 		return nil, fmt.Errorf("%w: no entry", ErrMalformed)
 	}
-	b := &Batch{}
+	b := &parser{Batch: &Batch{}, slow: slow}
 	for i, raw := range env.Entry {
 		b.addEntry(fmt.Sprintf("entry[%d]", i), raw)
 	}
-	return b, nil
+	return b.Batch, nil
 }
 
-func (b *Batch) skip(where string, err error) {
+// parser builds a Batch. Entries and values are first decoded in one go
+// (fast path); when that fails, they are decoded piece by piece to find and
+// skip what is broken (slow path), which gives the same result for valid
+// input. slow forces the slow path (tests compare both).
+type parser struct {
+	*Batch
+	slow bool
+}
+
+func (b *parser) skip(where string, err error) {
 	field, reason := describe(err)
 	b.Skipped = append(b.Skipped, Skipped{Where: where, Field: field, Reason: reason})
 }
@@ -95,14 +106,30 @@ type wireChange struct {
 	Value json.RawMessage `json:"value"`
 }
 
-func (b *Batch) addEntry(where string, raw json.RawMessage) {
+func (b *parser) addEntry(where string, raw json.RawMessage) {
+	var fast struct {
+		ID      flexString      `json:"id"`
+		Time    json.RawMessage `json:"time"`
+		Changes []*wireChange   `json:"changes"`
+	}
+	if !b.slow && decodeObject(raw, &fast, false) == nil {
+		t := entryTime(fast.Time)
+		for j, ch := range fast.Changes {
+			cw := fmt.Sprintf("%s.changes[%d]", where, j)
+			if ch == nil {
+				b.skip(cw, &json.UnmarshalTypeError{Value: "null", Type: reflect.TypeFor[wireChange]()})
+				continue
+			}
+			b.addChange(cw, Event{WABAID: string(fast.ID), Field: ch.Field, Timestamp: t}, ch.Value)
+		}
+		return
+	}
 	var e wireEntry
 	if err := decodeObject(raw, &e, false); err != nil {
 		b.skip(where, err)
 		return
 	}
-	var t flexTime
-	_ = t.UnmarshalJSON(e.Time) // entry.time only backs Event.Timestamp up: a bad one is zero
+	t := entryTime(e.Time)
 	for j, rc := range e.Changes {
 		cw := fmt.Sprintf("%s.changes[%d]", where, j)
 		var ch wireChange
@@ -110,20 +137,33 @@ func (b *Batch) addEntry(where string, raw json.RawMessage) {
 			b.skip(cw, err)
 			continue
 		}
-		base := Event{WABAID: string(e.ID), Field: ch.Field, Timestamp: t.t}
-		switch ch.Field {
-		case FieldCalls, FieldMessages:
-			b.addCallsOrMessages(cw, base, ch.Value)
-		case FieldAccountSettingsUpdate:
-			b.addSettings(cw, base, ch.Value)
-		case FieldAccountUpdate:
-			b.addAccount(cw, base, ch.Value)
-		default:
-			raw := cloneRaw(ch.Value)
-			base.Raw = raw
-			base.Unknown = &UnknownEvent{Field: ch.Field, Raw: raw}
-			b.Events = append(b.Events, base)
-		}
+		b.addChange(cw, Event{WABAID: string(e.ID), Field: ch.Field, Timestamp: t}, ch.Value)
+	}
+}
+
+// entryTime reads entry[].time; it only backs Event.Timestamp up, so a bad
+// one is zero.
+func entryTime(raw json.RawMessage) time.Time {
+	var t flexTime
+	_ = t.UnmarshalJSON(raw)
+	return t.t
+}
+
+// addChange routes one change by its field; base carries WABAID, Field and
+// the entry's time.
+func (b *parser) addChange(where string, base Event, value json.RawMessage) {
+	switch base.Field {
+	case FieldCalls, FieldMessages:
+		b.addCallsOrMessages(where, base, value)
+	case FieldAccountSettingsUpdate:
+		b.addSettings(where, base, value)
+	case FieldAccountUpdate:
+		b.addAccount(where, base, value)
+	default:
+		raw := cloneRaw(value)
+		base.Raw = raw
+		base.Unknown = &UnknownEvent{Field: base.Field, Raw: raw}
+		b.Events = append(b.Events, base)
 	}
 }
 
@@ -273,21 +313,47 @@ type wireMessage struct {
 // userKey identifies the user an event is about, to find its contact.
 type userKey struct{ waID, userID, parentID string }
 
-func (b *Batch) addCallsOrMessages(where string, base Event, value json.RawMessage) {
-	var v wireValue
-	if err := decodeObject(value, &v, true); err != nil {
-		b.skip(where, err)
-		return
+func (b *parser) addCallsOrMessages(where string, base Event, value json.RawMessage) {
+	var fast struct {
+		Metadata *wireMetadata     `json:"metadata"`
+		Contacts []json.RawMessage `json:"contacts"`
+		Calls    []json.RawMessage `json:"calls"`
+		Statuses []json.RawMessage `json:"statuses"`
+		Messages []json.RawMessage `json:"messages"`
+		Errors   []json.RawMessage `json:"errors"`
 	}
-	var md wireMetadata
-	if err := decodeObject(v.Metadata, &md, true); err != nil {
-		// Without metadata the change cannot be routed to a number.
-		b.skip(where, fieldErr("metadata", err))
-		return
+	var lists [5][]json.RawMessage // contacts, errors, calls, statuses, messages
+	if !b.slow && decodeObject(value, &fast, true) == nil {
+		if fast.Metadata != nil {
+			base.PhoneNumberID, base.DisplayPhoneNumber = string(fast.Metadata.PhoneNumberID), string(fast.Metadata.DisplayPhoneNumber)
+		}
+		lists = [5][]json.RawMessage{fast.Contacts, fast.Errors, fast.Calls, fast.Statuses, fast.Messages}
+	} else {
+		var v wireValue
+		if err := decodeObject(value, &v, true); err != nil {
+			b.skip(where, err)
+			return
+		}
+		var md wireMetadata
+		if err := decodeObject(v.Metadata, &md, true); err != nil {
+			// Without metadata the change cannot be routed to a number.
+			b.skip(where, fieldErr("metadata", err))
+			return
+		}
+		base.PhoneNumberID, base.DisplayPhoneNumber = string(md.PhoneNumberID), string(md.DisplayPhoneNumber)
+		for i, l := range []struct {
+			name string
+			raw  json.RawMessage
+		}{{"contacts", v.Contacts}, {"errors", v.Errors}, {"calls", v.Calls}, {"statuses", v.Statuses}, {"messages", v.Messages}} {
+			items, err := decodeList(l.raw)
+			if err != nil {
+				b.skip(where, fieldErr(l.name, err))
+			}
+			lists[i] = items
+		}
 	}
-	base.PhoneNumberID, base.DisplayPhoneNumber = string(md.PhoneNumberID), string(md.DisplayPhoneNumber)
-	contacts := b.contacts(where, v.Contacts)
-	valueErrs := b.errorList(where, v.Errors)
+	contacts := b.contacts(where, lists[0])
+	valueErrs := b.errorList(where, lists[1])
 	before := len(b.Events)
 	field := base.Field
 
@@ -304,7 +370,7 @@ func (b *Batch) addCallsOrMessages(where string, base Event, value json.RawMessa
 	}
 
 	calls := 0
-	b.eachItem(where, "calls", v.Calls, func(iw string, item json.RawMessage) error {
+	b.eachItem(where, "calls", lists[2], func(iw string, item json.RawMessage) error {
 		var w wireCall
 		if err := json.Unmarshal(item, &w); err != nil {
 			return err
@@ -316,7 +382,7 @@ func (b *Batch) addCallsOrMessages(where string, base Event, value json.RawMessa
 		emit(ev, cloneRaw(item), c.Timestamp, userKey{c.UserNumber(), c.UserID(), c.UserParentID()})
 		return nil
 	})
-	b.eachItem(where, "statuses", v.Statuses, func(iw string, item json.RawMessage) error {
+	b.eachItem(where, "statuses", lists[3], func(iw string, item json.RawMessage) error {
 		var w wireStatus
 		if err := json.Unmarshal(item, &w); err != nil {
 			return err
@@ -333,7 +399,7 @@ func (b *Batch) addCallsOrMessages(where string, base Event, value json.RawMessa
 		emit(ev, cloneRaw(item), w.Timestamp.t, k)
 		return nil
 	})
-	b.eachItem(where, "messages", v.Messages, func(iw string, item json.RawMessage) error {
+	b.eachItem(where, "messages", lists[4], func(iw string, item json.RawMessage) error {
 		var w wireMessage
 		if err := json.Unmarshal(item, &w); err != nil {
 			return err
@@ -377,7 +443,7 @@ func (b *Batch) addCallsOrMessages(where string, base Event, value json.RawMessa
 }
 
 // skippedUnder reports whether something under where was skipped.
-func (b *Batch) skippedUnder(where string) bool {
+func (b *parser) skippedUnder(where string) bool {
 	for _, s := range b.Skipped {
 		if s.Where == where || strings.HasPrefix(s.Where, where+".") {
 			return true
@@ -386,15 +452,9 @@ func (b *Batch) skippedUnder(where string) bool {
 	return false
 }
 
-// eachItem runs fn on every object of the list value.<name>; a list of the
-// wrong type, an item that is not an object or an item fn fails on is
-// recorded in Skipped.
-func (b *Batch) eachItem(where, name string, list json.RawMessage, fn func(where string, item json.RawMessage) error) {
-	items, err := decodeList(list)
-	if err != nil {
-		b.skip(where, fieldErr(name, err))
-		return
-	}
+// eachItem runs fn on every object of the list value.<name>; an item that
+// is not an object or an item fn fails on is recorded in Skipped.
+func (b *parser) eachItem(where, name string, items []json.RawMessage, fn func(where string, item json.RawMessage) error) {
 	for k, item := range items {
 		iw := fmt.Sprintf("%s.%s[%d]", where, name, k)
 		if t := bytes.TrimSpace(item); len(t) == 0 || t[0] != '{' {
@@ -407,7 +467,7 @@ func (b *Batch) eachItem(where, name string, list json.RawMessage, fn func(where
 	}
 }
 
-func (b *Batch) contacts(where string, raw json.RawMessage) []Contact {
+func (b *parser) contacts(where string, raw []json.RawMessage) []Contact {
 	var out []Contact
 	b.eachItem(where, "contacts", raw, func(_ string, item json.RawMessage) error {
 		var w wireContact
@@ -421,7 +481,7 @@ func (b *Batch) contacts(where string, raw json.RawMessage) []Contact {
 	return out
 }
 
-func (b *Batch) errorList(where string, raw json.RawMessage) []MetaError {
+func (b *parser) errorList(where string, raw []json.RawMessage) []MetaError {
 	var out []MetaError
 	b.eachItem(where, "errors", raw, func(_ string, item json.RawMessage) error {
 		var w wireError
@@ -694,7 +754,7 @@ func (w *wireSettingsValue) route(base *Event) {
 	}
 }
 
-func (b *Batch) addSettings(where string, base Event, value json.RawMessage) {
+func (b *parser) addSettings(where string, base Event, value json.RawMessage) {
 	var w wireSettingsValue
 	if err := decodeObject(value, &w, true); err != nil {
 		b.skip(where, err)
@@ -725,7 +785,7 @@ func (b *Batch) addSettings(where string, base Event, value json.RawMessage) {
 	b.Events = append(b.Events, base)
 }
 
-func (b *Batch) addAccount(where string, base Event, value json.RawMessage) {
+func (b *parser) addAccount(where string, base Event, value json.RawMessage) {
 	var w wireAccountValue
 	if err := decodeObject(value, &w, true); err != nil {
 		b.skip(where, err)
