@@ -21,7 +21,7 @@ var (
 	// ErrTooLarge is returned by Parse for a body over MaxBodyBytes.
 	ErrTooLarge = errors.New("webhook: body too large")
 	// ErrMalformed is returned (wrapped with detail) by Parse for a body that
-	// is not JSON, not a whatsapp_business_account object, or whose known
-	// fields have impossible types.
+	// is not JSON or not a whatsapp_business_account object with an entry
+	// array. Bad items inside are reported in Batch.Skipped instead.
 	ErrMalformed = errors.New("webhook: malformed payload")
 )

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+	"unicode/utf8"
 )
 
 // MaxBodyBytes is the largest delivery Meta sends (3 MB). Read at most this
@@ -90,9 +91,13 @@ func VerifyChallenge(q url.Values, verifyToken string) (challenge string, err er
 	return challenge, nil
 }
 
+// truncate shortens s to at most n bytes, not splitting a UTF-8 sequence.
 func truncate(s string, n int) string {
 	if len(s) <= n {
 		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
 	}
 	return s[:n] + "…"
 }

@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 var testSecret = []byte("8f2b6c1d0e9a4b7c3d5e6f708192a3b4")
@@ -105,5 +106,23 @@ func TestVerifyChallenge(t *testing.T) {
 				t.Errorf("challenge = %q, want %q", got, tc.want)
 			}
 		})
+	}
+}
+
+func TestTruncateKeepsRunesWhole(t *testing.T) {
+	tests := []struct {
+		in   string
+		n    int
+		want string
+	}{
+		{"short", 10, "short"},
+		{"abcdef", 3, "abc…"},
+		{"ééé", 3, "é…"}, // é is 2 bytes: cutting at 3 would split the second one
+		{"ééé", 4, "éé…"},
+	}
+	for _, tc := range tests {
+		if got := truncate(tc.in, tc.n); got != tc.want || !utf8.ValidString(got) {
+			t.Errorf("truncate(%q, %d) = %q, want %q", tc.in, tc.n, got, tc.want)
+		}
 	}
 }
