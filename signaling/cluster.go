@@ -304,9 +304,9 @@ func (c *Controller) reapOne(ctx context.Context, id call.ID, now time.Time) {
 	gctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	var gerr error
 	if sc.Record.Direction == call.UserInitiated && sc.Record.AnsweredAt.IsZero() {
-		gerr = c.graph.Reject(gctx, string(id))
+		gerr = c.graphFor(sc.Record.PhoneNumberID).Reject(gctx, string(id))
 	} else {
-		gerr = c.graph.Terminate(gctx, string(id))
+		gerr = c.graphFor(sc.Record.PhoneNumberID).Terminate(gctx, string(id))
 	}
 	cancel()
 	if gerr != nil {

@@ -9,6 +9,7 @@ import (
 type Config struct {
 	InstanceID        string        // names this instance in call ownership (default: hostname-pid)
 	PhoneNumberID     string        // the business number's Graph id (required)
+	Numbers           []string      // further business numbers (Graph ids) this deployment serves; events for others are acknowledged and ignored
 	AppSecret         string        // verifies X-Hub-Signature-256 (required)
 	VerifyToken       string        // answers Meta's subscription check (required)
 	RingTimeout       time.Duration // agents must accept within this (default 25s; Meta needs accept within ~30s)

@@ -39,6 +39,9 @@ type Deps struct {
 	Logger      *slog.Logger
 	Now         func() time.Time // deprecated: use Clock
 	Clock       clock.Clock      // the one clock for time and call timers (default: the system clock)
+	// GraphFor returns the Graph client of another business number this
+	// deployment serves (Config.Numbers); nil means Graph serves them all.
+	GraphFor func(phoneNumberID string) Graph
 }
 
 // Controller owns every live call of this instance.
@@ -56,6 +59,8 @@ type Controller struct {
 	now   func() time.Time
 	clock clock.Clock
 	rules lifecycle.Rules
+	graphs  func(string) Graph
+	foreign sync.Map // phone number ids seen but not served (logged once)
 
 	hub Hub // set by SetHub before serving
 	cl  *cluster
@@ -97,7 +102,7 @@ func New(cfg Config, d Deps) (*Controller, error) {
 	}
 	c := &Controller{
 		cfg: cfg, log: d.Logger, graph: d.Graph, dial: d.Dialer, media: d.Media, rec: d.Recorder,
-		perms: d.Permissions, msgs: d.Messages, now: d.Clock.Now, clock: d.Clock,
+		perms: d.Permissions, msgs: d.Messages, now: d.Clock.Now, clock: d.Clock, graphs: d.GraphFor,
 		rules: lifecycle.Rules{RingTimeout: cfg.RingTimeout, RingCeiling: cfg.RingCeiling, AgentGrace: cfg.AgentGrace,
 			MetaWait: cfg.MetaTerminateWait},
 		store: &store{rdb: d.Redis, prefix: cfg.KeyPrefix, ttl: cfg.StateTTL},

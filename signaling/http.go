@@ -11,7 +11,9 @@ import (
 // WebhookHandler serves GET and POST /webhooks/whatsapp: the subscription
 // check, then signed deliveries. It answers 200 once every event of the
 // delivery is durably recorded (or safely ignored), 401 for a missing or bad
-// signature, 413 over 3 MB, 400 for malformed JSON, and 503 when state could
+// signature, 413 over 3 MB, 400 for a body that is not a webhook at all (not
+// JSON, not a WhatsApp envelope; a bad item inside is skipped and the rest
+// applied), and 503 when state could
 // not be recorded, so that Meta retries; duplicates are acknowledged.
 func (c *Controller) WebhookHandler() http.Handler {
 	secret := []byte(c.cfg.AppSecret)
@@ -55,6 +57,12 @@ func (c *Controller) WebhookHandler() http.Handler {
 			c.m.webhooks.WithLabelValues("delivery", "malformed").Inc()
 			http.Error(w, "malformed webhook: "+err.Error(), http.StatusBadRequest)
 			return
+		}
+		for _, sk := range batch.Skipped {
+			// One bad item never sinks the batch: it is logged, counted and
+			// skipped; the rest applies and Meta gets 200.
+			c.m.webhooks.WithLabelValues("item", "malformed").Inc()
+			c.log.Warn("webhook item skipped", "where", sk.Where, "field", sk.Field, "reason", sk.Reason)
 		}
 		retry := false
 		for _, ev := range batch.Events {

@@ -9,8 +9,6 @@ import (
 
 	"github.com/callgw/callgw/call"
 	"github.com/callgw/callgw/internal/phone"
-	"github.com/callgw/callgw/permissions"
-	"github.com/callgw/callgw/signaling/agents"
 	lc "github.com/callgw/callgw/signaling/lifecycle"
 	"github.com/callgw/callgw/signaling/webhook"
 )
@@ -27,7 +25,14 @@ const (
 // durably recorded (or safely ignored), and an error wrapping ErrStore or
 // ErrDraining when Meta should deliver it again.
 func (c *Controller) HandleEvent(ctx context.Context, ev webhook.Event, received time.Time) error {
+	if !c.serves(ev.PhoneNumberID) {
+		c.foreignNumber(ev.PhoneNumberID)
+		return nil
+	}
 	switch {
+	case ev.Call != nil && (ev.Call.Event == webhook.CallRecordingAvailable || ev.Call.Event == webhook.CallTranscriptionAvailable):
+		c.m.webhooks.WithLabelValues("call_"+ev.Call.Event.String(), resIgnored).Inc()
+		return nil
 	case ev.Call != nil:
 		name := "call_" + ev.Call.Event.String()
 		err := c.handleCall(ctx, ev, received)
@@ -38,9 +43,31 @@ func (c *Controller) HandleEvent(ctx context.Context, ev webhook.Event, received
 		c.countWebhook("status", err)
 		return err
 	case ev.Permission != nil:
-		err := c.handlePermissionReply(ctx, ev.Permission)
+		err := c.handlePermissionReply(ctx, ev)
 		c.countWebhook("permission_reply", err)
 		return err
+	case ev.UserMessage != nil:
+		err := c.handleUserMessage(ctx, ev)
+		c.countWebhook("user_message", err)
+		return err
+	case ev.MessageStatus != nil:
+		err := c.handleMessageStatus(ctx, ev)
+		c.countWebhook("message_status", err)
+		return err
+	case ev.IdentityChange != nil:
+		err := c.handleIdentityChange(ctx, ev)
+		c.countWebhook("identity_change", err)
+		return err
+	case ev.SettingsUpdate != nil:
+		err := c.handleSettingsUpdate(ctx, ev)
+		c.countWebhook("settings_update", err)
+		return err
+	case ev.AccountUpdate != nil:
+		au := ev.AccountUpdate
+		c.log.Warn("account update from Meta", "event", au.Event, "violation", au.ViolationType,
+			"restrictions", len(au.Restrictions))
+		c.m.webhooks.WithLabelValues("account_update", resOK).Inc()
+		return nil
 	default:
 		c.m.webhooks.WithLabelValues("unknown", resIgnored).Inc()
 		return nil
@@ -131,6 +158,7 @@ func (c *Controller) handleUserConnect(ctx context.Context, ev webhook.Event, re
 		rec.PhoneNumberID = c.cfg.PhoneNumberID
 	}
 	stale := !ce.Timestamp.IsZero() && received.Sub(ce.Timestamp) > c.cfg.AcceptWindow
+	c.seeUser(ctx, userOf(ce.From, ce.FromUserID, ce.FromParentUserID, ev))
 	if err := c.store.save(ctx, rec, StateSetup, c.cfg.InstanceID, nil); err != nil {
 		c.store.forgetDelivery(ctx, id, "connect", "")
 		c.m.redisErrors.WithLabelValues("save_call").Inc()
@@ -149,7 +177,7 @@ func (c *Controller) handleUserConnect(ctx context.Context, ev webhook.Event, re
 	} else {
 		log.Info("incoming call", "from", phone.Mask(rec.UserPhone), "name_set", rec.UserName != "")
 	}
-	if err := c.store.openCustomerWindow(ctx, rec.UserPhone); err != nil {
+	if err := c.store.openWindow(ctx, rec.PhoneNumberID, recUser(rec)); err != nil {
 		c.m.redisErrors.WithLabelValues("customer_window").Inc()
 	}
 	c.register(l)
@@ -452,65 +480,6 @@ func (c *Controller) handleStatus(ctx context.Context, ev webhook.Event) error {
 		return errIgnored
 	}
 	return c.applyOnce(ctx, id, "status:", st.Status.String(), func() error { return c.route(ctx, ev, time.Time{}, true) })
-}
-
-func (c *Controller) handlePermissionReply(ctx context.Context, pr *webhook.PermissionReply) error {
-	if c.perms == nil {
-		return errIgnored
-	}
-	user := pr.From
-	if user == "" {
-		return fmt.Errorf("%w: permission reply without from", ErrBadEvent)
-	}
-	pair := permissions.Pair{Business: c.cfg.PhoneNumberID, User: user}
-	if err := pair.Validate(); err != nil {
-		return fmt.Errorf("%w: %w", ErrBadEvent, err)
-	}
-	id := pr.MessageID
-	if id == "" {
-		id = fmt.Sprintf("reply-%d", pr.Timestamp.Unix())
-	}
-	src := permissions.ParseSource(pr.Source)
-	if src == permissions.SourceUnknown {
-		src = permissions.UserAction
-	}
-	var (
-		d   permissions.Decision
-		err error
-	)
-	if pr.Source != "automatic" && pr.ContextID != "" && !strings.HasPrefix(pr.ContextID, "wacid.") {
-		outcome := "rejected"
-		if pr.Accepted {
-			outcome = "accepted"
-		}
-		c.countPermissionOutcome(ctx, outcome)
-	}
-	if pr.Accepted {
-		if strings.HasPrefix(pr.ContextID, "wacid.") && src == permissions.Automatic {
-			src = permissions.Callback
-		}
-		d, err = c.perms.Grant(ctx, pair, permissions.Grant{Permanent: pr.Permanent, ExpiresAt: pr.ExpiresAt, Source: src, ID: id})
-	} else {
-		d, err = c.perms.Revoke(ctx, pair, src, id)
-	}
-	if err != nil {
-		c.m.redisErrors.WithLabelValues("permissions").Inc()
-		return fmt.Errorf("%w: %w", ErrStore, err)
-	}
-	// Pushed to the agents who asked about this number (the full number is
-	// theirs already), not to everybody.
-	watchers, err := c.store.permissionWatchers(ctx, user)
-	if err != nil {
-		c.m.redisErrors.WithLabelValues("permission_watch").Inc()
-	}
-	for _, w := range watchers {
-		to := "+" + user
-		if w.Masked {
-			to = phone.Mask(to)
-		}
-		c.toAgent(w.Agent, agents.PermissionMsg{Type: agents.TypePermission, To: to, Permission: d})
-	}
-	return nil
 }
 
 func e164(digits string) string {

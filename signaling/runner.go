@@ -10,6 +10,7 @@ import (
 
 	"github.com/callgw/callgw/call"
 	"github.com/callgw/callgw/internal/clock"
+	"github.com/callgw/callgw/internal/phone"
 	"github.com/callgw/callgw/media"
 	"github.com/callgw/callgw/permissions"
 	"github.com/callgw/callgw/signaling/agents"
@@ -253,7 +254,7 @@ func (l *liveCall) exec(f lc.Effect) error {
 		return l.forward(e.Kind)
 	case lc.GraphAccept:
 		ctx, cancel := c.opCtx(10 * time.Second)
-		err := c.graph.Accept(ctx, string(l.id), l.waAnswer, l.lc.Rec.Opaque)
+		err := c.graphFor(l.lc.Rec.PhoneNumberID).Accept(ctx, string(l.id), l.waAnswer, l.lc.Rec.Opaque)
 		cancel()
 		if err != nil {
 			l.log.Warn("accept failed", "err", err)
@@ -263,13 +264,13 @@ func (l *liveCall) exec(f lc.Effect) error {
 		l.then(lc.AcceptDone{When: l.when()})
 	case lc.GraphReject:
 		ctx, cancel := c.opCtx(10 * time.Second)
-		if err := c.graph.Reject(ctx, string(l.id)); err != nil {
+		if err := c.graphFor(l.lc.Rec.PhoneNumberID).Reject(ctx, string(l.id)); err != nil {
 			l.log.Warn("reject failed", "err", err)
 		}
 		cancel()
 	case lc.GraphTerminate:
 		ctx, cancel := c.opCtx(10 * time.Second)
-		if err := c.graph.Terminate(ctx, string(l.id)); err != nil {
+		if err := c.graphFor(l.lc.Rec.PhoneNumberID).Terminate(ctx, string(l.id)); err != nil {
 			l.log.Warn("terminate failed", "err", err)
 		}
 		cancel()
@@ -304,7 +305,7 @@ func (l *liveCall) exec(f lc.Effect) error {
 		l.usePermission(e.Use)
 	case lc.OpenServiceWindow:
 		ctx, cancel := c.opCtx(2 * time.Second)
-		if err := c.store.openCustomerWindow(ctx, l.lc.Rec.UserPhone); err != nil {
+		if err := c.store.openWindow(ctx, l.lc.Rec.PhoneNumberID, recUser(l.lc.Rec)); err != nil {
 			c.m.redisErrors.WithLabelValues("customer_window").Inc()
 		}
 		cancel()
@@ -344,7 +345,7 @@ func (l *liveCall) prepareInbound() {
 		return
 	}
 	l.waAnswer = answer
-	if err := c.graph.PreAccept(ctx, string(l.id), answer); err != nil {
+	if err := c.graphFor(l.lc.Rec.PhoneNumberID).PreAccept(ctx, string(l.id), answer); err != nil {
 		fail("pre_accept failed", err)
 		return
 	}
@@ -426,18 +427,19 @@ func (l *liveCall) usePermission(u lc.PermissionUse) {
 
 // usePermission records a call's permission-relevant use (also used for
 // calls no instance holds any more).
-func usePermission(c *Controller, log *slog.Logger, r call.Record, u lc.PermissionUse) {
-	if c.perms == nil || r.UserPhone == "" {
+func usePermission(c *Controller, log *slog.Logger, r call.Record, use lc.PermissionUse) {
+	u := recUser(r)
+	if c.perms == nil || !u.Known() {
 		return
 	}
 	ctx, cancel := c.opCtx(2 * time.Second)
 	defer cancel()
-	p := permissions.Pair{Business: r.PhoneNumberID, User: digits(r.UserPhone)}
+	p := permissions.Pair{Business: r.PhoneNumberID, User: u.Key()}
 	if p.Business == "" {
 		p.Business = c.cfg.PhoneNumberID
 	}
 	var err error
-	switch u {
+	switch use {
 	case lc.UseInboundSeen:
 		_, err = c.perms.RecordInbound(ctx, p, string(r.ID), false)
 	case lc.UseInboundConnected:
@@ -450,7 +452,7 @@ func usePermission(c *Controller, log *slog.Logger, r call.Record, u lc.Permissi
 		_, err = c.perms.RecordCall(ctx, p, string(r.ID), permissions.CallDeclined)
 	}
 	if err != nil {
-		log.Warn("permissions: record call use", "use", u.String(), "err", err)
+		log.Warn("permissions: record call use", "use", use.String(), "err", err)
 	}
 }
 
@@ -485,4 +487,13 @@ func digits(e164 string) string {
 		return e164[1:]
 	}
 	return e164
+}
+
+// recUser is the user of a call record.
+func recUser(r call.Record) phone.User {
+	u := phone.User{BSUID: r.UserID, Name: r.UserName}
+	if n, err := phone.Parse(r.UserPhone); r.UserPhone != "" && err == nil {
+		u.Phone = n
+	}
+	return u
 }

@@ -240,26 +240,6 @@ func (s *store) popEarly(ctx context.Context, id call.ID) ([]webhook.Event, erro
 	return out, nil
 }
 
-// openCustomerWindow records that the user reached the business (a call,
-// answered or not, or accepting ours): the 24 h customer service window.
-func (s *store) openCustomerWindow(ctx context.Context, user string) error {
-	if user == "" {
-		return nil
-	}
-	if err := s.rdb.Set(ctx, s.prefix+"cw:{"+user+"}", 1, 24*time.Hour).Err(); err != nil {
-		return storeErr("customer window", err)
-	}
-	return nil
-}
-
-func (s *store) customerWindowOpen(ctx context.Context, user string) (bool, error) {
-	n, err := s.rdb.Exists(ctx, s.prefix+"cw:{"+user+"}").Result()
-	if err != nil {
-		return false, storeErr("customer window", err)
-	}
-	return n == 1, nil
-}
-
 func (s *store) countPermission(ctx context.Context, month, outcome string) error {
 	return s.rdb.HIncrBy(ctx, s.prefix+"permreq:"+month, outcome, 1).Err()
 }
@@ -316,4 +296,78 @@ func (s *store) permissionWatchers(ctx context.Context, user string) ([]watcher,
 		}
 	}
 	return out, nil
+}
+
+// saveSettings keeps a number's calling settings as Meta last reported them.
+func (s *store) saveSettings(ctx context.Context, pnid string, calling json.RawMessage) error {
+	if len(calling) == 0 {
+		return nil
+	}
+	if err := s.rdb.Set(ctx, s.prefix+"settings:{"+pnid+"}", []byte(calling), 0).Err(); err != nil {
+		return storeErr("settings", err)
+	}
+	return nil
+}
+
+// settings returns a number's calling settings as Meta last reported them
+// (nil when never seen).
+func (s *store) settings(ctx context.Context, pnid string) (json.RawMessage, error) {
+	b, err := s.rdb.Get(ctx, s.prefix+"settings:{"+pnid+"}").Bytes()
+	if errors.Is(err, redis.Nil) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, storeErr("settings", err)
+	}
+	return b, nil
+}
+
+// msgKind says what a message we sent was.
+type msgKind uint8
+
+const (
+	msgUnknown msgKind = iota
+	msgPermissionRequest
+	msgCallButton
+)
+
+// sentMessage is a message we sent, kept until Meta says what became of it.
+type sentMessage struct {
+	Kind      msgKind `json:"kind"`
+	Business  string  `json:"business"`
+	User      string  `json:"user"`
+	RequestID string  `json:"request_id,omitempty"`
+}
+
+func (s *store) msgKey(wamid string) string { return s.prefix + "msg:{" + wamid + "}" }
+
+// trackMessage remembers a message we sent (7 days, Meta's retry horizon).
+func (s *store) trackMessage(ctx context.Context, wamid string, m sentMessage) error {
+	if wamid == "" {
+		return nil
+	}
+	b, err := json.Marshal(m)
+	if err != nil {
+		return fmt.Errorf("signaling: marshal message: %w", err)
+	}
+	if err := s.rdb.Set(ctx, s.msgKey(wamid), b, s.ttl).Err(); err != nil {
+		return storeErr("track message", err)
+	}
+	return nil
+}
+
+// trackedMessage returns a message we sent, or nil when it is not ours.
+func (s *store) trackedMessage(ctx context.Context, wamid string) (*sentMessage, error) {
+	b, err := s.rdb.Get(ctx, s.msgKey(wamid)).Bytes()
+	if errors.Is(err, redis.Nil) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, storeErr("tracked message", err)
+	}
+	var m sentMessage
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, fmt.Errorf("signaling: stored message %s: %w", wamid, err)
+	}
+	return &m, nil
 }
