@@ -46,19 +46,19 @@ type Deps struct {
 
 // Controller owns every live call of this instance.
 type Controller struct {
-	cfg   Config
-	log   *slog.Logger
-	graph Graph
-	dial  Dialer
-	media Media
-	rec   Recorder
-	perms Permissions
-	msgs  Conversations
-	store *store
-	m     *metrics
-	now   func() time.Time
-	clock clock.Clock
-	rules lifecycle.Rules
+	cfg     Config
+	log     *slog.Logger
+	graph   Graph
+	dial    Dialer
+	media   Media
+	rec     Recorder
+	perms   Permissions
+	msgs    Conversations
+	store   *store
+	m       *metrics
+	now     func() time.Time
+	clock   clock.Clock
+	rules   lifecycle.Rules
 	graphs  func(string) Graph
 	foreign sync.Map // phone number ids seen but not served (logged once)
 
