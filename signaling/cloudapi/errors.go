@@ -404,7 +404,7 @@ func parseLooseTime(s string) (time.Time, bool) {
 			continue
 		}
 		rest := strings.TrimRight(s[i:], ".,;)]\"' ")
-		for end := len(rest); end > 0; end-- {
+		for end := min(len(rest), 40); end > 0; end-- { // no layout is longer
 			if end < len(rest) && rest[end] != ' ' && rest[end] != '.' && rest[end] != ',' && rest[end] != ')' {
 				continue
 			}
