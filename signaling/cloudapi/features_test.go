@@ -191,14 +191,16 @@ func TestValidateBSUID(t *testing.T) {
 		{"USA.1349", false, false},
 		{"US.", false, false},
 		{"US.13-49", false, false},
-		{"US.ENT.", true, false}, // "ENT." is not alnum: fails both... see below
+		{"US.ENT.", false, false}, // "ENT." is not alphanumeric, and the parent form needs an id
 		{"US 1349", false, false},
+		{"XX.1349", false, false}, // not a country
+		{"QQ.ENT.1349", false, false},
+		{"XK.1349", true, false},
 		{"13491208655302741918", false, false},
 		{"", false, false},
 		{"US.ENT.12.3", false, false},
 		{"US.1349\n", false, false},
 	}
-	tests[10].ok = false
 	for _, tc := range tests {
 		t.Run(tc.id, func(t *testing.T) {
 			err := ValidateBSUID(tc.id)

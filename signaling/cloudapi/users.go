@@ -4,6 +4,9 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"sync"
+
+	"github.com/nyaruka/phonenumbers"
 )
 
 // User is a WhatsApp user as the Graph API addresses them: a phone number
@@ -33,12 +36,25 @@ var (
 // (upper case), ".", then 1-128 letters or digits; or the parent form
 // "CC.ENT.<1-128 letters or digits>". The id is never case-folded.
 func ValidateBSUID(id string) error {
-	if bsuidRE.MatchString(id) || parentBSUIDRE.MatchString(id) {
+	if (bsuidRE.MatchString(id) || parentBSUIDRE.MatchString(id)) && isCountry(id[:2]) {
 		return nil
 	}
-	return fmt.Errorf("%w: BSUID %q must be a country code, \".\" and up to %d letters or digits (e.g. US.1349120865), or CC.ENT.<id>",
+	return fmt.Errorf("%w: BSUID %q must be an ISO 3166 alpha-2 country code, \".\" and up to %d letters or digits (e.g. US.1349120865), or CC.ENT.<id>",
 		ErrBadInput, maskBSUID(id), maxBSUIDIDLen)
 }
+
+// countries is the set of ISO 3166-1 alpha-2 codes a BSUID may start with:
+// every region with phone numbers (libphonenumber, which also has XK, AC,
+// TA) plus the ISO codes without numbering plans.
+var countries = sync.OnceValue(func() map[string]bool {
+	m := map[string]bool{"AQ": true, "BV": true, "GS": true, "HM": true, "PN": true, "TF": true, "UM": true}
+	for r := range phonenumbers.GetSupportedRegions() {
+		m[r] = true
+	}
+	return m
+})
+
+func isCountry(cc string) bool { return countries()[cc] }
 
 // IsParentBSUID reports the parent (multi-portfolio) form CC.ENT.<id>.
 func IsParentBSUID(id string) bool { return parentBSUIDRE.MatchString(id) }
