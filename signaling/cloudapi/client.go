@@ -94,9 +94,9 @@ type request struct {
 	safe bool
 	// subject is a masked phone number for logs, or "".
 	subject string
-	// noRateRetry: a 429 is returned at once, not retried (the caller
-	// applies its own, shared backoff).
-	noRateRetry bool
+	// once: one HTTP attempt, never retried (the caller spends a shared
+	// budget per attempt and applies its own backoff).
+	once bool
 	// alreadyDone recognises the answer Meta gives to a repeat of a request
 	// that was already applied. It is consulted only for an attempt that
 	// follows one which may have reached Meta; a match is success.
@@ -153,7 +153,7 @@ func (c *Client) do(ctx context.Context, req request, out any) error {
 			}
 			return fmt.Errorf("cloudapi: %s: %w", req.action, errors.Join(ctx.Err(), res.err))
 		}
-		if !res.retryable || attempt >= c.cfg.MaxRetries {
+		if !res.retryable || attempt >= c.cfg.MaxRetries || req.once {
 			if !req.safe && res.maybeSent {
 				return fmt.Errorf("cloudapi: %s: %w: %w", req.action, ErrOutcomeUnknown, res.err)
 			}
@@ -252,7 +252,7 @@ func (c *Client) attempt(ctx context.Context, req request, u string, payload []b
 	switch {
 	case resp.StatusCode == http.StatusTooManyRequests:
 		c.observe(req, start, ResultRateLimited, resp.StatusCode)
-		res.retryable = req.safe && !definite && !req.noRateRetry
+		res.retryable = req.safe && !definite
 		res.retryAfter = gerr.RetryAfter
 	case resp.StatusCode >= 500:
 		c.observe(req, start, ResultServerError, resp.StatusCode)

@@ -39,18 +39,24 @@ var (
 type LocalRateLimitError struct {
 	RetryAfter time.Duration // when asking again may succeed; 0 unknown
 	Backoff    bool          // Meta itself answered 613/429 recently
+	Err        error         // the limiter's own failure (Redis down...), or nil
 }
 
 func (e *LocalRateLimitError) Error() string {
-	why := "budget spent"
-	if e.Backoff {
-		why = "backing off after Meta's rate limit"
+	switch {
+	case e.Err != nil:
+		return fmt.Sprintf("%v (budget unavailable: %v)", ErrRateLimitedLocally, e.Err)
+	case e.Backoff:
+		return fmt.Sprintf("%v (backing off after Meta's rate limit, retry in %v)", ErrRateLimitedLocally, e.RetryAfter)
 	}
-	return fmt.Sprintf("%v (%s, retry in %v)", ErrRateLimitedLocally, why, e.RetryAfter)
+	return fmt.Sprintf("%v (budget spent, retry in %v)", ErrRateLimitedLocally, e.RetryAfter)
 }
 
 // Is matches ErrRateLimitedLocally.
 func (e *LocalRateLimitError) Is(target error) bool { return target == ErrRateLimitedLocally }
+
+// Unwrap is the limiter's failure, if any.
+func (e *LocalRateLimitError) Unwrap() error { return e.Err }
 
 // AmountError is a cost Meta reported that is not a decimal amount.
 // errors.Is(err, ErrBadAmount) is true.

@@ -102,7 +102,7 @@ func (c *Client) GetCallPermissions(ctx context.Context, u User) (*Permission, e
 	return c.getCallPermissions(ctx, u, false)
 }
 
-func (c *Client) getCallPermissions(ctx context.Context, u User, noRateRetry bool) (*Permission, error) {
+func (c *Client) getCallPermissions(ctx context.Context, u User, once bool) (*Permission, error) {
 	if err := u.Validate(); err != nil {
 		return nil, fmt.Errorf("cloudapi: %s: %w", ActionCallPermissions, err)
 	}
@@ -116,7 +116,7 @@ func (c *Client) getCallPermissions(ctx context.Context, u User, noRateRetry boo
 	var w wirePermissions
 	err := c.do(ctx, request{
 		action: ActionCallPermissions, method: http.MethodGet, path: "call_permissions", safe: true,
-		query: q, subject: u.String(), noRateRetry: noRateRetry,
+		query: q, subject: u.String(), once: once,
 	}, &w)
 	if err != nil {
 		return nil, err

@@ -21,6 +21,15 @@ type Limiter interface {
 	Allow(ctx context.Context, key string) (ok bool, retryAfter time.Duration, err error)
 }
 
+// Completer is optionally implemented by a Limiter: Done marks one request
+// admitted for key as finished now. A limiter that knows when requests end
+// counts each one from admission until Done + its window, so what Meta
+// sees stays within the budget whatever the network delay (Meta counts a
+// request when it arrives, somewhere between our admission and our Done).
+type Completer interface {
+	Done(ctx context.Context, key string) error
+}
+
 // Penalizer is optionally implemented by a Limiter: after Meta answers
 // 613/429, Penalize closes key's budget for d on every instance.
 type Penalizer interface {
@@ -53,7 +62,8 @@ type ReaderConfig struct {
 }
 
 // PermissionsReader wraps Client.GetCallPermissions with a short per-user
-// cache, one Meta request per user at a time, and the shared budget: when
+// cache, one Meta request per user at a time, one HTTP attempt per unit of
+// budget (no automatic retries), and the shared budget: when
 // the budget is spent it returns a *LocalRateLimitError
 // (errors.Is(err, ErrRateLimitedLocally)) without calling Meta, and after
 // Meta answers 613/HTTP 429 it stops asking for Retry-After (1 s when
@@ -195,12 +205,21 @@ func (r *PermissionsReader) fetch(ctx context.Context, k string, u User) (*Permi
 	}
 	ok, retryAfter, err := r.cfg.Limiter.Allow(ctx, r.key)
 	if err != nil {
-		return nil, fmt.Errorf("%w: limiter: %w", &LocalRateLimitError{}, err)
+		return nil, &LocalRateLimitError{Err: err}
 	}
 	if !ok {
 		return nil, &LocalRateLimitError{RetryAfter: retryAfter}
 	}
+	// One HTTP attempt per admission: a retry would be a second request to
+	// Meta on one unit of budget.
 	p, err := r.c.getCallPermissions(ctx, u, true)
+	if done, ok := r.cfg.Limiter.(Completer); ok {
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+		if derr := done.Done(dctx, r.key); derr != nil {
+			r.log.WarnContext(ctx, "could not mark a call_permissions request done", "err", derr)
+		}
+		cancel()
+	}
 	var me *Error
 	if errors.As(err, &me) && (me.Code == CodePermissionsRateLimit || me.HTTPStatus == http.StatusTooManyRequests) {
 		r.backOff(ctx, err)

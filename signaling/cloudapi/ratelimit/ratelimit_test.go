@@ -90,11 +90,18 @@ func newClient(t *testing.T, url string) *cloudapi.Client {
 	return c
 }
 
+var (
+	_ cloudapi.Limiter   = (*ratelimit.Redis)(nil)
+	_ cloudapi.Completer = (*ratelimit.Redis)(nil)
+	_ cloudapi.Penalizer = (*ratelimit.Redis)(nil)
+)
+
 func TestRedisSlidingWindow(t *testing.T) {
 	srv := redistest.Start(t)
 	rdb := srv.Client()
 	ctx := context.Background()
-	lim, err := ratelimit.NewRedis(rdb, ratelimit.Config{Limit: 5, Window: 300 * time.Millisecond})
+	const window = 300 * time.Millisecond
+	lim, err := ratelimit.NewRedis(rdb, ratelimit.Config{Limit: 5, Window: window, Lease: 10 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,15 +112,28 @@ func TestRedisSlidingWindow(t *testing.T) {
 		}
 	}
 	ok, wait, err := lim.Allow(ctx, "a")
-	if err != nil || ok || wait <= 0 || wait > 300*time.Millisecond {
-		t.Fatalf("6th: ok=%v wait=%v err=%v, want refused with 0<wait<=300ms", ok, wait, err)
+	if err != nil || ok || wait <= 0 || wait > window {
+		t.Fatalf("6th while 5 in flight: ok=%v wait=%v err=%v, want refused with 0<wait<=window", ok, wait, err)
 	}
 	if ok, _, _ := lim.Allow(ctx, "b"); !ok {
 		t.Error("another key shares the budget")
 	}
+	// Finished requests still count for a window after they end.
+	for range 5 {
+		if err := lim.Done(ctx, "a"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := lim.Done(ctx, "a"); err != nil { // nothing in flight: a no-op
+		t.Fatal(err)
+	}
+	ok, wait, err = lim.Allow(ctx, "a")
+	if err != nil || ok || wait <= 0 || wait > window {
+		t.Fatalf("right after Done: ok=%v wait=%v err=%v, want refused for at most the window", ok, wait, err)
+	}
 	<-time.After(wait) // the window itself is what we wait for
 	if ok, _, err := lim.Allow(ctx, "a"); !ok || err != nil {
-		t.Errorf("after %v: ok=%v err=%v", wait, ok, err)
+		t.Errorf("a window after Done: ok=%v err=%v", ok, err)
 	}
 
 	// Penalize closes the budget for everyone, never shortened.
@@ -124,8 +144,40 @@ func TestRedisSlidingWindow(t *testing.T) {
 		t.Fatal(err)
 	}
 	ok, wait, err = lim.Allow(ctx, "c")
-	if err != nil || ok || wait < 400*time.Millisecond || wait > 500*time.Millisecond {
-		t.Errorf("penalized: ok=%v wait=%v err=%v, want refused ~500ms", ok, wait, err)
+	if err != nil || ok || wait < 100*time.Millisecond || wait > 500*time.Millisecond {
+		t.Errorf("penalized: ok=%v wait=%v err=%v, want refused up to 500ms (not shortened to 10ms)", ok, wait, err)
+	}
+}
+
+// Without Done an admission counts until its lease ends, plus the window.
+func TestRedisLease(t *testing.T) {
+	srv := redistest.Start(t)
+	ctx := context.Background()
+	lim, err := ratelimit.NewRedis(srv.Client(), ratelimit.Config{Limit: 1, Window: 50 * time.Millisecond, Lease: 150 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if ok, _, _ := lim.Allow(ctx, "k"); !ok {
+		t.Fatal("first admission refused")
+	}
+	deadline := time.After(5 * time.Second)
+	for {
+		ok, wait, err := lim.Allow(ctx, "k")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ok {
+			break
+		}
+		select {
+		case <-deadline:
+			t.Fatal("a lost request holds the budget forever")
+		case <-time.After(wait):
+		}
+	}
+	if held := time.Since(start); held < 190*time.Millisecond {
+		t.Errorf("budget came back after %v, want lease+window (200ms)", held)
 	}
 }
 
@@ -139,6 +191,7 @@ func TestNewRedisConfig(t *testing.T) {
 		{"defaults", ratelimit.Config{}, true},
 		{"negative limit", ratelimit.Config{Limit: -1}, false},
 		{"tiny window", ratelimit.Config{Window: time.Millisecond}, false},
+		{"lease below window", ratelimit.Config{Window: time.Second, Lease: time.Millisecond * 500}, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -314,8 +367,10 @@ func TestReaderLimiterDown(t *testing.T) {
 	srv.Stop()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if _, err := r.Get(ctx, cloudapi.Phone("447700900123")); !errors.Is(err, cloudapi.ErrRateLimitedLocally) {
-		t.Errorf("err = %v, want ErrRateLimitedLocally (fall back to local state)", err)
+	_, err = r.Get(ctx, cloudapi.Phone("447700900123"))
+	var le *cloudapi.LocalRateLimitError
+	if !errors.Is(err, cloudapi.ErrRateLimitedLocally) || !errors.As(err, &le) || le.Err == nil {
+		t.Errorf("err = %v, want ErrRateLimitedLocally carrying the Redis error (fall back to local state)", err)
 	}
 	if n := len(m.times()); n != 0 {
 		t.Errorf("%d requests reached Meta without a budget", n)
