@@ -147,8 +147,9 @@ func userKey(u User) string {
 }
 
 // Get returns u's permission: from the cache when younger than CacheTTL,
-// else from Meta if the shared budget allows. The result is the caller's
-// own copy.
+// else from Meta if the shared budget allows. Concurrent Gets for one user
+// share one Meta request, run under the first caller's ctx. The result is
+// the caller's own copy.
 func (r *PermissionsReader) Get(ctx context.Context, u User) (*Permission, error) {
 	if err := u.Validate(); err != nil {
 		return nil, fmt.Errorf("cloudapi: %s: %w", ActionCallPermissions, err)

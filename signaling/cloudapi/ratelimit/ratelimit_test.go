@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/goleak"
 
 	"github.com/callgw/callgw/internal/redistest"
@@ -317,7 +318,8 @@ func TestReaderCache(t *testing.T) {
 	now := time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)
 	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
 	advance := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
-	r, err := cloudapi.NewPermissionsReader(newClient(t, m.URL), cloudapi.ReaderConfig{Limiter: lim, CacheTTL: 2 * time.Second, Now: clock}, nil)
+	reg := prometheus.NewRegistry()
+	r, err := cloudapi.NewPermissionsReader(newClient(t, m.URL), cloudapi.ReaderConfig{Limiter: lim, CacheTTL: 2 * time.Second, Now: clock}, reg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -348,11 +350,56 @@ func TestReaderCache(t *testing.T) {
 	if p.Actions[0].Limits[0].CurrentUsage != 1 {
 		t.Error("a caller's change leaked into the cache")
 	}
+	for result, want := range map[string]float64{cloudapi.ReadMeta: 3, cloudapi.ReadCacheHit: 2} {
+		if got := readsOf(t, reg, result); got != want {
+			t.Errorf("permission_reads_total{result=%q} = %v, want %v", result, got, want)
+		}
+	}
 	m.mu.Lock()
 	q := m.queries[0]
 	m.mu.Unlock()
 	if q != "recipient=GB.13491208655302741918&user_wa_id=447700900123" {
 		t.Errorf("query %q", q)
+	}
+}
+
+func readsOf(t *testing.T, reg *prometheus.Registry, result string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "callgw_graph_permission_reads_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "result" && l.GetValue() == result {
+					return m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return 0
+}
+
+// One admission buys one HTTP attempt: a 503 is not retried by the reader.
+func TestReaderNeverRetries(t *testing.T) {
+	srv := redistest.Start(t)
+	m := newMeta(t, func(n int, w http.ResponseWriter) { w.WriteHeader(http.StatusServiceUnavailable) })
+	lim, _ := ratelimit.NewRedis(srv.Client(), ratelimit.Config{})
+	r, err := cloudapi.NewPermissionsReader(newClient(t, m.URL), cloudapi.ReaderConfig{Limiter: lim}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = r.Get(context.Background(), cloudapi.Phone("447700900123"))
+	var me *cloudapi.Error
+	if !errors.As(err, &me) || me.HTTPStatus != http.StatusServiceUnavailable {
+		t.Fatalf("err = %v, want the 503", err)
+	}
+	if n := len(m.times()); n != 1 {
+		t.Errorf("%d attempts on one admission, want 1", n)
 	}
 }
 
