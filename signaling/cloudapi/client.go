@@ -28,7 +28,7 @@ const maxResponseBytes = 1 << 20
 // connections of the transport it owns.
 type Client struct {
 	cfg       Config
-	base      string // BaseURL/Version/PhoneNumberID
+	root      string // BaseURL/Version/
 	http      *http.Client
 	ownsHTTP  bool
 	log       *slog.Logger
@@ -49,7 +49,7 @@ func New(cfg Config, reg prometheus.Registerer) (*Client, error) {
 	}
 	c := &Client{
 		cfg:  cfg,
-		base: cfg.BaseURL + "/" + cfg.Version + "/" + cfg.PhoneNumberID + "/",
+		root: cfg.BaseURL + "/" + cfg.Version + "/",
 		http: cfg.HTTPClient,
 		log:  cfg.Logger,
 		m:    m,
@@ -67,6 +67,9 @@ func New(cfg Config, reg prometheus.Registerer) (*Client, error) {
 	return c, nil
 }
 
+// PhoneNumberID is the business number's Graph id this Client speaks for.
+func (c *Client) PhoneNumberID() string { return c.cfg.PhoneNumberID }
+
 // Close releases the idle connections of the transport the Client built. It
 // does nothing to a caller-supplied HTTPClient. Idempotent.
 func (c *Client) Close() error {
@@ -82,7 +85,8 @@ func (c *Client) Close() error {
 type request struct {
 	action string // metric label and log name
 	method string
-	path   string // relative to base
+	node   string // Graph node (PhoneNumberID when empty, a WABA id...)
+	path   string // edge under node ("calls"), "" for the node itself
 	query  url.Values
 	body   any
 	// safe: repeating it cannot do harm (Meta treats a repeat as a no-op or
@@ -90,6 +94,13 @@ type request struct {
 	safe bool
 	// subject is a masked phone number for logs, or "".
 	subject string
+	// once: one HTTP attempt, never retried (the caller spends a shared
+	// budget per attempt and applies its own backoff).
+	once bool
+	// alreadyDone recognises the answer Meta gives to a repeat of a request
+	// that was already applied. It is consulted only for an attempt that
+	// follows one which may have reached Meta; a match is success.
+	alreadyDone func(*Error) bool
 }
 
 // attemptResult is the outcome of one HTTP attempt.
@@ -109,10 +120,18 @@ func (c *Client) do(ctx context.Context, req request, out any) error {
 			return fmt.Errorf("cloudapi: %s: encode: %w", req.action, err)
 		}
 	}
-	u := c.base + req.path
+	node := req.node
+	if node == "" {
+		node = c.cfg.PhoneNumberID
+	}
+	u := c.root + node
+	if req.path != "" {
+		u += "/" + req.path
+	}
 	if len(req.query) > 0 {
 		u += "?" + req.query.Encode()
 	}
+	mayHaveApplied := false
 	for attempt := 0; ; attempt++ {
 		if err := ctx.Err(); err != nil {
 			return fmt.Errorf("cloudapi: %s: %w", req.action, err)
@@ -121,13 +140,20 @@ func (c *Client) do(ctx context.Context, req request, out any) error {
 		if res.err == nil {
 			return nil
 		}
+		var ge *Error
+		if mayHaveApplied && req.alreadyDone != nil && errors.As(res.err, &ge) && req.alreadyDone(ge) {
+			c.log.InfoContext(ctx, "graph request was applied by an earlier attempt: treated as success",
+				"action", req.action, "subject", req.subject, "attempt", attempt+1, "meta_code", ge.Code)
+			return nil
+		}
+		mayHaveApplied = mayHaveApplied || res.maybeSent
 		if ctx.Err() != nil {
 			if !req.safe && res.maybeSent {
 				return fmt.Errorf("cloudapi: %s: %w: %w", req.action, ErrOutcomeUnknown, errors.Join(ctx.Err(), res.err))
 			}
 			return fmt.Errorf("cloudapi: %s: %w", req.action, errors.Join(ctx.Err(), res.err))
 		}
-		if !res.retryable || attempt >= c.cfg.MaxRetries {
+		if !res.retryable || attempt >= c.cfg.MaxRetries || req.once {
 			if !req.safe && res.maybeSent {
 				return fmt.Errorf("cloudapi: %s: %w: %w", req.action, ErrOutcomeUnknown, res.err)
 			}
@@ -215,17 +241,22 @@ func (c *Client) attempt(ctx context.Context, req request, u string, payload []b
 		return attemptResult{}
 	}
 	gerr := parseGraphError(resp.StatusCode, raw)
+	gerr.RetryAfter = parseRetryAfter(resp.Header.Get("Retry-After"))
 	// A 4xx is Meta refusing the request: a definite answer. A 5xx may come
-	// from a proxy after Meta acted on it.
-	res := attemptResult{err: gerr, maybeSent: resp.StatusCode >= 500}
+	// from a proxy after Meta acted on it, unless it carries a calling code
+	// the reference lists as a refusal (138007 connect timeout is a 500 and
+	// must never be repeated: a new call attempt is needed).
+	code := Code(gerr.Code)
+	definite := code.Known() && code.Retry() != RetryBackoff
+	res := attemptResult{err: gerr, maybeSent: resp.StatusCode >= 500 && !definite}
 	switch {
 	case resp.StatusCode == http.StatusTooManyRequests:
 		c.observe(req, start, ResultRateLimited, resp.StatusCode)
-		res.retryable = req.safe
-		res.retryAfter = parseRetryAfter(resp.Header.Get("Retry-After"))
+		res.retryable = req.safe && !definite
+		res.retryAfter = gerr.RetryAfter
 	case resp.StatusCode >= 500:
 		c.observe(req, start, ResultServerError, resp.StatusCode)
-		res.retryable = req.safe
+		res.retryable = req.safe && !definite
 	default:
 		c.observe(req, start, ResultMetaError, resp.StatusCode)
 	}
@@ -252,6 +283,14 @@ func decodeOK(raw []byte, out any) error {
 		if err := v.check(); err != nil {
 			return fmt.Errorf("%w: %w", ErrUnexpectedResponse, err)
 		}
+	}
+	return nil
+}
+
+// checkNode validates a Graph node id (WABA id...): digits.
+func checkNode(what, id string) error {
+	if !digitsRE.MatchString(id) {
+		return fmt.Errorf("%w: %s %q must be a Graph id (digits)", ErrBadInput, what, id)
 	}
 	return nil
 }

@@ -254,14 +254,19 @@ func TestErrorWithoutGraphBody(t *testing.T) {
 }
 
 func TestReasonForUnknownCode(t *testing.T) {
-	if got := ReasonForCode(131047); got != "WhatsApp returned error 131047" {
+	if got := ReasonForCode(131999); got != "WhatsApp returned error 131999" {
 		t.Errorf("got %q", got)
 	}
-	e := &Error{HTTPStatus: 400, Code: 131047, Message: "Re-engagement message"}
-	if got := e.Reason(); got != "WhatsApp returned error 131047: Re-engagement message" {
+	e := &Error{HTTPStatus: 400, Code: 131999, Message: "Something new"}
+	if got := e.Reason(); got != "WhatsApp returned error 131999: Something new" {
 		t.Errorf("got %q", got)
 	}
-	if s := e.Error(); !strings.Contains(s, "131047") || !strings.Contains(s, "http 400") {
+	// Undocumented calling codes show Meta's message verbatim.
+	e2 := &Error{HTTPStatus: 400, Code: 138016, Message: "Call limit for test numbers"}
+	if got := e2.Reason(); got != "WhatsApp returned error 138016: Call limit for test numbers" {
+		t.Errorf("got %q", got)
+	}
+	if s := e.Error(); !strings.Contains(s, "131999") || !strings.Contains(s, "http 400") {
 		t.Errorf("Error() %q", s)
 	}
 }

@@ -58,8 +58,8 @@ func TestDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	if c.base != "https://graph.facebook.com/v23.0/1/" || c.cfg.Timeout != 5*time.Second || c.cfg.MaxRetries != 3 {
-		t.Errorf("defaults: base %q timeout %v retries %d", c.base, c.cfg.Timeout, c.cfg.MaxRetries)
+	if c.root != "https://graph.facebook.com/v23.0/" || c.cfg.Timeout != 5*time.Second || c.cfg.MaxRetries != 3 {
+		t.Errorf("defaults: root %q timeout %v retries %d", c.root, c.cfg.Timeout, c.cfg.MaxRetries)
 	}
 }
 

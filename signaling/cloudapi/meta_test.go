@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -19,6 +20,7 @@ import (
 const (
 	testToken = "EAAG-test-token"
 	testPNID  = "106540352242922"
+	testWABA  = "102290129340398"
 	testSDP   = "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE audio\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111 126\r\na=mid:audio\r\na=setup:active\r\na=rtpmap:111 opus/48000/2\r\na=rtpmap:126 telephone-event/8000\r\n"
 	callID    = "wacid.HBgLOTE3MzU4NTgwMTgwFQIAEhggQTdFMkQzRjlCMEM4NEU1NkE5QjE2QzAxRDJFRjQ1NzgcGAsxNTU1MTQ0MTkwNhUCABUCAA=="
 )
@@ -55,8 +57,8 @@ func (m *metaServer) serve(w http.ResponseWriter, r *http.Request) {
 	m.reqs = append(m.reqs, seen{Method: r.Method, Path: r.URL.Path, RawQuery: r.URL.RawQuery,
 		Auth: r.Header.Get("Authorization"), ContentType: r.Header.Get("Content-Type"), Body: string(body)})
 	m.mu.Unlock()
-	prefix := "/v23.0/" + testPNID + "/"
-	if !strings.HasPrefix(r.URL.Path, prefix) {
+	if !strings.HasPrefix(r.URL.Path, "/v23.0/"+testPNID+"/") && r.URL.Path != "/v23.0/"+testPNID &&
+		!strings.HasPrefix(r.URL.Path, "/v23.0/"+testWABA) {
 		writeGraphError(w, http.StatusBadRequest, 100, "Unsupported post request", "")
 		return
 	}
@@ -105,6 +107,14 @@ func okFor(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, 200, settingsJSON)
 	case strings.HasSuffix(r.URL.Path, "/settings"):
 		writeJSON(w, 200, `{"success":true}`)
+	case strings.HasSuffix(r.URL.Path, "/message_templates"):
+		writeJSON(w, 200, `{"id":"594425479261596","status":"PENDING","category":"UTILITY"}`)
+	case r.URL.Path == "/v23.0/"+testPNID:
+		writeJSON(w, 200, `{"display_phone_number":"+44 7700 900000","verified_name":"Callgw Demo","quality_rating":"GREEN","id":"`+testPNID+`"}`)
+	case r.URL.Path == "/v23.0/"+testWABA && strings.Contains(r.URL.Query().Get("fields"), "call_analytics"):
+		writeJSON(w, 200, callAnalyticsJSON)
+	case r.URL.Path == "/v23.0/"+testWABA && strings.Contains(r.URL.Query().Get("fields"), "pricing_analytics"):
+		writeJSON(w, 200, pricingAnalyticsJSON)
 	default:
 		writeGraphError(w, 400, 100, "Unknown path", "")
 	}
@@ -177,4 +187,17 @@ func refusingFirstDials(t testing.TB, n int64) (*http.Client, *atomic.Int64) {
 	}}
 	t.Cleanup(tr.CloseIdleConnections)
 	return &http.Client{Transport: tr}, &dials
+}
+
+var (
+	callAnalyticsJSON    = mustRead("testdata/call_analytics.json")
+	pricingAnalyticsJSON = mustRead("testdata/pricing_analytics.json")
+)
+
+func mustRead(path string) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		panic(err)
+	}
+	return string(b)
 }

@@ -19,8 +19,10 @@ const (
 )
 
 // Metrics are the Graph client's series. Labels: action (pre_accept, accept,
-// reject, terminate, connect, send_permission_request, call_permissions,
-// get_settings, update_settings) and result (Result* constants).
+// reject, terminate, connect, send_permission_request,
+// send_permission_template, create_template, send_call_button,
+// call_permissions, get_settings, update_settings, call_analytics,
+// pricing_analytics, get_phone_number) and result (Result* constants).
 type Metrics struct {
 	requests *prometheus.CounterVec   // one per HTTP attempt
 	duration *prometheus.HistogramVec // one per HTTP attempt

@@ -84,15 +84,39 @@ func (w *wirePermissions) check() error {
 }
 
 // CallPermissions asks Meta for userWAID's call permission and the live
-// limits (GET call_permissions?user_wa_id=N). Retried when safe.
+// limits (GET call_permissions?user_wa_id=N). Retried when safe. It is
+// GetCallPermissions with a phone number.
 func (c *Client) CallPermissions(ctx context.Context, userWAID string) (*Permission, error) {
 	if err := checkNumber("user_wa_id", userWAID); err != nil {
 		return nil, fmt.Errorf("cloudapi: %s: %w", ActionCallPermissions, err)
 	}
+	return c.GetCallPermissions(ctx, User{Phone: userWAID})
+}
+
+// GetCallPermissions asks Meta for a user's call permission and the live
+// limits: GET call_permissions?user_wa_id=<digits> and/or
+// ?recipient=<BSUID|parent BSUID> (both when both are known; Meta uses the
+// number). Meta allows 5 of these per second per number (613/HTTP 429
+// beyond): share the budget with PermissionsReader. Retried when safe.
+func (c *Client) GetCallPermissions(ctx context.Context, u User) (*Permission, error) {
+	return c.getCallPermissions(ctx, u, false)
+}
+
+func (c *Client) getCallPermissions(ctx context.Context, u User, once bool) (*Permission, error) {
+	if err := u.Validate(); err != nil {
+		return nil, fmt.Errorf("cloudapi: %s: %w", ActionCallPermissions, err)
+	}
+	q := url.Values{}
+	if u.Phone != "" {
+		q.Set("user_wa_id", strings.TrimPrefix(u.Phone, "+"))
+	}
+	if u.BSUID != "" {
+		q.Set("recipient", u.BSUID)
+	}
 	var w wirePermissions
 	err := c.do(ctx, request{
 		action: ActionCallPermissions, method: http.MethodGet, path: "call_permissions", safe: true,
-		query: url.Values{"user_wa_id": {strings.TrimPrefix(userWAID, "+")}}, subject: maskPhone(userWAID),
+		query: q, subject: u.String(), once: once,
 	}, &w)
 	if err != nil {
 		return nil, err
