@@ -249,6 +249,7 @@ func protocolError(err error) error {
 		{ErrCallEnded, agents.CodeUnknownCall, "the call has ended"},
 		{ErrUnknownCall, agents.CodeUnknownCall, "no such call (call records are kept 7 days)"},
 		{ErrInvalidNumber, agents.CodeInvalidNumber, "not a valid phone number"},
+		{ErrTemplateRequired, "template_required", "outside the user's 24 h customer service window a permission request must be a template, and none is configured"},
 		{ErrNoCallback, agents.CodeInvalidNumber, "that caller has no phone number to call back"},
 		{ErrInvalidSDP, agents.CodeInvalidSDP, "the SDP could not be applied"},
 		{ErrBadCommand, agents.CodeBadMessage, "the command could not be carried out"},

@@ -3,6 +3,8 @@ package signaling
 import (
 	"errors"
 	"time"
+
+	"github.com/callgw/callgw/signaling/cloudapi"
 )
 
 // Config configures the call controller.
@@ -19,6 +21,11 @@ type Config struct {
 	StateTTL          time.Duration // lifetime of dedup keys and tombstones (default 7 days, Meta's retry horizon)
 	MaskNumbers       bool          // mask caller numbers sent to agents
 	PermissionText    string        // body of call permission requests (default below)
+	// PermissionTemplate is the approved template (MARKETING or UTILITY, with
+	// a call_permission_request component) sent outside the user's 24 h
+	// customer service window, as "name:language". Empty: outside the
+	// window a request is refused (template_required) before anything is sent.
+	PermissionTemplate string
 	LeaseTTL          time.Duration // call ownership lease; another instance ends a dead owner's calls after it (default 15s)
 	RingCeiling       time.Duration // business-initiated: end a call not picked up after this (default 60s; Meta's own ceiling is undocumented)
 	AcceptWindow      time.Duration // a user-initiated connect older than this is stale: recorded, not acted on (default 60s, Meta's accept window is 30-60 s)
@@ -70,8 +77,15 @@ func (c Config) Validate() error {
 		return errors.New("signaling: verify token is required")
 	case c.RingTimeout < time.Second || c.RingTimeout > 30*time.Second:
 		return errors.New("signaling: ring timeout must be 1s..30s (Meta needs accept within about 30 s)")
+	case c.PermissionTemplate != "" && !validTemplate(c.PermissionTemplate):
+		return errors.New("signaling: permission template must be name:language (e.g. call_permission:en_US)")
 	case c.AgentGrace < 0 || c.MetaTerminateWait < 0:
 		return errors.New("signaling: durations must not be negative")
 	}
 	return nil
+}
+
+func validTemplate(s string) bool {
+	_, err := cloudapi.ParseTemplateRef(s)
+	return err == nil
 }

@@ -31,6 +31,7 @@ type Deps struct {
 	Redis       redis.UniversalClient
 	Graph       Graph
 	Dialer      Dialer
+	Live        LivePermissions // Meta's live permission state (nil: local state only)
 	Media       Media
 	Recorder    Recorder
 	Permissions Permissions
@@ -50,6 +51,7 @@ type Controller struct {
 	log     *slog.Logger
 	graph   Graph
 	dial    Dialer
+	live    LivePermissions
 	media   Media
 	rec     Recorder
 	perms   Permissions
@@ -101,7 +103,7 @@ func New(cfg Config, d Deps) (*Controller, error) {
 		cfg.InstanceID = randomID()
 	}
 	c := &Controller{
-		cfg: cfg, log: d.Logger, graph: d.Graph, dial: d.Dialer, media: d.Media, rec: d.Recorder,
+		cfg: cfg, log: d.Logger, graph: d.Graph, dial: d.Dialer, live: d.Live, media: d.Media, rec: d.Recorder,
 		perms: d.Permissions, msgs: d.Messages, now: d.Clock.Now, clock: d.Clock, graphs: d.GraphFor,
 		rules: lifecycle.Rules{RingTimeout: cfg.RingTimeout, RingCeiling: cfg.RingCeiling, AgentGrace: cfg.AgentGrace,
 			MetaWait: cfg.MetaTerminateWait},

@@ -9,6 +9,7 @@ import (
 
 	"github.com/callgw/callgw/call"
 	"github.com/callgw/callgw/internal/phone"
+	"github.com/callgw/callgw/permissions"
 	"github.com/callgw/callgw/signaling/agents"
 	"github.com/callgw/callgw/signaling/cloudapi"
 	lc "github.com/callgw/callgw/signaling/lifecycle"
@@ -19,9 +20,9 @@ import (
 // (Meta's connect webhook brings its answer while the phone rings; ACCEPTED
 // is pickup).
 func (c *Controller) Dial(ctx context.Context, agent, to string) (agents.CallInfo, error) {
-	n, err := phone.Parse(to)
+	u, err := c.resolveUser(ctx, to)
 	if err != nil {
-		return agents.CallInfo{}, fmt.Errorf("%w: %w", ErrInvalidNumber, err)
+		return agents.CallInfo{}, err
 	}
 	if c.dial == nil {
 		return agents.CallInfo{}, fmt.Errorf("%w: outbound calling", ErrNotConfigured)
@@ -29,19 +30,15 @@ func (c *Controller) Dial(ctx context.Context, agent, to string) (agents.CallInf
 	if c.draining.Load() {
 		return agents.CallInfo{}, ErrDraining
 	}
-	pair := c.pairFor(n)
-	if c.perms != nil {
-		d, err := c.perms.CheckCall(ctx, pair)
-		if err != nil && !d.Degraded {
-			return agents.CallInfo{}, fmt.Errorf("%w: permission state: %w", ErrStore, err)
-		}
-		if !d.Allowed {
-			return agents.CallInfo{}, permissionError(d)
-		}
+	pair := c.pairOf(u)
+	if err := c.mayCall(ctx, u, pair); err != nil {
+		return agents.CallInfo{}, err
 	}
+	dialID := newRequestID()
 	l := newLiveCall(c, call.Record{Direction: call.BusinessInitiated, PhoneNumberID: c.cfg.PhoneNumberID,
-		UserPhone: n.E164, Agent: agent, CreatedAt: c.now(), MetaDuration: -1})
-	b, err := c.media.NewBridge("dial-"+newRequestID(), l.events())
+		UserPhone: u.Phone.E164, UserID: u.BSUID, Agent: agent, CreatedAt: c.now(), MetaDuration: -1,
+		Opaque: opaqueFor(dialID, agent)})
+	b, err := c.media.NewBridge("dial-"+dialID, l.events())
 	if err != nil {
 		return agents.CallInfo{}, fmt.Errorf("%w: %w", ErrMediaSetup, err)
 	}
@@ -52,7 +49,7 @@ func (c *Controller) Dial(ctx context.Context, agent, to string) (agents.CallInf
 		_ = b.Close()
 		return agents.CallInfo{}, fmt.Errorf("%w: %w", ErrMediaSetup, err)
 	}
-	id, err := c.dial.Connect(octx, n.Digits, offer, "")
+	id, err := c.dial.ConnectUser(octx, cloudapi.ConnectRequest{User: metaUser(u), OfferSDP: offer, BizOpaque: l.lc.Rec.Opaque})
 	if err != nil {
 		_ = b.Close()
 		code := metaCode(err)
@@ -60,6 +57,9 @@ func (c *Controller) Dial(ctx context.Context, agent, to string) (agents.CallInf
 			if _, perr := c.perms.MetaRefused(context.WithoutCancel(ctx), pair, code, nextAllowed(err)); perr != nil {
 				c.log.Warn("permissions: meta refusal not recorded", "err", perr)
 			}
+		}
+		if c.live != nil {
+			c.live.Invalidate(metaUser(u))
 		}
 		c.m.dials.WithLabelValues("refused").Inc()
 		return agents.CallInfo{}, &MetaError{Code: code, Err: err}
@@ -70,7 +70,7 @@ func (c *Controller) Dial(ctx context.Context, agent, to string) (agents.CallInf
 	l.log = c.logCall(l.id)
 	l.setBridge(b)
 	l.mirror()
-	l.log.Info("outbound call placed", "to", phone.Mask(n.E164), "agent", agent)
+	l.log.Info("outbound call placed", "to", u.Masked(), "agent", agent)
 	ci := c.info(l) // the actor has not started: l is still ours to read
 	c.register(l)
 	if err := c.own(context.WithoutCancel(ctx), l.id); err != nil {
@@ -79,6 +79,50 @@ func (c *Controller) Dial(ctx context.Context, agent, to string) (agents.CallInf
 	l.fire(lc.Begin{When: l.when()})
 	c.drainEarly(context.WithoutCancel(ctx), l)
 	return ci, nil
+}
+
+// mayCall checks WhatsApp's rules before a call: the local model, then
+// Meta's live state, which wins when they disagree.
+func (c *Controller) mayCall(ctx context.Context, u phone.User, pair permissions.Pair) error {
+	var d permissions.Decision
+	if c.perms != nil {
+		var err error
+		d, err = c.perms.CheckCall(ctx, pair)
+		if err != nil && !d.Degraded {
+			return fmt.Errorf("%w: permission state: %w", ErrStore, err)
+		}
+	} else {
+		d.Allowed = true
+	}
+	p, ok := c.livePermission(ctx, u)
+	if !ok {
+		if !d.Allowed {
+			return permissionError(d)
+		}
+		return nil
+	}
+	allowed, reason, frees := metaCallVerdict(p)
+	switch {
+	case allowed && !d.Allowed:
+		c.disagree("call", u, false, "allowed")
+		return nil
+	case !allowed:
+		if d.Allowed {
+			c.disagree("call", u, true, string(reason))
+		}
+		d.Allowed, d.CanCall, d.Reason = false, false, reason
+		if reason == permissions.ReasonConnectedCallLimit {
+			d.NextCallAt = frees
+		}
+		return permissionError(d)
+	}
+	return nil
+}
+
+// opaqueFor is the biz_opaque_callback_data of an outbound call: callgw's
+// dial id and the agent, so that Meta's echo can be checked.
+func opaqueFor(dialID, agent string) string {
+	return "callgw:1:" + dialID + ":" + agent
 }
 
 func newRequestID() string {

@@ -36,6 +36,9 @@ var (
 	ErrMediaSetup = errors.New("signaling: media setup failed")
 	// ErrNotConfigured: the feature needs configuration this gateway lacks.
 	ErrNotConfigured = errors.New("signaling: not configured")
+	// ErrTemplateRequired: outside the user's customer service window a
+	// permission request must be a template, and none is configured.
+	ErrTemplateRequired = errors.New("signaling: outside the 24 h window a permission request needs a template (none configured)")
 	// ErrNoCallback: the earlier call named has no number to call back.
 	ErrNoCallback = errors.New("signaling: that caller has no number or user id to call back")
 

@@ -10,6 +10,7 @@ import (
 	"github.com/callgw/callgw/call"
 	"github.com/callgw/callgw/media"
 	"github.com/callgw/callgw/permissions"
+	"github.com/callgw/callgw/signaling/cloudapi"
 )
 
 // Graph is what signaling needs from Meta's Graph API (signaling/cloudapi).
@@ -20,10 +21,21 @@ type Graph interface {
 	Terminate(ctx context.Context, callID string) error
 }
 
-// Dialer places business-initiated calls and permission requests (cloudapi).
+// Dialer places business-initiated calls and sends the messages that ask
+// for permission (cloudapi). Users are a number and/or a BSUID.
 type Dialer interface {
-	Connect(ctx context.Context, to, offerSDP, bizOpaque string) (callID string, err error)
-	SendCallPermissionRequest(ctx context.Context, to, bodyText string) (messageID string, err error)
+	ConnectUser(ctx context.Context, r cloudapi.ConnectRequest) (callID string, err error)
+	SendPermissionRequest(ctx context.Context, u cloudapi.User, bodyText string) (messageID string, err error)
+	SendPermissionTemplate(ctx context.Context, u cloudapi.User, t cloudapi.TemplateRef, bodyParams []string) (messageID string, err error)
+	SendCallButton(ctx context.Context, u cloudapi.User, b cloudapi.CallButton) (messageID string, err error)
+}
+
+// LivePermissions is Meta's live call_permissions, cached and rate limited
+// (cloudapi.PermissionsReader). It answers an error wrapping
+// cloudapi.ErrRateLimitedLocally rather than exceed Meta's 5 requests/s.
+type LivePermissions interface {
+	Get(ctx context.Context, u cloudapi.User) (*cloudapi.Permission, error)
+	Invalidate(u cloudapi.User)
 }
 
 // Media builds a bridge per call (media.Engine).

@@ -14,6 +14,8 @@ type metrics struct {
 	redisErrors        *prometheus.CounterVec
 	dials              *prometheus.CounterVec
 	permissionRequests prometheus.Counter
+	liveChecks         *prometheus.CounterVec
+	disagreements      *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer, c *Controller) *metrics {
@@ -36,10 +38,14 @@ func newMetrics(reg prometheus.Registerer, c *Controller) *metrics {
 		permissionRequests: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "callgw", Name: "permission_requests_sent_total",
 			Help: "Call permission requests sent to WhatsApp users."}),
 	}
+	m.liveChecks = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "callgw", Name: "permission_live_checks_total",
+		Help: "Reads of Meta's live call_permissions before a call or request, by result (ok, unavailable: rate limited or failed)."}, []string{"result"})
+	m.disagreements = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "callgw", Name: "permission_disagreements_total",
+		Help: "Times Meta's live permission state disagreed with the local model (Meta wins), by operation (call, request)."}, []string{"op"})
 	for _, r := range []string{"placed", "refused"} {
 		m.dials.WithLabelValues(r)
 	}
-	reg.MustRegister(m.webhooks, m.calls, m.setup, m.ring, m.redisErrors, m.dials, m.permissionRequests,
+	reg.MustRegister(m.liveChecks, m.disagreements, m.webhooks, m.calls, m.setup, m.ring, m.redisErrors, m.dials, m.permissionRequests,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "callgw", Name: "calls_active",
 			Help: "Calls owned by this instance that are dialing, connecting or connected."},
 			func() float64 { _, a := c.ActiveCalls(); return float64(a) }),

@@ -16,65 +16,189 @@ import (
 	"github.com/callgw/callgw/signaling/webhook"
 )
 
-// PermissionState returns the permission state of a number (E.164 with or
-// without '+').
-func (c *Controller) PermissionState(ctx context.Context, to string) (permissions.Decision, error) {
-	n, err := phone.Parse(to)
+// resolveUser reads a user named by a client (a phone number or a BSUID)
+// and completes it from the links webhooks made.
+func (c *Controller) resolveUser(ctx context.Context, s string) (phone.User, error) {
+	u, err := phone.ParseUser(s)
 	if err != nil {
-		return permissions.Decision{}, fmt.Errorf("%w: %w", ErrInvalidNumber, err)
+		return u, fmt.Errorf("%w: %w", ErrInvalidNumber, err)
+	}
+	full, err := c.store.completeUser(ctx, u)
+	if err != nil {
+		return u, nil // links are a convenience: the id given still works
+	}
+	return full, nil
+}
+
+func metaUser(u phone.User) cloudapi.User {
+	return cloudapi.User{Phone: u.Phone.Digits, BSUID: u.BSUID}
+}
+
+func (c *Controller) pairOf(u phone.User) permissions.Pair {
+	return permissions.Pair{Business: c.cfg.PhoneNumberID, User: u.Key()}
+}
+
+// PermissionState returns the permission state of a user (a phone number,
+// E.164 with or without '+', or a BSUID).
+func (c *Controller) PermissionState(ctx context.Context, to string) (permissions.Decision, error) {
+	u, err := c.resolveUser(ctx, to)
+	if err != nil {
+		return permissions.Decision{}, err
 	}
 	if c.perms == nil {
 		return permissions.Decision{}, fmt.Errorf("%w: permissions", ErrNotConfigured)
 	}
-	d, err := c.perms.State(ctx, c.pairFor(n))
+	d, err := c.perms.State(ctx, c.pairOf(u))
 	if err != nil {
 		return d, fmt.Errorf("%w: permission state: %w", ErrStore, err)
 	}
 	return d, nil
 }
 
-func (c *Controller) pairFor(n phone.Number) permissions.Pair {
-	return permissions.Pair{Business: c.cfg.PhoneNumberID, User: n.Digits}
+// livePermission asks Meta's live call_permissions (cached, within Meta's
+// 5 requests/s shared by every instance). ok is false when Meta's view is
+// not available now; the local model decides then.
+func (c *Controller) livePermission(ctx context.Context, u phone.User) (p *cloudapi.Permission, ok bool) {
+	if c.live == nil {
+		return nil, false
+	}
+	p, err := c.live.Get(ctx, metaUser(u))
+	if err != nil {
+		if !errors.Is(err, cloudapi.ErrRateLimitedLocally) {
+			c.log.Warn("Meta's live permission state unavailable: local state decides", "user", u.Masked(), "err", err)
+		}
+		c.m.liveChecks.WithLabelValues("unavailable").Inc()
+		return nil, false
+	}
+	c.m.liveChecks.WithLabelValues("ok").Inc()
+	return p, true
 }
 
-// RequestPermission sends WhatsApp's call-permission request to a number, if
-// the request limits allow. The decision says what is left and when; after a
-// failure it is the state once the local count was undone.
+// disagree logs and counts a disagreement between Meta and the local model;
+// Meta wins.
+func (c *Controller) disagree(op string, u phone.User, local bool, meta string) {
+	c.m.disagreements.WithLabelValues(op).Inc()
+	c.log.Warn("Meta's live permission state disagrees with ours: Meta wins", "op", op, "user", u.Masked(),
+		"local_allowed", local, "meta", meta)
+}
+
+// metaCallVerdict reads whether Meta lets the business call the user now,
+// and, when not, the rule and when it frees.
+func metaCallVerdict(p *cloudapi.Permission) (allowed bool, reason permissions.Reason, frees time.Time) {
+	if p.Status == cloudapi.PermissionNone {
+		return false, permissions.ReasonNoPermission, time.Time{}
+	}
+	if a, ok := p.Action(cloudapi.ActionNameStartCall); ok && !a.CanPerform {
+		for _, l := range a.Limits {
+			if l.ExpiresAt.After(frees) {
+				frees = l.ExpiresAt
+			}
+		}
+		return false, permissions.ReasonConnectedCallLimit, frees
+	}
+	return true, "", time.Time{}
+}
+
+// metaRequestVerdict reads whether Meta lets the business send a
+// permission request now.
+func metaRequestVerdict(p *cloudapi.Permission) (allowed bool, reason permissions.Reason, frees time.Time) {
+	if p.Status == cloudapi.PermissionPermanent {
+		return false, permissions.ReasonPermanentExists, time.Time{}
+	}
+	if a, ok := p.Action(cloudapi.ActionNameSendPermissionRequest); ok && !a.CanPerform {
+		for _, l := range a.Limits {
+			if l.ExpiresAt.After(frees) {
+				frees = l.ExpiresAt
+			}
+		}
+		return false, permissions.ReasonRequestLimitMeta, frees
+	}
+	return true, "", time.Time{}
+}
+
+// RequestPermission sends WhatsApp's call-permission request to a user, if
+// the request limits allow: free-form inside the user's 24 h customer
+// service window, the configured template outside it. The decision says
+// what is left and when; after a failure it is the state once the local
+// count was undone.
 func (c *Controller) RequestPermission(ctx context.Context, to, text string) (permissions.Decision, error) {
-	n, err := phone.Parse(to)
+	u, err := c.resolveUser(ctx, to)
 	if err != nil {
-		return permissions.Decision{}, fmt.Errorf("%w: %w", ErrInvalidNumber, err)
+		return permissions.Decision{}, err
 	}
 	if c.perms == nil || c.dial == nil {
 		return permissions.Decision{}, fmt.Errorf("%w: outbound calling", ErrNotConfigured)
 	}
-	pair := c.pairFor(n)
-	reqID := newRequestID()
-	d, err := c.perms.RecordRequest(ctx, pair, reqID)
-	if err != nil && !d.Allowed {
-		if d.Reason != "" && !errors.Is(err, permissions.ErrUnavailable) {
+	pair := c.pairOf(u)
+	open, err := c.store.windowOpen(ctx, pair.Business, u)
+	if err != nil {
+		return permissions.Decision{}, err
+	}
+	var tmpl cloudapi.TemplateRef
+	if !open {
+		if c.cfg.PermissionTemplate == "" {
+			d, _ := c.perms.State(ctx, pair)
+			return d, ErrTemplateRequired
+		}
+		tmpl, _ = cloudapi.ParseTemplateRef(c.cfg.PermissionTemplate)
+	}
+	metaAllows, metaSaid := true, false
+	if p, ok := c.livePermission(ctx, u); ok {
+		metaSaid = true
+		allowed, reason, frees := metaRequestVerdict(p)
+		metaAllows = allowed
+		if !allowed {
+			d, _ := c.perms.State(ctx, pair)
+			if d.CanRequest {
+				c.disagree("request", u, true, string(reason))
+			}
+			d.Allowed, d.CanRequest, d.Reason = false, false, reason
+			if !frees.IsZero() {
+				d.NextRequestAt = frees
+			}
 			return d, permissionError(d)
 		}
-		return d, fmt.Errorf("%w: permission state: %w", ErrStore, err)
 	}
-	if !d.Allowed {
+	reqID := newRequestID()
+	d, err := c.perms.RecordRequest(ctx, pair, reqID)
+	recorded := err == nil && d.Allowed
+	switch {
+	case err != nil && !d.Allowed && (d.Reason == "" || errors.Is(err, permissions.ErrUnavailable)):
+		return d, fmt.Errorf("%w: permission state: %w", ErrStore, err)
+	case !d.Allowed && metaSaid && metaAllows:
+		// Meta says a request may go now: trust it over our count.
+		c.disagree("request", u, false, "allowed")
+	case !d.Allowed:
 		return d, permissionError(d)
 	}
 	if text == "" {
 		text = c.cfg.PermissionText
 	}
-	msgID, err := c.dial.SendCallPermissionRequest(ctx, n.Digits, text)
+	var msgID string
+	if open {
+		msgID, err = c.dial.SendPermissionRequest(ctx, metaUser(u), text)
+	} else {
+		msgID, err = c.dial.SendPermissionTemplate(ctx, metaUser(u), tmpl, nil)
+	}
 	if err != nil {
 		bg := context.WithoutCancel(ctx)
-		_ = c.perms.UndoRequest(bg, pair, reqID)
+		if recorded {
+			_ = c.perms.UndoRequest(bg, pair, reqID)
+		}
 		code := metaCode(err)
 		if code == cloudapi.CodeRequestLimit || code == cloudapi.CodePermanentExists {
 			_, _ = c.perms.MetaRefused(bg, pair, code, time.Time{})
+		}
+		if c.live != nil {
+			c.live.Invalidate(metaUser(u))
 		}
 		if st, serr := c.perms.State(bg, pair); serr == nil {
 			d = st
 		}
 		return d, &MetaError{Code: code, Err: err}
+	}
+	if c.live != nil {
+		c.live.Invalidate(metaUser(u))
 	}
 	c.m.permissionRequests.Inc()
 	c.countPermissionOutcome(ctx, "sent")
@@ -82,7 +206,7 @@ func (c *Controller) RequestPermission(ctx context.Context, to, text string) (pe
 		User: pair.User, RequestID: reqID}); err != nil {
 		c.m.redisErrors.WithLabelValues("track_message").Inc()
 	}
-	c.meterMessage(ctx, msgID, n)
+	c.meterMessage(ctx, msgID, u, open)
 	if st, err := c.perms.State(ctx, pair); err == nil {
 		d = st
 	}
@@ -90,13 +214,8 @@ func (c *Controller) RequestPermission(ctx context.Context, to, text string) (pe
 }
 
 func nextAllowed(err error) time.Time {
-	var e *cloudapi.Error
-	if errors.As(err, &e) && e.Details != "" {
-		if t, perr := time.Parse(time.RFC3339, e.Details); perr == nil {
-			return t
-		}
-	}
-	return time.Time{}
+	t, _ := cloudapi.NextAllowed(err)
+	return t
 }
 
 var reasonTexts = map[string]string{
@@ -126,15 +245,15 @@ func reasonText(r string) string {
 // meter: inside the user's 24 h customer service window (opened by the
 // user's calls) it is a service conversation, otherwise a utility one (a
 // template, as Meta requires outside the window).
-func (c *Controller) meterMessage(ctx context.Context, msgID string, n phone.Number) {
+func (c *Controller) meterMessage(ctx context.Context, msgID string, u phone.User, inWindow bool) {
 	if c.msgs == nil {
 		return
 	}
 	cat := billing.Utility
-	if open, err := c.store.windowOpen(ctx, c.cfg.PhoneNumberID, phone.User{Phone: n}); err == nil && open {
+	if inWindow {
 		cat = billing.Service
 	}
-	ch, err := c.msgs.Conversation(ctx, billing.Message{ID: msgID, Business: c.cfg.PhoneNumberID, User: n.E164,
+	ch, err := c.msgs.Conversation(ctx, billing.Message{ID: msgID, Business: c.cfg.PhoneNumberID, User: firstNonEmpty(u.Phone.E164, u.BSUID),
 		Category: cat, At: c.now()})
 	if err != nil {
 		c.log.Warn("conversation meter", "err", err)

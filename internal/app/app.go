@@ -29,6 +29,7 @@ import (
 	"github.com/callgw/callgw/signaling/agents"
 	"github.com/callgw/callgw/signaling/api"
 	"github.com/callgw/callgw/signaling/cloudapi"
+	"github.com/callgw/callgw/signaling/cloudapi/ratelimit"
 	"github.com/callgw/callgw/web"
 )
 
@@ -153,11 +154,20 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (a *App, err error) 
 		return nil, fmt.Errorf("ledger: %w", err)
 	}
 
+	limiter, err := ratelimit.NewRedis(a.Redis, ratelimit.Config{})
+	if err != nil {
+		return nil, fmt.Errorf("graph rate limit: %w", err)
+	}
+	live, err := cloudapi.NewPermissionsReader(a.Graph, cloudapi.ReaderConfig{Limiter: limiter, CacheTTL: a.Cfg.LiveCacheTTL,
+		Logger: log.With("component", "cloudapi")}, a.Registry)
+	if err != nil {
+		return nil, fmt.Errorf("live permissions: %w", err)
+	}
 	a.Ctrl, err = signaling.New(signaling.Config{
 		InstanceID: a.Cfg.InstanceID, PhoneNumberID: a.Cfg.PhoneNumberID, AppSecret: a.Cfg.AppSecret,
 		VerifyToken: a.Cfg.VerifyToken, RingTimeout: a.Cfg.RingTimeout, AgentGrace: a.Cfg.AgentGrace,
-		MaskNumbers: a.Cfg.MaskNumbers, LeaseTTL: a.Cfg.LeaseTTL,
-	}, signaling.Deps{Redis: a.Redis, Graph: a.Graph, Dialer: a.Graph, Media: mediaAdapter{a.Media},
+		MaskNumbers: a.Cfg.MaskNumbers, LeaseTTL: a.Cfg.LeaseTTL, PermissionTemplate: a.Cfg.PermissionTemplate,
+	}, signaling.Deps{Redis: a.Redis, Graph: a.Graph, Dialer: a.Graph, Live: live, Media: mediaAdapter{a.Media},
 		Recorder: ledgerRecorder{a.Ledger}, Permissions: a.Perms, Messages: a.Ledger, Registerer: a.Registry,
 		Logger: log.With("component", "signaling")})
 	if err != nil {

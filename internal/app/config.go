@@ -16,38 +16,40 @@ import (
 // Config is everything the binary can be told, by flag or CALLGW_* variable
 // (a flag wins over the variable).
 type Config struct {
-	Addr          string        // CALLGW_ADDR: HTTP listen address
-	PublicURL     string        // CALLGW_PUBLIC_URL: how agents reach the HTTP server (links printed in demo mode)
-	RedisURL      string        // CALLGW_REDIS_URL: redis:// or rediss://; empty = embedded in-process store (demo)
-	RedisAddrs    []string      // CALLGW_REDIS_ADDRS: Sentinel or Cluster seed addresses
-	RedisMaster   string        // CALLGW_REDIS_SENTINEL_MASTER: Sentinel master name
-	RedisCluster  bool          // CALLGW_REDIS_CLUSTER: treat CALLGW_REDIS_ADDRS as a Cluster
-	GraphURL      string        // CALLGW_GRAPH_URL: Graph API base (default https://graph.facebook.com)
-	GraphVersion  string        // CALLGW_GRAPH_VERSION (default v23.0)
-	AccessToken   string        // CALLGW_ACCESS_TOKEN: Meta system-user token
-	AppSecret     string        // CALLGW_APP_SECRET: verifies webhook signatures
-	VerifyToken   string        // CALLGW_VERIFY_TOKEN: webhook subscription check
-	PhoneNumberID string        // CALLGW_PHONE_NUMBER_ID: the business number's Graph id
-	TokenSecret   string        // CALLGW_TOKEN_SECRET: signs agent tokens (>= 16 bytes)
-	APIKeys       []string      // CALLGW_API_KEYS: bearer keys for /api/v1 ("key" = admin, or "key:supervisor")
-	PublicIPs     []string      // CALLGW_PUBLIC_IP: 1:1 NAT address(es) advertised to WhatsApp and agents
-	UDPPort       int           // CALLGW_UDP_PORT: one UDP port for all calls (ICE UDP mux)
-	UDPPortMin    uint16        // CALLGW_UDP_PORTS "min-max": port range when no single port
-	UDPPortMax    uint16        //
-	ICEServers    string        // CALLGW_ICE_SERVERS: JSON array of RTCIceServer for agent browsers
-	RateCard      string        // CALLGW_RATE_CARD: rate card JSON file (default: the shipped sample)
-	RingTimeout   time.Duration // CALLGW_RING_TIMEOUT (default 25s)
-	AgentGrace    time.Duration // CALLGW_AGENT_GRACE (default 20s)
-	MediaTimeout  time.Duration // CALLGW_MEDIA_TIMEOUT (default 20s)
-	DrainTimeout  time.Duration // CALLGW_DRAIN_TIMEOUT (default 30s)
-	LeaseTTL      time.Duration // CALLGW_LEASE_TTL: call ownership lease; a dead instance's calls end after it (default 15s)
-	PermissionTTL time.Duration // CALLGW_PERMISSION_TTL: validity of a temporary permission (default 168h)
-	CallbackPerm  bool          // CALLGW_CALLBACK_PERMISSION: a user who calls grants callback permission
-	MaskNumbers   bool          // CALLGW_MASK_NUMBERS (default true)
-	InstanceID    string        // CALLGW_INSTANCE_ID (default hostname-pid)
-	LogLevel      string        // CALLGW_LOG_LEVEL: debug|info|warn|error
-	LogFormat     string        // CALLGW_LOG_FORMAT: json|text (default json)
-	MediaLoopback bool          // CALLGW_MEDIA_LOOPBACK: media on 127.0.0.1 only (demo default)
+	Addr               string        // CALLGW_ADDR: HTTP listen address
+	PublicURL          string        // CALLGW_PUBLIC_URL: how agents reach the HTTP server (links printed in demo mode)
+	RedisURL           string        // CALLGW_REDIS_URL: redis:// or rediss://; empty = embedded in-process store (demo)
+	RedisAddrs         []string      // CALLGW_REDIS_ADDRS: Sentinel or Cluster seed addresses
+	RedisMaster        string        // CALLGW_REDIS_SENTINEL_MASTER: Sentinel master name
+	RedisCluster       bool          // CALLGW_REDIS_CLUSTER: treat CALLGW_REDIS_ADDRS as a Cluster
+	GraphURL           string        // CALLGW_GRAPH_URL: Graph API base (default https://graph.facebook.com)
+	GraphVersion       string        // CALLGW_GRAPH_VERSION (default v23.0)
+	AccessToken        string        // CALLGW_ACCESS_TOKEN: Meta system-user token
+	AppSecret          string        // CALLGW_APP_SECRET: verifies webhook signatures
+	VerifyToken        string        // CALLGW_VERIFY_TOKEN: webhook subscription check
+	PhoneNumberID      string        // CALLGW_PHONE_NUMBER_ID: the business number's Graph id
+	TokenSecret        string        // CALLGW_TOKEN_SECRET: signs agent tokens (>= 16 bytes)
+	APIKeys            []string      // CALLGW_API_KEYS: bearer keys for /api/v1 ("key" = admin, or "key:supervisor")
+	PublicIPs          []string      // CALLGW_PUBLIC_IP: 1:1 NAT address(es) advertised to WhatsApp and agents
+	UDPPort            int           // CALLGW_UDP_PORT: one UDP port for all calls (ICE UDP mux)
+	UDPPortMin         uint16        // CALLGW_UDP_PORTS "min-max": port range when no single port
+	UDPPortMax         uint16        //
+	ICEServers         string        // CALLGW_ICE_SERVERS: JSON array of RTCIceServer for agent browsers
+	RateCard           string        // CALLGW_RATE_CARD: rate card JSON file (default: the shipped sample)
+	RingTimeout        time.Duration // CALLGW_RING_TIMEOUT (default 25s)
+	AgentGrace         time.Duration // CALLGW_AGENT_GRACE (default 20s)
+	MediaTimeout       time.Duration // CALLGW_MEDIA_TIMEOUT (default 20s)
+	DrainTimeout       time.Duration // CALLGW_DRAIN_TIMEOUT (default 30s)
+	LeaseTTL           time.Duration // CALLGW_LEASE_TTL: call ownership lease; a dead instance's calls end after it (default 15s)
+	PermissionTTL      time.Duration // CALLGW_PERMISSION_TTL: validity of a temporary permission (default 168h)
+	CallbackPerm       bool          // CALLGW_CALLBACK_PERMISSION: a user who calls grants callback permission
+	MaskNumbers        bool          // CALLGW_MASK_NUMBERS (default true)
+	PermissionTemplate string        // CALLGW_PERMISSION_TEMPLATE: name:language of the approved call-permission template sent outside the 24 h window
+	LiveCacheTTL       time.Duration // CALLGW_PERMISSION_CACHE_TTL: how long Meta's live call_permissions answer is reused (default 3s)
+	InstanceID         string        // CALLGW_INSTANCE_ID (default hostname-pid)
+	LogLevel           string        // CALLGW_LOG_LEVEL: debug|info|warn|error
+	LogFormat          string        // CALLGW_LOG_FORMAT: json|text (default json)
+	MediaLoopback      bool          // CALLGW_MEDIA_LOOPBACK: media on 127.0.0.1 only (demo default)
 
 	// Demo is true when no Graph API is configured: the built-in Cloud API
 	// simulator plays Meta.
@@ -94,6 +96,8 @@ func LoadConfig(args []string, getenv func(string) string, stderr io.Writer) (Co
 	fs.DurationVar(&c.LeaseTTL, "lease-ttl", envDur(getenv, "CALLGW_LEASE_TTL", 15*time.Second), "call ownership lease (CALLGW_LEASE_TTL)")
 	fs.DurationVar(&c.PermissionTTL, "permission-ttl", envDur(getenv, "CALLGW_PERMISSION_TTL", 168*time.Hour), "validity of a temporary call permission (CALLGW_PERMISSION_TTL)")
 	fs.BoolVar(&c.CallbackPerm, "callback-permission", env("CALLGW_CALLBACK_PERMISSION", "") == "true", "users who call grant callback permission (CALLGW_CALLBACK_PERMISSION)")
+	fs.StringVar(&c.PermissionTemplate, "permission-template", env("CALLGW_PERMISSION_TEMPLATE", ""), "name:language of the approved MARKETING or UTILITY template with a call_permission_request component, sent outside the 24 h customer service window (CALLGW_PERMISSION_TEMPLATE)")
+	fs.DurationVar(&c.LiveCacheTTL, "permission-cache-ttl", envDur(getenv, "CALLGW_PERMISSION_CACHE_TTL", 3*time.Second), "reuse of Meta's live call_permissions answer; Meta allows 5 requests/s per number (CALLGW_PERMISSION_CACHE_TTL)")
 	fs.BoolVar(&c.MaskNumbers, "mask-numbers", env("CALLGW_MASK_NUMBERS", "true") != "false", "mask user numbers shown to agents (CALLGW_MASK_NUMBERS)")
 	fs.StringVar(&c.InstanceID, "instance-id", env("CALLGW_INSTANCE_ID", ""), "instance id (CALLGW_INSTANCE_ID)")
 	fs.StringVar(&c.LogLevel, "log-level", env("CALLGW_LOG_LEVEL", "info"), "debug|info|warn|error (CALLGW_LOG_LEVEL)")

@@ -457,6 +457,7 @@ func problem(err error) (status int, code, msg string, metaCode int) {
 		code, text string
 	}{
 		{signaling.ErrInvalidNumber, http.StatusBadRequest, agents.CodeInvalidNumber, "not a valid phone number"},
+		{signaling.ErrTemplateRequired, http.StatusConflict, "template_required", "outside the user's 24 h customer service window a permission request must be a template: configure CALLGW_PERMISSION_TEMPLATE"},
 		{signaling.ErrNoCallback, http.StatusBadRequest, agents.CodeInvalidNumber, "that caller has no phone number to call back"},
 		{signaling.ErrUnknownCall, http.StatusNotFound, agents.CodeUnknownCall, "no such call"},
 		{signaling.ErrCallEnded, http.StatusNotFound, agents.CodeUnknownCall, "the call has ended"},
