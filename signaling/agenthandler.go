@@ -70,7 +70,7 @@ func (c *Controller) PresenceChanged(s *agents.Session) {
 		return
 	}
 	c.offerRinging(ref)
-	_, _ = c.cl.publish(ctx, c.cl.agentsChannel(), busMsg{Kind: "available", Ref: &ref})
+	_, _ = c.cl.publish(ctx, c.cl.agentsChannel(), busMsg{Kind: busAvailable, Ref: &ref})
 }
 
 func (c *Controller) offerRinging(ref agentRef) {

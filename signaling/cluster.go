@@ -58,10 +58,21 @@ func (a audience) match(s *agents.Session) bool {
 	return true
 }
 
+// busKind is what a bus message is.
+type busKind string
+
+const (
+	busAgents    busKind = "agents"    // something said to agents: each instance delivers to its sessions
+	busAvailable busKind = "available" // an agent became available: offer the calls ringing here
+	busEvent     busKind = "event"     // a webhook event for the owner of its call
+	busCmd       busKind = "cmd"       // an agent command for the owner of its call
+	busReply     busKind = "reply"     // the owner's answer to a cmd
+)
+
 // busMsg is what instances say to each other.
 type busMsg struct {
 	From string          `json:"from"`
-	Kind string          `json:"kind"` // agents, available, event, cmd, reply
+	Kind busKind         `json:"kind"`
 	To   audience        `json:"to,omitzero"`
 	Msg  json.RawMessage `json:"msg,omitempty"`
 	// event
@@ -118,7 +129,7 @@ func (c *Controller) tell(to audience, v any) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	_, _ = c.cl.publish(ctx, c.cl.agentsChannel(), busMsg{Kind: "agents", To: to, Msg: b})
+	_, _ = c.cl.publish(ctx, c.cl.agentsChannel(), busMsg{Kind: busAgents, To: to, Msg: b})
 }
 
 func (c *Controller) toAgent(agent string, v any) { c.tell(audience{Agent: agent}, v) }
@@ -337,7 +348,7 @@ func (c *Controller) reapOne(ctx context.Context, id call.ID, now time.Time) {
 
 // forwardEvent hands a webhook event to the instance that owns its call.
 func (c *Controller) forwardEvent(ctx context.Context, owner string, ev webhook.Event, received time.Time) error {
-	n, err := c.cl.publish(ctx, c.cl.instChannel(owner), busMsg{Kind: "event", Event: &ev, Received: received})
+	n, err := c.cl.publish(ctx, c.cl.instChannel(owner), busMsg{Kind: busEvent, Event: &ev, Received: received})
 	if err != nil {
 		return err
 	}
@@ -359,7 +370,7 @@ func (c *Controller) forwardCommand(ctx context.Context, owner string, ref agent
 		delete(c.cl.pending, corr)
 		c.cl.mu.Unlock()
 	}()
-	n, err := c.cl.publish(ctx, c.cl.instChannel(owner), busMsg{Kind: "cmd", Corr: corr, ReplyTo: c.cl.id, Ref: &ref, Cmd: m})
+	n, err := c.cl.publish(ctx, c.cl.instChannel(owner), busMsg{Kind: busCmd, Corr: corr, ReplyTo: c.cl.id, Ref: &ref, Cmd: m})
 	if err != nil {
 		return &agents.CodedError{Code: agents.CodeUnavailable, Message: "state store unavailable, try again", Err: err}
 	}
@@ -405,25 +416,25 @@ func (c *Controller) listen(ctx context.Context) error {
 
 func (c *Controller) onBus(ctx context.Context, m busMsg) {
 	switch m.Kind {
-	case "agents":
+	case busAgents:
 		if c.hub != nil {
 			c.hub.Broadcast(m.To.match, json.RawMessage(m.Msg))
 		}
-	case "available":
+	case busAvailable:
 		if m.Ref != nil {
 			c.offerRinging(*m.Ref)
 		}
-	case "event":
+	case busEvent:
 		if m.Event != nil {
 			c.applyForwarded(ctx, *m.Event, m.Received)
 		}
-	case "cmd":
+	case busCmd:
 		if m.Ref == nil || m.Cmd == nil {
 			return
 		}
 		go func() {
 			err := c.localCommand(*m.Ref, m.Cmd)
-			reply := busMsg{Kind: "reply", Corr: m.Corr}
+			reply := busMsg{Kind: busReply, Corr: m.Corr}
 			if err != nil {
 				var ce *agents.CodedError
 				if !errors.As(err, &ce) {
@@ -435,7 +446,7 @@ func (c *Controller) onBus(ctx context.Context, m busMsg) {
 			defer cancel()
 			_, _ = c.cl.publish(rctx, c.cl.instChannel(m.ReplyTo), reply)
 		}()
-	case "reply":
+	case busReply:
 		c.cl.mu.Lock()
 		ch := c.cl.pending[m.Corr]
 		c.cl.mu.Unlock()
