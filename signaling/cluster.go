@@ -464,3 +464,7 @@ func randomID() string {
 	_, _ = rand.Read(b[:])
 	return hex.EncodeToString(b[:])
 }
+
+// AvailableAgents returns the agents with an available session on any
+// instance (for the REST API, which may run on an instance with no agents).
+func (c *Controller) AvailableAgents() map[string]bool { return c.availableAgents() }
