@@ -41,7 +41,8 @@ func BenchmarkRecord(b *testing.B) {
 func BenchmarkPrice(b *testing.B) {
 	rc := loadTestCard(b)
 	b.ReportAllocs()
+	_ = rc.For("2026-11")
 	for b.Loop() {
-		rc.Price("GB", 56, 12)
+		rc.For("2026-11").PriceCall("GB", 56, 12*60)
 	}
 }
