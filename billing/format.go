@@ -39,7 +39,9 @@ func WriteUsageCSV(w io.Writer, r *UsageReport) error {
 	}
 	for _, m := range r.Messages {
 		cat := string(m.Category)
-		rows = append(rows, []string{r.Month, "message", "", cat, "", "", "", "", "", i(m.Billable), "regular", "", "", "", i(m.CostMicros), FormatUSD(m.CostMicros)})
+		if m.Billable > 0 || m.CostMicros > 0 {
+			rows = append(rows, []string{r.Month, "message", "", cat, "", "", "", "", "", i(m.Billable), "regular", "", "", "", i(m.CostMicros), FormatUSD(m.CostMicros)})
+		}
 		for _, t := range sortedKeys(m.Free) {
 			rows = append(rows, []string{r.Month, "message", "", cat, "", "", "", "", "", i(m.Free[t]), t, "", "", "", "0", FormatUSD(0)})
 		}
