@@ -1,10 +1,13 @@
 package billing
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
 	"os"
+	"reflect"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -241,5 +244,91 @@ func TestFormatUSD(t *testing.T) {
 				t.Fatalf("FormatUSD(%d) = %q, want %q", tt.in, got, tt.want)
 			}
 		})
+	}
+}
+
+// TestSchemaMatchesLoader: ratecards/ratecard.schema.json documents exactly
+// the fields the loader reads, the categories it prices and its enums.
+func TestSchemaMatchesLoader(t *testing.T) {
+	var schema map[string]any
+	if err := json.Unmarshal(mustRead(t, "ratecards/ratecard.schema.json"), &schema); err != nil {
+		t.Fatal(err)
+	}
+	get := func(path ...string) map[string]any {
+		var cur any = schema
+		for _, p := range path {
+			m, ok := cur.(map[string]any)
+			if !ok {
+				t.Fatalf("schema: %v is not an object", path)
+			}
+			cur = m[p]
+		}
+		m, ok := cur.(map[string]any)
+		if !ok {
+			t.Fatalf("schema: no object at %v", path)
+		}
+		return m
+	}
+	props := func(path ...string) []string {
+		var out []string
+		for k := range get(append(path, "properties")...) {
+			out = append(out, k)
+		}
+		slices.Sort(out)
+		return out
+	}
+	tags := func(v any) []string {
+		var out []string
+		rt := reflect.TypeOf(v)
+		for i := range rt.NumField() {
+			if name, _, _ := strings.Cut(rt.Field(i).Tag.Get("json"), ","); name != "" && name != "-" {
+				out = append(out, name)
+			}
+		}
+		slices.Sort(out)
+		return out
+	}
+	names := func(cs []Category) []string {
+		var out []string
+		for _, c := range cs {
+			out = append(out, string(c))
+		}
+		slices.Sort(out)
+		return out
+	}
+	tests := []struct {
+		name string
+		got  []string
+		want []string
+	}{
+		{"file", props(), tags(jsonFile{})},
+		{"card", props("$defs", "card"), tags(jsonCard{})},
+		{"market", props("$defs", "market"), tags(jsonMarket{})},
+		{"call tier", props("$defs", "market", "properties", "tiers", "items"), tags(jsonTier{})},
+		{"message rate", props("$defs", "messageRate"), tags(jsonMsgRate{})},
+		{"message tier", props("$defs", "messageRate", "properties", "tiers", "items"), tags(jsonMsgTier{})},
+		{"message categories", props("$defs", "market", "properties", "messages"), names(MessageCategories[:])},
+		{"conversation categories", props("$defs", "market", "properties", "conversation_rates"), names(Categories[:])},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if !slices.Equal(tt.got, tt.want) {
+				t.Fatalf("schema %v\nloader %v", tt.got, tt.want)
+			}
+		})
+	}
+	enums := map[string][]string{
+		"messaging_model": {string(PerMessage), string(ConversationBased)},
+		"tier_basis":      {string(TierBasisBilled), string(TierBasisRaw)},
+		"tier_scope":      {string(TierScopeMarket), string(TierScopePortfolio)},
+	}
+	for field, want := range enums {
+		var got []string
+		for _, v := range get("$defs", "card", "properties", field)["enum"].([]any) {
+			got = append(got, v.(string))
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("schema enum %s = %v, loader %v", field, got, want)
+		}
 	}
 }
