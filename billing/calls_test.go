@@ -153,7 +153,7 @@ func TestCSVAndTable(t *testing.T) {
 					wantUser, wantName = "+44*******123", ""
 				}
 				if row["user_phone"] != wantUser || row["user_name"] != wantName || row["cost_micros"] != "30000" ||
-					row["cost_usd"] != "0.030000" || row["billed_seconds"] != "60" || row["country"] != "GB" {
+					row["cost_usd"] != "0.030000" || row["billed_seconds"] != "60" || row["country"] != "GB" || row["market"] != "GB" {
 					t.Fatalf("mask=%v row = %v", mask, row)
 				}
 			}

@@ -85,7 +85,7 @@ func WriteCallsCSV(w io.Writer, es []Entry, mask bool) error {
 	}
 	if err := cw.Write([]string{"seq", "call_id", "direction", "outcome", "end_reason", "agent", "user_phone", "user_name", "user_id",
 		"business_phone", "country", "created_at", "answered_at", "ended_at", "meta_duration", "gateway_duration_ms",
-		"duration_source", "billed_seconds", "rate_micros_per_minute", "tier", "cost_micros", "cost_usd", "error_code"}); err != nil {
+		"duration_source", "billed_seconds", "rate_micros_per_minute", "tier", "cost_micros", "cost_usd", "error_code", "market", "flags"}); err != nil {
 		return fmt.Errorf("billing: calls csv: %w", err)
 	}
 	for _, e := range es {
@@ -96,7 +96,8 @@ func WriteCallsCSV(w io.Writer, es []Entry, mask bool) error {
 		row := []string{e.Seq, string(e.ID), e.Direction.String(), e.Outcome.String(), e.EndReason.String(), cell(e.Agent),
 			user, cell(name), cell(uid), e.BusinessPhone, e.Country, ts(e.CreatedAt), ts(e.AnsweredAt), ts(e.EndedAt),
 			i(e.MetaDuration, 10), i(e.GatewayMillis, 10), e.DurationSource, i(e.BilledSeconds, 10),
-			i(e.RateMicrosPerMinute, 10), strconv.Itoa(e.Tier), i(e.CostMicros, 10), FormatUSD(e.CostMicros), strconv.Itoa(e.ErrorCode)}
+			i(e.RateMicrosPerMinute, 10), strconv.Itoa(e.Tier), i(e.CostMicros, 10), FormatUSD(e.CostMicros), strconv.Itoa(e.ErrorCode),
+			cell(e.Market), e.Flags}
 		if err := cw.Write(row); err != nil {
 			return fmt.Errorf("billing: calls csv: %w", err)
 		}
