@@ -137,10 +137,19 @@ func (l *Ledger) Location() *time.Location { return l.cfg.Location }
 // "US.ENT.…": the country the BSUID starts with); UnknownCountry if
 // neither names one.
 func CountryOf(userPhone, userID string) string {
+	var region string
 	if userPhone != "" {
-		if n, err := phone.Parse(userPhone); err == nil && n.Region != "" {
-			return n.Region
+		if n, err := phone.Parse(userPhone); err == nil {
+			region = n.Region
 		}
+	}
+	return countryOf(region, userPhone, userID)
+}
+
+// countryOf is CountryOf once the number's region (if any) is known.
+func countryOf(region, userPhone, userID string) string {
+	if region != "" {
+		return region
 	}
 	for _, s := range []string{userID, userPhone} {
 		if cc, _, ok := strings.Cut(s, "."); ok && validCountry(cc) {
@@ -288,15 +297,16 @@ func (l *Ledger) Record(ctx context.Context, rec call.Record) (Entry, bool, erro
 	if err := rec.Validate(); err != nil {
 		return Entry{}, false, fmt.Errorf("%w: %w", ErrInvalidRecord, err)
 	}
-	e := Entry{Record: rec, Country: CountryOf(rec.UserPhone, rec.UserID), Tier: -1}
-	var numberKey string
+	e := Entry{Record: rec, Tier: -1}
+	var numberKey, region string
 	if n, err := phone.Parse(rec.UserPhone); err == nil {
-		numberKey = n.Digits
+		numberKey, region = n.Digits, n.Region
 		e.UserPhone = n.E164
 	} else if rec.UserPhone != "" {
 		l.log.LogAttrs(ctx, slog.LevelWarn, "billing: user number does not parse; pricing by BSUID or default market",
 			slog.String("call_id", string(rec.ID)), slog.String("user", phone.Mask(rec.UserPhone)))
 	}
+	e.Country = countryOf(region, rec.UserPhone, rec.UserID)
 	secs, src, flags, discrepancy := l.callSeconds(rec)
 	e.DurationSeconds, e.DurationSource, e.Flags = secs, src, strings.Join(flags, ",")
 
