@@ -100,12 +100,14 @@ type keys struct{ base string }
 
 func newKeys(prefix string) keys { return keys{base: prefix + "{ledger}:"} }
 
-func (k keys) entry(id call.ID) string        { return k.base + "e:" + string(id) }
-func (k keys) stream() string                 { return k.base + "stream" }
-func (k keys) seq() string                    { return k.base + "seq" }
-func (k keys) month(m string) string          { return k.base + "m:" + m }
-func (k keys) day(d string) string            { return k.base + "d:" + d }
-func (k keys) dayMeta(d string) string        { return k.base + "dm:" + d }
+func (k keys) entry(id call.ID) string { return k.base + "e:" + string(id) }
+func (k keys) stream() string          { return k.base + "stream" }
+func (k keys) seq() string             { return k.base + "seq" }
+func (k keys) month(m string) string   { return k.base + "m:" + m }
+func (k keys) day(d string) string     { return k.base + "d:" + d }
+func (k keys) dayMeta(kind ReconKind, d string) string {
+	return k.base + "dm:" + string(kind) + ":" + d
+}
 func (k keys) pmsg(id string) string          { return k.base + "pm:" + id }
 func (k keys) recon(d string) string          { return k.base + "recon:" + d }
 func (k keys) reconLast() string              { return k.base + "recon:last" }

@@ -415,7 +415,7 @@ func decimalMicros(s string) (int64, error) {
 
 // Reconcile compares the ledger's days in [from, to) (midnights in the
 // billing time zone) with Meta's analytics a, and stores Meta's figures
-// beside ours (hash dm:<day>). It does not store the result (RunOnce does).
+// beside ours (hashes dm:calls:<day> and dm:messages:<day>). It does not store the result (RunOnce does).
 func (r *Reconciler) Reconcile(ctx context.Context, from, to time.Time, a MetaAnalytics) (*Reconciliation, error) {
 	loc := r.l.cfg.Location
 	var days []string
@@ -498,10 +498,12 @@ func (r *Reconciler) Reconcile(ctx context.Context, from, to time.Time, a MetaAn
 				rw.Ours.CostMicros = n
 			}
 		}
-		dm := r.l.k.dayMeta(d)
-		store.Del(ctx, dm)
-		var fields []any
 		for kind, m := range meta {
+			// Meta's figures of a kind replace the ones stored before (a
+			// kind that could not be fetched keeps its old figures).
+			dm := r.l.k.dayMeta(kind, d)
+			store.Del(ctx, dm)
+			var fields []any
 			for key, f := range m {
 				if key[0] != d {
 					continue
@@ -509,13 +511,13 @@ func (r *Reconciler) Reconcile(ctx context.Context, from, to time.Time, a MetaAn
 				rw := row(kind, key[1])
 				cp := *f
 				rw.Meta = &cp
-				p := string(kind) + ":" + key[1] + ":"
+				p := key[1] + ":"
 				fields = append(fields, p+"count", f.Count, p+"billed_seconds", f.BilledSeconds, p+"cost_micros", f.CostMicros)
 			}
-		}
-		if len(fields) > 0 {
-			store.HSet(ctx, dm, fields...)
-			store.Expire(ctx, dm, 400*24*time.Hour)
+			if len(fields) > 0 {
+				store.HSet(ctx, dm, fields...)
+				store.Expire(ctx, dm, 400*24*time.Hour)
+			}
 		}
 		for _, rw := range rows {
 			if _, have := meta[rw.Kind]; have && rw.Meta == nil {

@@ -127,9 +127,13 @@ func TestReconcileMissingLedgerEntry(t *testing.T) {
 				t.Fatalf("difference metric (messages) = %v, want 0", g)
 			}
 			// Meta's figures are stored beside ours.
-			dm, err := l.rdb.HGetAll(ctx, l.k.dayMeta("2026-11-10")).Result()
-			if err != nil || dm["calls:GB:cost_micros"] != "90000" || dm["messages:GB:count"] != "1" {
-				t.Fatalf("stored Meta figures = %v, %v", dm, err)
+			dc, err := l.rdb.HGetAll(ctx, l.k.dayMeta(ReconCalls, "2026-11-10")).Result()
+			if err != nil || dc["GB:cost_micros"] != "90000" || dc["GB:count"] != "3" {
+				t.Fatalf("stored Meta call figures = %v, %v", dc, err)
+			}
+			dmsg, err := l.rdb.HGetAll(ctx, l.k.dayMeta(ReconMessages, "2026-11-10")).Result()
+			if err != nil || dmsg["GB:count"] != "1" || dmsg["GB:cost_micros"] != "52900" {
+				t.Fatalf("stored Meta message figures = %v, %v", dmsg, err)
 			}
 			// The usage report carries the month's reconciliation.
 			u, err := l.Usage(ctx, "2026-11")
