@@ -413,6 +413,7 @@ func TestConfigValidate(t *testing.T) {
 		{"unbalanced brace", Config{KeyPrefix: "callgw:{bill:"}, false},
 		{"tiny dedup ttl", Config{MessageDedupTTL: time.Second}, false},
 		{"negative scan limit", Config{ScanLimit: -1}, false},
+		{"max call duration under a minute", Config{MaxCallDuration: time.Second}, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -295,3 +295,27 @@ func TestDecimalMicros(t *testing.T) {
 		})
 	}
 }
+
+func TestReconcileConfig(t *testing.T) {
+	l, _ := newTestLedger(t, backends(t)[1].newClient(t), "rcfg:")
+	tests := []struct {
+		name string
+		cfg  ReconcileConfig
+		ok   bool
+	}{
+		{"defaults", ReconcileConfig{Instance: "a"}, true},
+		{"no instance", ReconcileConfig{}, false},
+		{"run at 24h", ReconcileConfig{Instance: "a", RunAt: 24 * time.Hour}, false},
+		{"too many days", ReconcileConfig{Instance: "a", Days: 91}, false},
+		{"negative tolerance", ReconcileConfig{Instance: "a", ToleranceMicros: -1}, false},
+		{"lease under a second", ReconcileConfig{Instance: "a", LeaseTTL: time.Millisecond}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := NewReconciler(l, tt.cfg)
+			if (err == nil) != tt.ok || (err != nil && !errors.Is(err, ErrInvalidConfig)) {
+				t.Fatalf("NewReconciler = %v, want ok=%v", err, tt.ok)
+			}
+		})
+	}
+}
