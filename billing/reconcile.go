@@ -393,6 +393,15 @@ func decimalMicros(s string) (int64, error) {
 	if s == "" {
 		return 0, nil
 	}
+	if i := strings.IndexAny(s, "eE"); i >= 0 {
+		// Bound the exponent: big.Rat would build 10^exp exactly.
+		if e, err := strconv.Atoi(strings.TrimPrefix(s[i+1:], "+")); err != nil || e > 30 || e < -30 {
+			return 0, fmt.Errorf("exponent out of range: %q", s)
+		}
+	}
+	if len(s) > 64 {
+		return 0, fmt.Errorf("number too long: %.20q…", s)
+	}
 	q, ok := new(big.Rat).SetString(s)
 	if !ok {
 		return 0, fmt.Errorf("not a number: %q", s)
