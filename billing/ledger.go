@@ -52,6 +52,12 @@ type Entry struct {
 	Seq                 string    `json:"seq"` // ledger sequence number; also the Calls cursor
 }
 
+// DurationFromMeta reports whether the billed duration is Meta's (its
+// end_time - start_time or its duration) rather than the gateway's.
+func (e Entry) DurationFromMeta() bool {
+	return e.DurationSource == SourceMetaTimes || e.DurationSource == SourceMeta
+}
+
 // Billable reports whether the entry's call costs money (connected and
 // business-initiated).
 func (e Entry) Billable() bool {
