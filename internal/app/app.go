@@ -149,7 +149,8 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (a *App, err error) 
 	if err != nil {
 		return nil, fmt.Errorf("rate card: %w", err)
 	}
-	a.Ledger, err = billing.NewLedger(a.Redis, rc, billing.Config{}, a.Registry, log.With("component", "billing"))
+	billingLoc, _ := a.Cfg.BillingLocation() // checked by Config.Validate
+	a.Ledger, err = billing.NewLedger(a.Redis, rc, billing.Config{Location: billingLoc}, a.Registry, log.With("component", "billing"))
 	if err != nil {
 		return nil, fmt.Errorf("ledger: %w", err)
 	}

@@ -294,7 +294,7 @@ func TestBrowserOutboundCall(t *testing.T) {
 	supTok := token(t, ta, "sup", agents.RoleSupervisor)
 	var rep billing.UsageReport
 	getJSON(t, ta, "/api/v1/usage?month="+e.EndedAt.UTC().Format("2006-01"), supTok, &rep)
-	if rep.Totals.CallCostMicros != want || rep.Totals.CostMicros != want+rep.Totals.ConversationCostMicros {
+	if rep.Totals.CallCostMicros != want || rep.Totals.CostMicros != want+rep.Totals.ConversationCostMicros+rep.Totals.MessageCostMicros {
 		t.Fatalf("usage totals %+v, want call cost %d", rep.Totals, want)
 	}
 	for id, v := range map[string]int64{"usage-total-cost": want, "usage-conversation-cost": rep.Totals.ConversationCostMicros, "usage-grand-total": rep.Totals.CostMicros} {

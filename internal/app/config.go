@@ -36,6 +36,7 @@ type Config struct {
 	UDPPortMax         uint16        //
 	ICEServers         string        // CALLGW_ICE_SERVERS: JSON array of RTCIceServer for agent browsers
 	RateCard           string        // CALLGW_RATE_CARD: rate card JSON file (default: the shipped sample)
+	BillingTZ          string        // CALLGW_BILLING_TIMEZONE: IANA zone of billing months and days (the WABA's; default UTC)
 	RingTimeout        time.Duration // CALLGW_RING_TIMEOUT (default 25s)
 	AgentGrace         time.Duration // CALLGW_AGENT_GRACE (default 20s)
 	MediaTimeout       time.Duration // CALLGW_MEDIA_TIMEOUT (default 20s)
@@ -89,6 +90,7 @@ func LoadConfig(args []string, getenv func(string) string, stderr io.Writer) (Co
 	fs.StringVar(&udpPorts, "udp-ports", env("CALLGW_UDP_PORTS", ""), "UDP port range min-max (CALLGW_UDP_PORTS)")
 	fs.StringVar(&c.ICEServers, "ice-servers", env("CALLGW_ICE_SERVERS", ""), "JSON array of ICE servers for agent browsers (CALLGW_ICE_SERVERS)")
 	fs.StringVar(&c.RateCard, "rate-card", env("CALLGW_RATE_CARD", ""), "rate card JSON file (CALLGW_RATE_CARD)")
+	fs.StringVar(&c.BillingTZ, "billing-timezone", env("CALLGW_BILLING_TIMEZONE", "UTC"), "IANA time zone of billing months, e.g. Asia/Kolkata (CALLGW_BILLING_TIMEZONE)")
 	fs.DurationVar(&c.RingTimeout, "ring-timeout", envDur(getenv, "CALLGW_RING_TIMEOUT", 25*time.Second), "ring timeout (CALLGW_RING_TIMEOUT)")
 	fs.DurationVar(&c.AgentGrace, "agent-grace", envDur(getenv, "CALLGW_AGENT_GRACE", 20*time.Second), "agent leg grace period (CALLGW_AGENT_GRACE)")
 	fs.DurationVar(&c.MediaTimeout, "media-timeout", envDur(getenv, "CALLGW_MEDIA_TIMEOUT", 20*time.Second), "end calls without media for this long (CALLGW_MEDIA_TIMEOUT)")
@@ -179,6 +181,9 @@ func (c Config) Validate() error {
 	if c.RedisCluster && len(c.RedisAddrs) == 0 {
 		errs = append(errs, errors.New("CALLGW_REDIS_CLUSTER needs CALLGW_REDIS_ADDRS"))
 	}
+	if _, err := c.BillingLocation(); err != nil {
+		errs = append(errs, err)
+	}
 	if _, err := parseLevel(c.LogLevel); err != nil {
 		errs = append(errs, err)
 	}
@@ -221,6 +226,20 @@ func (c Config) ParseICEServers() ([]ICEServer, error) {
 		}
 	}
 	return out, nil
+}
+
+// BillingLocation is CALLGW_BILLING_TIMEZONE as a location (UTC when
+// unset): billing months, volume tiers and reconciliation days are cut in
+// it. Pass it as billing.Config.Location.
+func (c Config) BillingLocation() (*time.Location, error) {
+	if c.BillingTZ == "" {
+		return time.UTC, nil
+	}
+	loc, err := time.LoadLocation(c.BillingTZ)
+	if err != nil {
+		return nil, fmt.Errorf("CALLGW_BILLING_TIMEZONE %q is not an IANA time zone (e.g. UTC, Asia/Kolkata): %w", c.BillingTZ, err)
+	}
+	return loc, nil
 }
 
 func parseLevel(s string) (slog.Level, error) {

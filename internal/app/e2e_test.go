@@ -283,7 +283,7 @@ func TestUserHangsUp(t *testing.T) {
 		t.Fatalf("ended %+v", end)
 	}
 	e := waitEntry(t, ctx, ta, uc.ID())
-	if e.EndReason != call.UserHangup || e.DurationSource != billing.SourceMeta {
+	if e.EndReason != call.UserHangup || !e.DurationFromMeta() {
 		t.Fatalf("entry %+v", e)
 	}
 	// No terminate from our side for a call the user ended.
