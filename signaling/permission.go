@@ -206,7 +206,7 @@ func (c *Controller) RequestPermission(ctx context.Context, to, text string) (pe
 		User: pair.User, RequestID: reqID}); err != nil {
 		c.m.redisErrors.WithLabelValues("track_message").Inc()
 	}
-	c.meterMessage(ctx, msgID, u, open)
+	c.meterMessage(ctx, msgID, u, billing.KindPermissionRequest)
 	if st, err := c.perms.State(ctx, pair); err == nil {
 		d = st
 	}
@@ -241,25 +241,18 @@ func reasonText(r string) string {
 	return "not allowed: " + r
 }
 
-// meterMessage runs a message the gateway sent through the conversation
-// meter: inside the user's 24 h customer service window (opened by the
-// user's calls) it is a service conversation, otherwise a utility one (a
-// template, as Meta requires outside the window).
-func (c *Controller) meterMessage(ctx context.Context, msgID string, u phone.User, inWindow bool) {
-	if c.msgs == nil {
+// meterMessage hands a message the gateway sent to the per-message meter;
+// what it costs comes with Meta's status webhooks (pricing), pending until
+// then.
+func (c *Controller) meterMessage(ctx context.Context, msgID string, u phone.User, kind billing.MessageKind) {
+	if c.msgs == nil || msgID == "" {
 		return
 	}
-	cat := billing.Utility
-	if inWindow {
-		cat = billing.Service
-	}
-	ch, err := c.msgs.Conversation(ctx, billing.Message{ID: msgID, Business: c.cfg.PhoneNumberID, User: firstNonEmpty(u.Phone.E164, u.BSUID),
-		Category: cat, At: c.now()})
+	_, err := c.msgs.Sent(ctx, billing.MessageSent{ID: msgID, Business: c.cfg.PhoneNumberID,
+		User: firstNonEmpty(u.Phone.E164, u.BSUID), Country: u.Country(), At: c.now(), Kind: kind})
 	if err != nil {
-		c.log.Warn("conversation meter", "err", err)
-		return
+		c.log.Warn("message meter", "err", err)
 	}
-	c.log.Debug("permission request metered", "category", string(cat), "opened", ch.Opened, "cost_micros", ch.CostMicros)
 }
 
 // countPermissionOutcome counts permission requests by outcome per month
@@ -410,12 +403,15 @@ func (c *Controller) handleMessageStatus(ctx context.Context, ev webhook.Event) 
 	if ms.MessageID == "" {
 		return fmt.Errorf("%w: message status without id", ErrBadEvent)
 	}
-	if ms.Status != webhook.DeliveryFailed {
-		return nil
-	}
 	sm, err := c.store.trackedMessage(ctx, ms.MessageID)
 	if err != nil || sm == nil {
-		return err // not ours, or already settled
+		return err // not ours
+	}
+	if err := c.meterStatus(ctx, ms); err != nil {
+		return err
+	}
+	if ms.Status != webhook.DeliveryFailed {
+		return nil
 	}
 	return c.applyOnce(ctx, call.ID(ms.MessageID), "status:", "failed", func() error {
 		if sm.Kind != msgPermissionRequest || c.perms == nil {
@@ -438,4 +434,40 @@ func (c *Controller) handleMessageStatus(ctx context.Context, ev webhook.Event) 
 		})
 		return nil
 	})
+}
+
+// meterStatus gives the meter what Meta says a message cost (its pricing
+// object); a failed message is never charged.
+func (c *Controller) meterStatus(ctx context.Context, ms *webhook.MessageStatus) error {
+	if c.msgs == nil {
+		return nil
+	}
+	var kind billing.StatusKind
+	switch ms.Status {
+	case webhook.DeliverySent:
+		kind = billing.StatusSent
+	case webhook.DeliveryDelivered:
+		kind = billing.StatusDelivered
+	case webhook.DeliveryRead:
+		kind = billing.StatusRead
+	case webhook.DeliveryFailed:
+		kind = billing.StatusFailed
+	default:
+		return nil
+	}
+	st := billing.MessageStatus{ID: ms.MessageID, Status: kind, At: ms.Timestamp}
+	if st.At.IsZero() {
+		st.At = c.now()
+	}
+	if p := ms.Pricing; p != nil {
+		st.Billable, st.PricingModel, st.Type, st.Category = p.Billable, p.Model, p.Type, p.Category
+	}
+	if _, err := c.msgs.Status(ctx, st); err != nil {
+		if errors.Is(err, billing.ErrInvalidMessage) {
+			c.log.Warn("message status not metered", "err", err)
+			return nil
+		}
+		return fmt.Errorf("%w: message meter: %w", ErrStore, err)
+	}
+	return nil
 }
