@@ -129,7 +129,11 @@ func statusIs(id, status string) func(hook) bool {
 
 func permissionReplyHook(h hook) bool {
 	m := h.first("messages")
-	return m != nil && m["type"] == "interactive"
+	if m == nil {
+		return false
+	}
+	i, _ := m["interactive"].(map[string]any)
+	return i != nil && i["type"] == "call_permission_reply"
 }
 
 type env struct {
