@@ -97,6 +97,10 @@ type Config struct {
 	RecordingDelay time.Duration
 	// MediaURLValidity is how long a media download URL works (default 5 min, Clock time).
 	MediaURLValidity time.Duration
+	// AssumeWindowOpen treats every user as inside the 24 h customer service
+	// window (free-form permission requests always allowed). Not Meta's
+	// behaviour: a convenience for demos and for tests that predate the window.
+	AssumeWindowOpen bool
 	// GraphBaseURL is the absolute URL the Graph handler is served at (for
 	// media download URLs). Default: learned from the first Graph request.
 	GraphBaseURL string

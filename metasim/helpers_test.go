@@ -51,13 +51,25 @@ func (h hook) field() string {
 	return e["changes"].([]any)[0].(map[string]any)["field"].(string)
 }
 
-// first returns value[key][0].
-func (h hook) first(key string) map[string]any {
-	l, ok := h.value()[key].([]any)
-	if !ok || len(l) == 0 {
-		return nil
+// values returns every change value of every entry (batched POSTs carry several).
+func (h hook) values() []map[string]any {
+	var out []map[string]any
+	for _, e := range h.body["entry"].([]any) {
+		for _, c := range e.(map[string]any)["changes"].([]any) {
+			out = append(out, c.(map[string]any)["value"].(map[string]any))
+		}
 	}
-	return l[0].(map[string]any)
+	return out
+}
+
+// first returns value[key][0] of the first change that has key.
+func (h hook) first(key string) map[string]any {
+	for _, v := range h.values() {
+		if l, ok := v[key].([]any); ok && len(l) > 0 {
+			return l[0].(map[string]any)
+		}
+	}
+	return nil
 }
 
 // receiver is callgw's webhook endpoint as far as the tests care: it checks
@@ -115,8 +127,14 @@ func (r *receiver) wait(t *testing.T, what string, pred func(hook) bool) hook {
 
 func callEventIs(id, event string) func(hook) bool {
 	return func(h hook) bool {
-		c := h.first("calls")
-		return c != nil && c["id"] == id && c["event"] == event
+		for _, v := range h.values() {
+			if l, ok := v["calls"].([]any); ok && len(l) > 0 {
+				if c := l[0].(map[string]any); c["id"] == id && c["event"] == event {
+					return true
+				}
+			}
+		}
+		return false
 	}
 }
 

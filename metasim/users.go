@@ -195,6 +195,9 @@ func (s *Sim) openWindow(num *bizNumber, key string, now time.Time) {
 
 // inWindow reports whether the user's customer service window is open at now.
 func (s *Sim) inWindow(num *bizNumber, key string, now time.Time) bool {
+	if s.cfg.AssumeWindowOpen {
+		return true
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	t, ok := s.windows[num.PhoneNumberID+"|"+key]
