@@ -9,7 +9,7 @@ import (
 
 func twoNumbers(c *Config) {
 	c.Numbers = []Number{
-		{PhoneNumberID: "100000000000003", DisplayPhoneNumber: "15550002222"},                                              // same WABA
+		{PhoneNumberID: "100000000000003", DisplayPhoneNumber: "15550002222"},                                                   // same WABA
 		{PhoneNumberID: "100000000000004", DisplayPhoneNumber: "447700900999", WABAID: "200000000000005", AccessToken: "tok-2"}, // other WABA
 	}
 }
