@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"sync"
@@ -253,5 +254,55 @@ func TestPlaceCallRejectsBadInput(t *testing.T) {
 				t.Fatal("bad input created a call")
 			}
 		})
+	}
+}
+
+func TestSettingsShapeWebhookAndSIP(t *testing.T) {
+	e := newEnv(t, nil)
+	const path = "/v23.0/100000000000001/settings"
+	st, body := e.call(t, "GET", path, testToken, nil)
+	c := body["calling"].(map[string]any)
+	for _, k := range []string{"status", "call_icon_visibility", "call_icons", "callback_permission_status", "call_hours", "sip",
+		"srtp_key_exchange_protocol", "audio", "restrictions"} {
+		if _, ok := c[k]; st != 200 || !ok {
+			t.Fatalf("GET settings lacks %s: %v", k, body)
+		}
+	}
+	bad := []map[string]any{
+		{"call_hours": map[string]any{"status": "ENABLED", "timezone_id": "Europe/London", "weekly_operating_hours": []any{
+			map[string]any{"day_of_week": "MONDAY", "open_time": "0900", "close_time": "1200"},
+			map[string]any{"day_of_week": "MONDAY", "open_time": "1100", "close_time": "1700"}}}},
+		{"call_hours": map[string]any{"status": "ENABLED", "timezone_id": "Europe/London", "weekly_operating_hours": []any{
+			map[string]any{"day_of_week": "MONDAY", "open_time": "0900", "close_time": "1700"}},
+			"holiday_schedule": []any{map[string]any{"date": "2026-13-01", "start_time": "0000", "end_time": "2359"}}}},
+		{"sip": map[string]any{"status": "MAYBE"}},
+		{"restrictions": map[string]any{}},
+		{"status": "ON"},
+		{"unknown_key": 1},
+	}
+	for i, b := range bad {
+		if st, body := e.call(t, "POST", path, testToken, map[string]any{"calling": b}); st != 400 || errCode(body) != 100 {
+			t.Fatalf("bad settings %d = %d %v", i, st, body)
+		}
+	}
+	if st, after := e.call(t, "GET", path, testToken, nil); st != 200 || fmt.Sprint(after) != fmt.Sprint(body) {
+		t.Fatalf("bad input changed the settings: %v", after)
+	}
+	if st, body := e.call(t, "POST", path, testToken, map[string]any{"calling": map[string]any{
+		"call_icon_visibility": "DISABLE_ALL",
+		"sip":                  map[string]any{"status": "ENABLED", "servers": []any{map[string]any{"hostname": "sip.example.com", "port": 5061}}}}}); st != 200 {
+		t.Fatalf("POST = %d %v", st, body)
+	}
+	h := e.recv.wait(t, "account_settings_update", func(h hook) bool { return h.field() == "account_settings_update" })
+	v := h.value()
+	pns := v["phone_number_settings"].(map[string]any)
+	if v["type"] != "PHONE_NUMBER_SETTINGS" || pns["phone_number_id"] != "100000000000001" ||
+		pns["calling"].(map[string]any)["call_icon_visibility"] != "DISABLE_ALL" {
+		t.Fatalf("account_settings_update = %s", h.raw)
+	}
+	// SIP enabled: Graph calling is refused with 131055
+	if st, body := e.calls(t, map[string]any{"action": "connect", "to": "447700900123",
+		"session": map[string]any{"sdp_type": "offer", "sdp": "v=0"}}); st != 400 || errCode(body) != 131055 {
+		t.Fatalf("connect with SIP enabled = %d %v", st, body)
 	}
 }

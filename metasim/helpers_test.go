@@ -94,6 +94,7 @@ func newReceiver(t *testing.T) *receiver {
 			w.WriteHeader(http.StatusUnauthorized)
 			return
 		}
+		status := int(r.status.Load()) // decided before the test can see the hook
 		var body map[string]any
 		if err := json.Unmarshal(raw, &body); err != nil {
 			w.WriteHeader(http.StatusBadRequest)
@@ -103,7 +104,7 @@ func newReceiver(t *testing.T) *receiver {
 		case r.hooks <- hook{raw: raw, body: body}:
 		default:
 		}
-		w.WriteHeader(int(r.status.Load()))
+		w.WriteHeader(status)
 	}))
 	t.Cleanup(r.srv.Close)
 	return r
