@@ -188,7 +188,7 @@ func TestBICToBSUIDOnlyUser(t *testing.T) {
 	const phoneUser = "447700900555"
 	e.sim.SetUser(phoneUser, UserBehavior{Answer: NoAnswer})
 	if st, body := e.calls(t, map[string]any{"action": "connect", "to": phoneUser, "recipient": bsuid,
-		"session": map[string]any{"sdp_type": "offer", "sdp": newBizPeer(t).offer(t)}}); st != 400 || errCode(body) != 138006 {
+		"session": map[string]any{"sdp_type": "offer", "sdp": newBizPeer(t).offer(t)}}); st != 401 || errCode(body) != 138006 {
 		t.Fatalf("connect with to (no permission) and recipient (permission) = %d %v; `to` must win", st, body)
 	}
 	for _, bad := range []map[string]any{{"recipient": "not-a-bsuid"}, {"recipient": "US.99999"}, {}} {
@@ -197,5 +197,21 @@ func TestBICToBSUIDOnlyUser(t *testing.T) {
 		if st, body := e.calls(t, bad); st != 400 || errCode(body) != 100 {
 			t.Fatalf("connect %v = %d %v", bad, st, body)
 		}
+	}
+}
+
+func TestBICSynchronousErrors(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.PrimaryNoBIC = true })
+	const user = "447700900123"
+	if st, body := connect(t, e, user, newBizPeer(t).offer(t)); st != 400 || errCode(body) != 138013 ||
+		body["error"].(map[string]any)["error_subcode"] != 2593139.0 {
+		t.Fatalf("connect from a number without BIC = %d %v", st, body)
+	}
+	e2 := newEnv(t, nil)
+	if st, body := connect(t, e2, user, newBizPeer(t).offer(t)); st != 401 || errCode(body) != 138006 {
+		t.Fatalf("connect without permission = %d %v", st, body)
+	}
+	if len(e2.sim.Calls()) != 0 {
+		t.Fatal("a refused connect created a call")
 	}
 }

@@ -78,6 +78,9 @@ type Config struct {
 	// Numbers are further business phone numbers served besides the primary
 	// one (PhoneNumberID/DisplayPhoneNumber/WABAID/AccessToken).
 	Numbers []Number
+	// PrimaryNoBIC: business-initiated calling is unavailable on the primary
+	// number (connect → 138013, subcode 2593139).
+	PrimaryNoBIC bool
 	// Adversary switches on Meta's legal-but-nasty delivery behaviours
 	// (batching, reordering, duplicates, retries, BSUID-only users, type drift).
 	// Change it at runtime with Sim.SetAdversary.
@@ -112,6 +115,9 @@ type Number struct {
 	DisplayPhoneNumber string // E.164 digits without '+' (required)
 	WABAID             string // WhatsApp Business Account (default Config.WABAID); another WABA = another webhook entry
 	AccessToken        string // token accepted for this number (default Config.AccessToken)
+	// NoBIC: business-initiated calling is not available for this number
+	// (its country, e.g. US/CA/TR/EG/VN/NG, or eligibility): connect → 138013.
+	NoBIC bool
 }
 
 // Pricing is what the simulated Meta reports in message statuses'

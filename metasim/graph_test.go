@@ -131,7 +131,7 @@ func TestGraphValidation(t *testing.T) {
 		{"pre_accept passive answer", "POST", calls, testToken, map[string]any{"messaging_product": "whatsapp", "action": "pre_accept", "call_id": uc.ID(),
 			"session": map[string]any{"sdp_type": "answer", "sdp": passive}}, 400, 100},
 		{"connect without permission", "POST", calls, testToken, map[string]any{"messaging_product": "whatsapp", "action": "connect", "to": "+447700900999",
-			"session": map[string]any{"sdp_type": "offer", "sdp": offer}}, 400, 138006},
+			"session": map[string]any{"sdp_type": "offer", "sdp": offer}}, 401, 138006},
 		{"connect with answer type", "POST", calls, testToken, map[string]any{"messaging_product": "whatsapp", "action": "connect", "to": "447700900999",
 			"session": map[string]any{"sdp_type": "answer", "sdp": offer}}, 400, 100},
 		{"connect bad number", "POST", calls, testToken, map[string]any{"messaging_product": "whatsapp", "action": "connect", "to": "12ab",

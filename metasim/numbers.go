@@ -41,7 +41,7 @@ func defaultSettings(callback bool) map[string]any {
 // buildNumbers lists the primary number then cfg.Numbers.
 func buildNumbers(cfg Config) (map[string]*bizNumber, []*bizNumber) {
 	all := append([]Number{{PhoneNumberID: cfg.PhoneNumberID, DisplayPhoneNumber: cfg.DisplayPhoneNumber,
-		WABAID: cfg.WABAID, AccessToken: cfg.AccessToken}}, cfg.Numbers...)
+		WABAID: cfg.WABAID, AccessToken: cfg.AccessToken, NoBIC: cfg.PrimaryNoBIC}}, cfg.Numbers...)
 	byID := map[string]*bizNumber{}
 	var order []*bizNumber
 	for _, n := range all {

@@ -33,6 +33,11 @@ func (s *Sim) graphConnect(ctx context.Context, num *bizNumber, req callsRequest
 	if !s.callingEnabled(num) {
 		return nil, errGraph(http.StatusUnauthorized, 138000, "Calling is not enabled for this business phone number")
 	}
+	if num.NoBIC {
+		e := errGraph(http.StatusBadRequest, 138013, "Business-initiated calling is not available for this business phone number")
+		e.subcode = 2593139
+		return nil, e
+	}
 	now := s.cfg.Clock()
 	if gerr := s.checkConnect(num, u.key, now); gerr != nil {
 		return nil, gerr

@@ -171,7 +171,7 @@ func TestOutboundLimitsAndRevocation(t *testing.T) {
 	if r["response"] != "reject" || r["response_source"] != "automatic" || m["context"] != nil {
 		t.Fatalf("revoke = %s", h.raw)
 	}
-	if st, body := connect(t, e, user, newBizPeer(t).offer(t)); st != 400 || errCode(body) != 138006 {
+	if st, body := connect(t, e, user, newBizPeer(t).offer(t)); st != 401 || errCode(body) != 138006 {
 		t.Fatalf("connect after revoke = %d %v", st, body)
 	}
 

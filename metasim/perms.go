@@ -84,7 +84,7 @@ func (s *Sim) checkConnect(num *bizNumber, n string, now time.Time) *graphError 
 	defer s.mu.Unlock()
 	p := s.permLocked(num, n, now)
 	if p.kind == grantNone {
-		return errGraph(400, 138006, "No approved call permission from the recipient")
+		return errGraph(http.StatusUnauthorized, 138006, "No approved call permission from the recipient")
 	}
 	if c, oldest := countSince(p.connected, now.Add(-24*time.Hour)); c >= s.cfg.Limits.ConnectedCallsPer24h {
 		e := errGraph(400, 138012, "Business-initiated connected call limit reached for this user")

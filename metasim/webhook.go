@@ -143,9 +143,11 @@ func (s *Sim) enqueue(num *bizNumber, field, key string, value any, done func(in
 	p := pending{waba: num.WABAID, field: field, key: key, value: raw, done: done, notBefore: time.Now()}
 	if d, ok := adv.Hold[key]; ok {
 		p.notBefore = p.notBefore.Add(d)
+		s.metrics.Adversary.WithLabelValues("held").Inc()
 	}
 	if s.chance(adv.Reorder) {
 		p.notBefore = p.notBefore.Add(s.randDur(adv.ReorderDelay))
+		s.metrics.Adversary.WithLabelValues("held").Inc()
 	}
 	s.push(p)
 }
@@ -246,6 +248,9 @@ func (s *Sim) deliverLoop(ctx context.Context) {
 
 func (s *Sim) deliver(ctx context.Context, batch []pending, adv Adversary) {
 	body := buildEnvelope(batch)
+	if len(batch) > 1 {
+		s.metrics.Adversary.WithLabelValues("batched").Inc()
+	}
 	wh := SentWebhook{Time: s.cfg.Clock(), Field: batch[0].field, Body: body}
 	for _, p := range batch {
 		wh.Fields = append(wh.Fields, p.field)
@@ -264,6 +269,7 @@ func (s *Sim) deliver(ctx context.Context, batch []pending, adv Adversary) {
 		if ok && attempt < s.cfg.WebhookRetries && s.chance(adv.RetryProcessed) {
 			ok = false
 			wh.TimedOut++
+			s.metrics.Adversary.WithLabelValues("retried_after_200").Inc()
 			s.log.Info("metasim: adversary: treating a 200 as a timeout, delivering again", "attempt", attempt+1)
 		}
 		if ok || attempt >= s.cfg.WebhookRetries || ctx.Err() != nil {
@@ -285,6 +291,7 @@ func (s *Sim) deliver(ctx context.Context, batch []pending, adv Adversary) {
 			d.dup, d.done = true, nil
 			d.notBefore = time.Now().Add(s.randDur(adv.ReorderDelay))
 			s.push(d)
+			s.metrics.Adversary.WithLabelValues("duplicated").Inc()
 		}
 	}
 }
