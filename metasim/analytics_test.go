@@ -123,3 +123,19 @@ func TestPricingAnalytics(t *testing.T) {
 		t.Fatalf("points = %v", pts)
 	}
 }
+
+func FuzzParseFields(f *testing.F) {
+	for _, s := range []string{
+		"call_analytics.start(1).end(2).granularity(DAILY)",
+		`call_analytics.start(1).end(2).granularity(DAILY).dimensions(["direction","country"]).phone_numbers(["1555"])`,
+		"pricing_analytics.start(1).end(2)", "x.y(", "a..b()", `a.b([)`, "",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		q, err := parseFields(s)
+		if err == nil && (q.start <= 0 || q.end <= q.start) {
+			t.Fatalf("accepted a bad range: %+v", q)
+		}
+	})
+}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -305,4 +306,35 @@ func TestSettingsShapeWebhookAndSIP(t *testing.T) {
 		"session": map[string]any{"sdp_type": "offer", "sdp": "v=0"}}); st != 400 || errCode(body) != 131055 {
 		t.Fatalf("connect with SIP enabled = %d %v", st, body)
 	}
+}
+
+// FuzzGraphCalls: no request body crashes the handler or changes state on error.
+func FuzzGraphCalls(f *testing.F) {
+	for _, s := range []string{`{"messaging_product":"whatsapp","action":"connect","to":"447700900123"}`,
+		`{"messaging_product":"whatsapp","action":"accept","call_id":"wacid.x","session":{"sdp_type":"answer","sdp":"v=0"}}`,
+		`{"messaging_product":"whatsapp","action":"connect","recipient":"US.1","session":{"sdp_type":"offer","sdp":"v=0\r\n"}}`,
+		`{`, `[]`, `{"recording":{"status":"ENABLED"}}`} {
+		f.Add(s)
+	}
+	recv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {}))
+	defer recv.Close()
+	sim, err := New(Config{AppSecret: "s", AccessToken: "t", WebhookURL: recv.URL, LoopbackOnly: true})
+	if err != nil {
+		f.Fatal(err)
+	}
+	defer sim.Close()
+	h := sim.GraphHandler()
+	f.Fuzz(func(t *testing.T, body string) {
+		req := httptest.NewRequest("POST", "/v23.0/100000000000001/calls", strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer t")
+		rr := httptest.NewRecorder()
+		before := len(sim.Calls())
+		h.ServeHTTP(rr, req)
+		if rr.Code != 200 && len(sim.Calls()) != before {
+			t.Fatalf("an error (%d) created a call", rr.Code)
+		}
+		for _, c := range sim.Calls() {
+			c.end(endInfo{by: "closed", silent: true})
+		}
+	})
 }
