@@ -22,6 +22,9 @@ type CallOptions struct {
 	FromUserID      string
 	DeeplinkPayload string // wa.me/call biz_payload, echoed as deeplink_payload
 	CTAPayload      string // call button payload, echoed as cta_payload
+	// Companion: the call is placed from a companion device: Meta grants no
+	// callback permission for it (not supported yet, per the reference).
+	Companion bool
 	// To is the business number called: its phone number id or display
 	// number ("" = the primary number).
 	To string
@@ -80,7 +83,7 @@ func (s *Sim) PlaceCall(ctx context.Context, o CallOptions) (*UserCall, error) {
 		}
 		c.name = o.Name
 	}
-	c.deeplink, c.cta = o.DeeplinkPayload, o.CTAPayload
+	c.deeplink, c.cta, c.companion = o.DeeplinkPayload, o.CTAPayload, o.Companion
 	fail := func(err error) (*UserCall, error) {
 		_ = pc.Close()
 		return nil, err

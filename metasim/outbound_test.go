@@ -128,6 +128,19 @@ func TestCallbackPermissionOnUserCall(t *testing.T) {
 	if view["permission"].(map[string]any)["status"] != "temporary" {
 		t.Fatalf("permission = %v", view)
 	}
+	// from a companion device: no callback permission
+	uc, err = e.sim.PlaceCall(ctxT(t), CallOptions{From: "447700900124", Companion: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := uc.Hangup(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	e.recv.wait(t, "terminate", callEventIs(uc.ID(), "terminate"))
+	_, view = e.call(t, "GET", "/v23.0/100000000000001/call_permissions?user_wa_id=447700900124", testToken, nil)
+	if view["permission"].(map[string]any)["status"] != "no_permission" {
+		t.Fatalf("companion call granted a permission: %v", view)
+	}
 }
 
 // grantByRequest gives user a temporary permission through the Graph API.

@@ -19,22 +19,23 @@ import (
 
 // UserCall is the WhatsApp user's side of one call.
 type UserCall struct {
-	s        *Sim
-	id       string
-	dir      direction
-	num      *bizNumber
-	key      string // the user's key (phone digits, or BSUID when phone-less)
-	usr      *simUser
-	user     string // wa_id digits ("" for a phone-less user)
-	userID   string // BSUID
-	name     string
-	deeplink string
-	cta      string
-	pkts     [][]byte
-	pc       *webrtc.PeerConnection
-	track    *audioTrack
-	done     chan struct{} // closed when the call ends; stops its goroutines
-	localSDP string        // our offer (inbound) or answer (outbound), as sent
+	s         *Sim
+	id        string
+	dir       direction
+	num       *bizNumber
+	key       string // the user's key (phone digits, or BSUID when phone-less)
+	usr       *simUser
+	user      string // wa_id digits ("" for a phone-less user)
+	userID    string // BSUID
+	name      string
+	deeplink  string
+	cta       string
+	companion bool
+	pkts      [][]byte
+	pc        *webrtc.PeerConnection
+	track     *audioTrack
+	done      chan struct{} // closed when the call ends; stops its goroutines
+	localSDP  string        // our offer (inbound) or answer (outbound), as sent
 
 	lastRecv     atomic.Int64 // unix nanos of the last business RTP packet (real time)
 	firstRecv    atomic.Int64 // unix nanos of the first business RTP packet (real time)
@@ -363,7 +364,7 @@ func (c *UserCall) end(e endInfo) bool {
 			s.sendPermissionReply(c.num, s.view(c.usr), permissionReply{Response: "reject", ResponseSource: "automatic"}, "")
 		}
 	}
-	if c.dir == userInitiated && c.usr.phone != "" && s.callbackEnabled(c.num) {
+	if c.dir == userInitiated && !c.companion && s.callbackEnabled(c.num) {
 		// callback permission: the user gets a prompt after a missed or
 		// connected call and grants it (automatic accept, context = wacid).
 		if exp := s.grant(c.num, c.key, grantTemporary, endedAt); !exp.IsZero() {
