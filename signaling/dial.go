@@ -107,8 +107,19 @@ func (c *Controller) mayCall(ctx context.Context, u phone.User, pair permissions
 		c.disagree("call", u, false, "allowed")
 		return nil
 	case !allowed:
-		if d.Allowed {
-			c.disagree("call", u, true, string(reason))
+		if !d.Allowed && d.Reason != "" {
+			return permissionError(d) // both say no: ours names the rule
+		}
+		c.disagree("call", u, true, string(reason))
+		// Meta wins: correct the local model as Meta's refusal would.
+		if c.perms != nil {
+			code := cloudapi.CodeNoPermission
+			if reason == permissions.ReasonConnectedCallLimit {
+				code = cloudapi.CodeConnectedCallLimit
+			}
+			if _, err := c.perms.MetaRefused(ctx, pair, code, frees); err != nil {
+				c.log.Warn("permissions: Meta's live state not recorded", "err", err)
+			}
 		}
 		d.Allowed, d.CanCall, d.Reason = false, false, reason
 		if reason == permissions.ReasonConnectedCallLimit {

@@ -149,9 +149,11 @@ func (c *Controller) RequestPermission(ctx context.Context, to, text string) (pe
 		metaAllows = allowed
 		if !allowed {
 			d, _ := c.perms.State(ctx, pair)
-			if d.CanRequest {
-				c.disagree("request", u, true, string(reason))
+			if r := localRequestReason(d); r != "" {
+				d.Allowed, d.Reason = false, r
+				return d, permissionError(d) // both say no: ours names the rule
 			}
+			c.disagree("request", u, true, string(reason))
 			d.Allowed, d.CanRequest, d.Reason = false, false, reason
 			if !frees.IsZero() {
 				d.NextRequestAt = frees
@@ -213,6 +215,22 @@ func (c *Controller) RequestPermission(ctx context.Context, to, text string) (pe
 	return d, nil
 }
 
+// localRequestReason is the rule of the local model that forbids a
+// permission request now ("" when it allows one).
+func localRequestReason(d permissions.Decision) permissions.Reason {
+	switch {
+	case d.CanRequest:
+		return ""
+	case d.Status == permissions.Permanent:
+		return permissions.ReasonPermanentExists
+	case d.RequestsLeft24h == 0:
+		return permissions.ReasonRequestLimit24h
+	case d.RequestsLeft7d == 0:
+		return permissions.ReasonRequestLimit7d
+	}
+	return d.Reason
+}
+
 func nextAllowed(err error) time.Time {
 	t, _ := cloudapi.NextAllowed(err)
 	return t
@@ -225,6 +243,7 @@ var reasonTexts = map[string]string{
 	"revoked":              "This person withdrew their call permission.",
 	"request_limit_24h":    "You already sent a permission request in the last 24 hours.",
 	"request_limit_7d":     "You already sent two permission requests in the last 7 days.",
+	"request_limit_meta":   "WhatsApp does not allow another permission request to this person yet.",
 	"connected_call_limit": "You reached the limit of connected calls with this person for the last 24 hours.",
 	"permanent_exists":     "This person already gave permanent permission: just call.",
 	"redis_unavailable":    "Permission state is unavailable right now: try again shortly.",

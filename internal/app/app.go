@@ -104,9 +104,18 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (a *App, err error) 
 			WebhookURL: a.URL + "/webhooks/whatsapp", Logger: log.With("component", "metasim"),
 			LoopbackOnly: a.Cfg.MediaLoopback, CallbackPermission: a.Cfg.CallbackPerm,
 			Limits: metasim.Limits{TemporaryValidity: a.Cfg.PermissionTTL},
+			// The demo's approved call-permission template (Meta requires a
+			// template outside the user's 24 h window).
+			Templates: []metasim.Template{{Name: demoTemplate, Language: demoTemplateLang, Category: "UTILITY", PermissionRequest: true}},
 		})
 		if err != nil {
 			return nil, fmt.Errorf("simulator: %w", err)
+		}
+		if a.Cfg.PermissionTemplate == "" {
+			a.Cfg.PermissionTemplate = demoTemplate + ":" + demoTemplateLang
+		}
+		if a.Cfg.WABAID == "" {
+			a.Cfg.WABAID = a.Sim.Numbers()[0].WABAID
 		}
 	}
 	a.Graph, err = cloudapi.New(cloudapi.Config{BaseURL: graphBase, Version: a.Cfg.GraphVersion,
@@ -169,7 +178,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (a *App, err error) 
 		VerifyToken: a.Cfg.VerifyToken, RingTimeout: a.Cfg.RingTimeout, AgentGrace: a.Cfg.AgentGrace,
 		MaskNumbers: a.Cfg.MaskNumbers, LeaseTTL: a.Cfg.LeaseTTL, PermissionTemplate: a.Cfg.PermissionTemplate,
 	}, signaling.Deps{Redis: a.Redis, Graph: a.Graph, Dialer: a.Graph, Live: live, Media: mediaAdapter{a.Media},
-		Recorder: ledgerRecorder{a.Ledger}, Permissions: a.Perms, Messages: a.Ledger, Registerer: a.Registry,
+		Recorder: ledgerRecorder{a.Ledger}, Permissions: a.Perms, Messages: a.Ledger, Quotes: a.Ledger, Registerer: a.Registry,
 		Logger: log.With("component", "signaling")})
 	if err != nil {
 		return nil, fmt.Errorf("signaling: %w", err)
@@ -284,6 +293,20 @@ func (a *App) Run(ctx context.Context) error {
 	})
 	runCtx, stopRun := context.WithCancel(context.Background())
 	g.Go(func() error { return a.Ctrl.Run(runCtx) })
+	if a.Cfg.WABAID != "" {
+		rec, err := billing.NewReconciler(a.Ledger, billing.ReconcileConfig{Instance: a.Cfg.InstanceID})
+		if err != nil {
+			stopRun()
+			return fmt.Errorf("reconciliation: %w", err)
+		}
+		g.Go(func() error {
+			err := rec.RunDaily(runCtx, billing.FetchFrom(analyticsFetcher{c: a.Graph, waba: a.Cfg.WABAID}))
+			if errors.Is(err, context.Canceled) {
+				return nil
+			}
+			return err
+		})
+	}
 	a.ready.Store(true)
 	a.Log.Info("callgw serving", "url", a.URL, "demo", a.Cfg.Demo, "instance", a.Cfg.InstanceID)
 	g.Go(func() error {
@@ -387,3 +410,9 @@ func failFast(o *redis.Options) {
 		o.DialerRetries = 1
 	}
 }
+
+// The demo's call-permission template (the simulator approves it).
+const (
+	demoTemplate     = "call_permission"
+	demoTemplateLang = "en_US"
+)

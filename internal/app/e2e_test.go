@@ -498,7 +498,7 @@ func TestDuplicateAndReorderedWebhooks(t *testing.T) {
 	// The terminate carries start_time: by the reference the call was
 	// picked up, so it is answered and keeps Meta's figures.
 	e := waitEntry(t, ctx, ta, newID)
-	if e.Outcome != call.Answered || e.MetaStart.IsZero() || e.DurationSource != "meta" {
+	if e.Outcome != call.Answered || e.MetaStart.IsZero() || !e.DurationFromMeta() {
 		t.Fatalf("reordered entry %+v", e)
 	}
 }

@@ -178,16 +178,25 @@ func TestOutboundMetaRefusalCorrectsLocalState(t *testing.T) {
 	}
 	permissionFor(t, ctx, ag, user, func(p map[string]any) bool { return p["status"] == "temporary" })
 	// Meta drops the permission and the webhook that would say so is lost:
-	// Meta answers connect with 138006.
+	// Meta's live call_permissions, read before dialing, says no permission;
+	// Meta wins over our model, nothing is sent to Meta's calls endpoint.
 	if err := ta.Sim.DropPermission(user); err != nil {
 		t.Fatal(err)
 	}
+	connects := countRequests(ta, func(r metasim.GraphRequest) bool { return r.Action == "connect" })
+	before := metricValue(t, ta, `callgw_permission_disagreements_total{op="call"}`)
 	if err := ag.Send(map[string]any{"type": "dial", "to": user, "ref": "x"}); err != nil {
 		t.Fatal(err)
 	}
 	m, err := ag.Wait(ctx, func(m agentclient.Msg) bool { return m.Ref == "x" })
-	if err != nil || m.Type != "error" || m.Code != "meta_error" || m.MetaCode != 138006 || !strings.Contains(strings.ToLower(m.Message), "permission") {
+	if err != nil || m.Type != "error" || m.Code != "no_permission" || !strings.Contains(strings.ToLower(m.Message), "permission") {
 		t.Fatalf("dial: %v %+v", err, m)
+	}
+	if n := countRequests(ta, func(r metasim.GraphRequest) bool { return r.Action == "connect" }); n != connects {
+		t.Fatal("connect sent although Meta says there is no permission")
+	}
+	if after := metricValue(t, ta, `callgw_permission_disagreements_total{op="call"}`); after != before+1 {
+		t.Fatalf("disagreements %v -> %v", before, after)
 	}
 	// Local state corrected: no permission any more, and the REST API says so.
 	tok, _ := ta.AgentToken("petra", "agent", time.Hour)
