@@ -211,11 +211,11 @@ func (c *Controller) numberFor(ctx context.Context, m *agents.ClientMessage) (nu
 // the user's reply is pushed to the agents who asked, and only to them, in
 // the form they know it (full, or masked for a call back of a masked caller).
 func (c *Controller) watchPermission(ctx context.Context, to, agent string, full bool) {
-	n, err := phone.Parse(to)
+	u, err := c.resolveUser(ctx, to)
 	if err != nil {
 		return
 	}
-	if err := c.store.watchPermission(ctx, n.Digits, watcher{Agent: agent, Masked: !full}); err != nil {
+	if err := c.store.watchPermission(ctx, u.Key(), watcher{Agent: agent, Masked: !full}); err != nil {
 		c.m.redisErrors.WithLabelValues("permission_watch").Inc()
 	}
 }

@@ -175,7 +175,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (a *App, err error) 
 	}
 	a.Ctrl, err = signaling.New(signaling.Config{
 		InstanceID: a.Cfg.InstanceID, PhoneNumberID: a.Cfg.PhoneNumberID, AppSecret: a.Cfg.AppSecret,
-		VerifyToken: a.Cfg.VerifyToken, RingTimeout: a.Cfg.RingTimeout, AgentGrace: a.Cfg.AgentGrace,
+		VerifyToken: a.Cfg.VerifyToken, RingTimeout: a.Cfg.RingTimeout, RingCeiling: a.Cfg.RingCeiling, AgentGrace: a.Cfg.AgentGrace,
 		MaskNumbers: a.Cfg.MaskNumbers, LeaseTTL: a.Cfg.LeaseTTL, PermissionTemplate: a.Cfg.PermissionTemplate,
 	}, signaling.Deps{Redis: a.Redis, Graph: a.Graph, Dialer: a.Graph, Live: live, Media: mediaAdapter{a.Media},
 		Recorder: ledgerRecorder{a.Ledger}, Permissions: a.Perms, Messages: a.Ledger, Quotes: a.Ledger, Registerer: a.Registry,

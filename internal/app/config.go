@@ -39,6 +39,7 @@ type Config struct {
 	BillingTZ          string        // CALLGW_BILLING_TIMEZONE: IANA zone of billing months and days (the WABA's; default UTC)
 	WABAID             string        // CALLGW_WABA_ID: the WhatsApp Business Account; set = daily reconciliation with Meta's analytics
 	RingTimeout        time.Duration // CALLGW_RING_TIMEOUT (default 25s)
+	RingCeiling        time.Duration // CALLGW_RING_CEILING: an outbound call not picked up is ended after this (default 60s)
 	AgentGrace         time.Duration // CALLGW_AGENT_GRACE (default 20s)
 	MediaTimeout       time.Duration // CALLGW_MEDIA_TIMEOUT (default 20s)
 	DrainTimeout       time.Duration // CALLGW_DRAIN_TIMEOUT (default 30s)
@@ -92,6 +93,7 @@ func LoadConfig(args []string, getenv func(string) string, stderr io.Writer) (Co
 	fs.StringVar(&c.ICEServers, "ice-servers", env("CALLGW_ICE_SERVERS", ""), "JSON array of ICE servers for agent browsers (CALLGW_ICE_SERVERS)")
 	fs.StringVar(&c.RateCard, "rate-card", env("CALLGW_RATE_CARD", ""), "rate card JSON file (CALLGW_RATE_CARD)")
 	fs.StringVar(&c.BillingTZ, "billing-timezone", env("CALLGW_BILLING_TIMEZONE", "UTC"), "IANA time zone of billing months, e.g. Asia/Kolkata (CALLGW_BILLING_TIMEZONE)")
+	fs.DurationVar(&c.RingCeiling, "ring-ceiling", envDur(getenv, "CALLGW_RING_CEILING", 60*time.Second), "end an outbound call the user has not picked up after this; Meta's own limit is undocumented (CALLGW_RING_CEILING)")
 	fs.DurationVar(&c.RingTimeout, "ring-timeout", envDur(getenv, "CALLGW_RING_TIMEOUT", 25*time.Second), "ring timeout (CALLGW_RING_TIMEOUT)")
 	fs.DurationVar(&c.AgentGrace, "agent-grace", envDur(getenv, "CALLGW_AGENT_GRACE", 20*time.Second), "agent leg grace period (CALLGW_AGENT_GRACE)")
 	fs.DurationVar(&c.MediaTimeout, "media-timeout", envDur(getenv, "CALLGW_MEDIA_TIMEOUT", 20*time.Second), "end calls without media for this long (CALLGW_MEDIA_TIMEOUT)")

@@ -187,6 +187,11 @@ func connectCall(t *testing.T, ctx context.Context, ta *testApp, ag *agentclient
 	}); err != nil {
 		t.Fatal(err)
 	}
+	// Meta's client takes the first media packet as "answered": nothing
+	// reached the user before accept returned.
+	if n := uc.RTPBeforeAccept(); n != 0 {
+		t.Fatalf("%d RTP packets reached the WhatsApp user before accept", n)
+	}
 	return uc
 }
 
