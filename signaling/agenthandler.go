@@ -98,11 +98,12 @@ func (c *Controller) handle(ctx context.Context, s *agents.Session, m *agents.Cl
 		}
 		switch m.Type {
 		case agents.TypeDial:
-			ci, err := c.Dial(ctx, s.Agent, to)
+			ci, start, err := c.dialStart(ctx, s.Agent, to)
 			if err != nil {
 				return err
 			}
 			s.Send(agents.CallMsg{Type: agents.TypeCall, Ref: m.Ref, Call: ci})
+			start() // the offer follows the reply
 			return nil
 		case agents.TypePermissionQuery:
 			c.watchPermission(ctx, to, s.Agent, shown == to)
