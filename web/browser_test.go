@@ -463,6 +463,13 @@ func TestAgentPage(t *testing.T) {
 		// The call and the offer that follow the accept carry its ref.
 		h.send(t, msg{"type": "call", "ref": acc.str("ref"), "call": withState(call, "connecting", "connecting")})
 		callState(t, ctx, "connecting", "Connecting audio…")
+		// An offer that followed another tab's command is not this tab's to answer.
+		h.send(t, msg{"type": "offer", "ref": "othertab.1", "call_id": "wacid.live", "sdp": "v=0\r\n"})
+		h.send(t, msg{"type": "dtmf", "call_id": "wacid.live", "digit": "7"}) // handled after the offer
+		must(t, browsertest.WaitTrue(ctx, `window.callgwTest.callerKeys === "7"`, step))
+		if n, err := browsertest.Eval[int](ctx, `window.callgwTest.offers`); err != nil || n != 0 {
+			t.Fatalf("the page answered %d offers meant for another tab (%v)", n, err)
+		}
 		g := newGatewayPeer(t, h, "wacid.live", acc.str("ref"), packets)
 		ans := h.expect(t, "answer")
 		if ans.str("call_id") != "wacid.live" || !strings.Contains(ans.str("sdp"), "opus/48000") {

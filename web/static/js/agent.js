@@ -63,6 +63,7 @@ const test = {
   state: 'signed_out', callId: '', presence: 'away', ringing: false, ringingIds: [], media: '',
   remoteLevel: 0, remoteFreq: 0, localLevel: 0, muted: false, stats: null,
   connection: 'new', soundLocked: sound.locked, lastEnded: null, lastError: null, dtmfSent: '', callerKeys: '',
+  offers: 0, // gateway offers this tab answered (an offer whose ref another tab sent is not)
 };
 Object.defineProperty(test, 'timers', { get: timerCounts, enumerable: true });
 window.callgwTest = test;
@@ -338,6 +339,7 @@ function earlyFor(id) {
 }
 
 async function startMedia(id, sdp, ice) {
+  test.offers++;
   if (!media || media.callId !== id) {
     if (media) media.close();
     media = new CallMedia({
@@ -369,6 +371,7 @@ async function startMedia(id, sdp, ice) {
   try {
     await m.answer(sdp);
   } catch (e) {
+    if (m.closed || media !== m) return; // the call ended or a newer offer replaced this one
     console.error('callgw: media setup', e);
     view.notice(mediaErrorText(e), true);
     const c = store.get().call;

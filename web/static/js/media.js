@@ -95,15 +95,20 @@ export class CallMedia {
       if (pc.connectionState === 'failed') this.on.failed();
     };
     this.on.connection(pc.connectionState);
-    await pc.setRemoteDescription({ type: 'offer', sdp });
-    const stream = await acquireMic();
-    if (this.pc !== pc) return;
-    this.stream = stream;
-    for (const t of stream.getAudioTracks()) { t.enabled = !this.muted; pc.addTrack(t, stream); }
-    if (!this.inLevel) this.inLevel = this.sound.analyse(stream);
-    for (const cand of this.pendingIce.splice(0)) await addIce(pc, cand);
-    const answer = await pc.createAnswer();
-    await pc.setLocalDescription(answer);
+    try {
+      await pc.setRemoteDescription({ type: 'offer', sdp });
+      const stream = await acquireMic();
+      if (this.pc !== pc) return;
+      this.stream = stream;
+      for (const t of stream.getAudioTracks()) { t.enabled = !this.muted; pc.addTrack(t, stream); }
+      if (!this.inLevel) this.inLevel = this.sound.analyse(stream);
+      for (const cand of this.pendingIce.splice(0)) await addIce(pc, cand);
+      const answer = await pc.createAnswer();
+      await pc.setLocalDescription(answer);
+    } catch (e) {
+      if (this.pc !== pc) return; // replaced by a newer offer, or closed: not a failure of this call
+      throw e;
+    }
     if (this.pc !== pc) return;
     this.send({ type: 'answer', call_id: this.callId, sdp: pc.localDescription.sdp }, 'answer');
     this.startTimers();

@@ -34,6 +34,9 @@ export class AgentSocket {
     this.ws = null;
     this.welcomed = false;
     this.backoff = BACKOFF_MIN;
+    // Refs are unique across tabs: all sessions of an agent see the `call`
+    // and `offer` that carry one tab's ref.
+    this.refPrefix = Math.random().toString(36).slice(2, 8) + '.';
     this.refSeq = 0;
     this.pending = new Map(); // ref -> {kind, msg, at, callId}
     this.lastRx = 0;
@@ -142,7 +145,7 @@ export class AgentSocket {
     if (kind) {
       const now = Date.now();
       for (const [r, p] of this.pending) if (now - p.at > PENDING_TTL) this.pending.delete(r);
-      ref = 'r' + (++this.refSeq);
+      ref = this.refPrefix + (++this.refSeq);
       msg.ref = ref;
       this.pending.set(ref, { kind, msg, at: now, ref, callId: msg.call_id || '' });
     }
