@@ -556,11 +556,14 @@ func TestAgentPage(t *testing.T) {
 		if d.str("to") != "+447700900123" {
 			t.Fatalf("dial = %v", d)
 		}
-		// The agent leg's offer may overtake the dial's reply: the page keeps
-		// it (its ref is the dial's) and answers once the call is known.
-		g := newGatewayPeer(t, h, "wacid.out", d.str("ref"), packets)
+		// The call's first push and the agent leg's offer may overtake the
+		// dial's reply, even without a ref (the worst case): the page keeps
+		// the offer and answers it once the reply makes the call its own.
 		out := msg{"id": "wacid.out", "direction": "business_initiated", "from": "+15550001111", "to": "+447700900123",
 			"state": "dialing", "agent": "alice", "created_at": time.Now().UTC().Format(time.RFC3339), "media": "connecting"}
+		h.send(t, msg{"type": "call", "call": out})
+		g := newGatewayPeer(t, h, "wacid.out", "", packets)
+		must(t, browsertest.WaitTrue(ctx, `window.callgwTest.callId === "wacid.out"`, step))
 		h.send(t, msg{"type": "call", "call": out, "ref": d.str("ref")})
 		must(t, browsertest.WaitTrue(ctx, `window.callgwTest.state === "dialing" && window.callgwTest.callId === "wacid.out"`, step))
 		ans := h.expect(t, "answer")

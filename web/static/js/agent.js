@@ -235,8 +235,10 @@ function onCall(c, req) {
     if (mine) st.call.local = true;
   });
   setInfo(c);
+  // An offer that came before this tab knew the call was its own (an
+  // outbound call's offer may overtake the dial's reply) is answered now.
   const e = early.get(c.id);
-  if (e && e.offer && store.get().call.local) {
+  if (mine && e && e.offer && !(media && media.callId === c.id)) {
     early.delete(c.id);
     startMedia(c.id, e.offer.sdp, e.ice);
   }
@@ -312,16 +314,19 @@ function onCallerKey(m) {
 // ---------- media ----------
 
 function onOffer(m, req) {
+  // The offer carries the ref of the accept, resume or dial that led to it:
+  // only the tab that sent it answers. Without a ref (an older server, or an
+  // offer pushed before the dial's reply) the tab that holds the call does.
+  const byRef = m.ref ? !!req && OWNING.has(req.kind) : null;
   const c = store.get().call;
-  if (!c || c.info.id !== m.call_id) {
-    // Not known here yet: keep it for the `call` that names it (ours only).
-    if (!m.ref || (req && OWNING.has(req.kind))) earlyFor(m.call_id).offer = m;
+  const known = !!c && c.info.id === m.call_id;
+  const mine = byRef !== null ? byRef : known && c.local;
+  if (!known || !mine) {
+    // Keep it (unless it is another tab's) for the `call` that may make this
+    // tab the owner: an outbound call's offer may overtake the dial's reply.
+    if (byRef !== false) earlyFor(m.call_id).offer = m;
     return;
   }
-  // The offer carries the ref of the accept, resume or dial that led to it:
-  // only that tab answers. (Without a ref, the tab that holds the call does.)
-  const mine = m.ref ? !!req && OWNING.has(req.kind) : c.local;
-  if (!mine) return;
   if (!c.local) store.update((s) => { s.call.local = true; });
   const e = early.get(m.call_id);
   early.delete(m.call_id);
@@ -381,8 +386,7 @@ async function startMedia(id, sdp, ice) {
 
 function onRemoteIce(m) {
   if (media && media.callId === m.call_id) { media.addRemoteIce(m.candidate); return; }
-  const c = store.get().call;
-  if (c && c.info.id === m.call_id && !c.local) return; // another tab's leg
+  // Not applied here (yet): kept, bounded, until an offer is, or the call ends.
   const e = earlyFor(m.call_id);
   if (e.ice.length < 64) e.ice.push(m.candidate);
 }
