@@ -626,6 +626,24 @@ func TestAgentPage(t *testing.T) {
 		}
 		must(t, browsertest.WaitTrue(ctx, `window.callgwTest.state === "connected" && window.callgwTest.callId === "wacid.resume"`, step))
 	})
+
+	t.Run("refused sign-in shows the server's text and stops", func(t *testing.T) {
+		// End the resumed call first: leaving during a call asks for confirmation.
+		h.send(t, msg{"type": "call_ended", "call_id": "wacid.resume", "reason": "user_hangup", "outcome": "answered", "duration_s": 3})
+		must(t, browsertest.WaitTrue(ctx, `window.callgwTest.state === "idle"`, step))
+		must(t, browsertest.Navigate(ctx, srv.URL+"/agent"))
+		h.expect(t, "hello")
+		const why = "bad or expired token"
+		h.send(t, msg{"type": "error", "code": "unauthenticated", "message": why})
+		h.mu.Lock()
+		err := h.conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(4001, "unauthenticated"), time.Now().Add(time.Second))
+		h.mu.Unlock()
+		must(t, err)
+		must(t, browsertest.WaitVisible(ctx, "signin", step))
+		must(t, browsertest.WaitTrue(ctx, fmt.Sprintf(`document.querySelector('[data-testid="signin-error"]').textContent === %q && window.callgwTest.state === "signed_out"`, "Sign-in refused: "+why), step))
+		// No reconnect, nothing left running.
+		must(t, browsertest.WaitTrue(ctx, `Object.keys(window.callgwTest.timers).filter(k => k !== "notice" && k !== "sound").length === 0`, step))
+	})
 }
 
 func TestSupervisorPage(t *testing.T) {
