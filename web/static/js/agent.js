@@ -463,6 +463,7 @@ function teardown() {
   if (socket) socket.stop();
   if (media) { media.close(); media = null; }
   sound.stopRing();
+  sound.timers.clearAll();
   view.dispose();
   dialer.dispose();
   callLog.dispose();
