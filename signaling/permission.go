@@ -209,6 +209,7 @@ func (c *Controller) RequestPermission(ctx context.Context, to, text string) (pe
 		c.m.redisErrors.WithLabelValues("track_message").Inc()
 	}
 	c.meterMessage(ctx, msgID, u, billing.KindPermissionRequest)
+	c.applyParkedStatuses(ctx, msgID)
 	if st, err := c.perms.State(ctx, pair); err == nil {
 		d = st
 	}
@@ -423,8 +424,13 @@ func (c *Controller) handleMessageStatus(ctx context.Context, ev webhook.Event) 
 		return fmt.Errorf("%w: message status without id", ErrBadEvent)
 	}
 	sm, err := c.store.trackedMessage(ctx, ms.MessageID)
-	if err != nil || sm == nil {
-		return err // not ours
+	if err != nil {
+		return err
+	}
+	if sm == nil {
+		// Not ours, or Meta's status beat the answer to our own request:
+		// keep it a while; the sender applies it once it knows the id.
+		return c.store.parkMessageStatus(ctx, ev)
 	}
 	if err := c.meterStatus(ctx, ms); err != nil {
 		return err
@@ -489,4 +495,19 @@ func (c *Controller) meterStatus(ctx context.Context, ms *webhook.MessageStatus)
 		return fmt.Errorf("%w: message meter: %w", ErrStore, err)
 	}
 	return nil
+}
+
+// applyParkedStatuses applies the statuses of a message we sent that
+// arrived before we knew its id.
+func (c *Controller) applyParkedStatuses(ctx context.Context, wamid string) {
+	evs, err := c.store.parkedMessageStatuses(ctx, wamid)
+	if err != nil {
+		c.m.redisErrors.WithLabelValues("track_message").Inc()
+		return
+	}
+	for _, ev := range evs {
+		if err := c.handleMessageStatus(ctx, ev); err != nil {
+			c.log.Warn("early message status", "err", err)
+		}
+	}
 }

@@ -371,3 +371,44 @@ func (s *store) trackedMessage(ctx context.Context, wamid string) (*sentMessage,
 	}
 	return &m, nil
 }
+
+// parkMessageStatus keeps the status of a message we do not know (yet) for
+// ten minutes: our own request's status can beat Meta's answer to it.
+func (s *store) parkMessageStatus(ctx context.Context, ev webhook.Event) error {
+	b, err := json.Marshal(ev)
+	if err != nil {
+		return fmt.Errorf("signaling: marshal status: %w", err)
+	}
+	k := s.prefix + "msgearly:{" + ev.MessageStatus.MessageID + "}"
+	_, err = s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.RPush(ctx, k, b)
+		p.Expire(ctx, k, 10*time.Minute)
+		return nil
+	})
+	if err != nil {
+		return storeErr("park status", err)
+	}
+	return nil
+}
+
+// parkedMessageStatuses takes the statuses parked for wamid.
+func (s *store) parkedMessageStatuses(ctx context.Context, wamid string) ([]webhook.Event, error) {
+	k := s.prefix + "msgearly:{" + wamid + "}"
+	var get *redis.StringSliceCmd
+	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		get = p.LRange(ctx, k, 0, -1)
+		p.Del(ctx, k)
+		return nil
+	})
+	if err != nil {
+		return nil, storeErr("parked statuses", err)
+	}
+	var out []webhook.Event
+	for _, b := range get.Val() {
+		var ev webhook.Event
+		if json.Unmarshal([]byte(b), &ev) == nil && ev.MessageStatus != nil {
+			out = append(out, ev)
+		}
+	}
+	return out, nil
+}
