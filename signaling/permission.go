@@ -2,6 +2,7 @@ package signaling
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -510,4 +511,71 @@ func (c *Controller) applyParkedStatuses(ctx context.Context, wamid string) {
 			c.log.Warn("early message status", "err", err)
 		}
 	}
+}
+
+// CallButton is a call-button message (interactive voice_call): a tap calls
+// the business number; Payload comes back as cta_payload on that call.
+type CallButton struct {
+	To          string // phone number or BSUID
+	Text        string // body text (required)
+	DisplayText string // button text, ≤ 20 characters (default "Call Now")
+	TTLMinutes  int    // 1-43200 (default 10080)
+	Payload     string // ≤ 512 characters
+}
+
+// SendCallButton sends a call button inside the user's customer service
+// window (outside it Meta needs a template: refused with
+// ErrOutsideWindow before anything is sent). It returns the message id.
+func (c *Controller) SendCallButton(ctx context.Context, b CallButton) (string, error) {
+	u, err := c.resolveUser(ctx, b.To)
+	if err != nil {
+		return "", err
+	}
+	if strings.TrimSpace(b.Text) == "" {
+		return "", fmt.Errorf("%w: text is required", ErrBadCommand)
+	}
+	if c.dial == nil {
+		return "", fmt.Errorf("%w: messages", ErrNotConfigured)
+	}
+	open, err := c.store.windowOpen(ctx, c.cfg.PhoneNumberID, u)
+	if err != nil {
+		return "", err
+	}
+	if !open {
+		return "", ErrOutsideWindow
+	}
+	id, err := c.dial.SendCallButton(ctx, metaUser(u), cloudapi.CallButton{BodyText: b.Text, DisplayText: b.DisplayText,
+		TTLMinutes: b.TTLMinutes, Payload: b.Payload})
+	if err != nil {
+		if errors.Is(err, cloudapi.ErrBadInput) {
+			return "", fmt.Errorf("%w: %w", ErrBadCommand, err)
+		}
+		return "", &MetaError{Code: metaCode(err), Err: err}
+	}
+	if err := c.store.trackMessage(ctx, id, sentMessage{Kind: msgCallButton, Business: c.cfg.PhoneNumberID, User: u.Key()}); err != nil {
+		c.m.redisErrors.WithLabelValues("track_message").Inc()
+	}
+	c.meterMessage(ctx, id, u, billing.KindCallButton)
+	c.applyParkedStatuses(ctx, id)
+	return id, nil
+}
+
+// NumberSettings returns a business number's calling settings as Meta
+// last reported them (GET /settings at start, account_settings_update
+// webhooks after); nil when never seen.
+func (c *Controller) NumberSettings(ctx context.Context, pnid string) (json.RawMessage, error) {
+	if !c.serves(pnid) {
+		return nil, ErrUnknownNumber
+	}
+	return c.store.settings(ctx, pnid)
+}
+
+// RefreshSettings reads a number's calling settings from Meta and keeps
+// them (at start and on demand).
+func (c *Controller) RefreshSettings(ctx context.Context, pnid string, get func(context.Context) (json.RawMessage, error)) error {
+	raw, err := get(ctx)
+	if err != nil {
+		return &MetaError{Code: metaCode(err), Err: err}
+	}
+	return c.store.saveSettings(ctx, pnid, raw)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -293,6 +294,23 @@ func (a *App) Run(ctx context.Context) error {
 	})
 	runCtx, stopRun := context.WithCancel(context.Background())
 	g.Go(func() error { return a.Ctrl.Run(runCtx) })
+	g.Go(func() error {
+		// The number's calling settings at start (callback permission,
+		// call hours); account_settings_update webhooks keep them fresh.
+		sctx, cancel := context.WithTimeout(runCtx, 15*time.Second)
+		defer cancel()
+		err := a.Ctrl.RefreshSettings(sctx, a.Cfg.PhoneNumberID, func(ctx context.Context) (json.RawMessage, error) {
+			s, err := a.Graph.GetSettings(ctx)
+			if err != nil {
+				return nil, err
+			}
+			return s.Calling.Raw, nil
+		})
+		if err != nil {
+			a.Log.Warn("cannot read the number's calling settings from Meta", "err", err)
+		}
+		return nil
+	})
 	if a.Cfg.WABAID != "" {
 		rec, err := billing.NewReconciler(a.Ledger, billing.ReconcileConfig{Instance: a.Cfg.InstanceID})
 		if err != nil {
