@@ -340,6 +340,7 @@ func (c *Controller) info(l *liveCall) agents.CallInfo {
 	if !r.AnsweredAt.IsZero() {
 		ci.ConnectedAt = r.AnsweredAt.UTC()
 	}
+	ci.Price = l.price
 	if st.AgentOwned() {
 		ci.Media = "connecting"
 		if l.lc.AgentLeg == lifecycle.LegUp {

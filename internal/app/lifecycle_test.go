@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -334,5 +336,77 @@ func TestAdversarialMetaEndToEnd(t *testing.T) {
 	e := waitEntry(t, ctx, ta, uc.ID())
 	if e.Outcome != call.Answered || e.Direction != call.UserInitiated {
 		t.Fatalf("inbound entry under adversity %+v", e)
+	}
+}
+
+// Call buttons go out only inside the user's window (as Meta requires for
+// free-form messages); the number's calling settings, read from Meta at
+// start, are shown read-only.
+func TestCallButtonsAndNumberSettings(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	ta := startApp(t, "-api-keys", "0123456789abcdef0123:admin")
+	const key = "0123456789abcdef0123"
+	const user = "+447700900360"
+	post := func(body string) (int, string) {
+		req, _ := http.NewRequest(http.MethodPost, ta.URL+"/api/v1/call-buttons", strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+key)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if st, b := post(`{"to":"` + user + `","text":"Tap to call us"}`); st != 409 || !strings.Contains(b, "outside_window") {
+		t.Fatalf("outside the window: %d %s", st, b)
+	}
+	if st, b := post(`{"to":"nope","text":"x"}`); st != 400 || !strings.Contains(b, "invalid_number") {
+		t.Fatalf("bad number: %d %s", st, b)
+	}
+	wamid, err := ta.Sim.SendUserMessage("", user, "can you call me?")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ta.Sim.WaitWebhook(ctx, func(w metasim.SentWebhook) bool {
+		return w.Status == 200 && strings.Contains(string(w.Body), wamid)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if st, b := post(`{"to":"` + user + `","text":"Tap to call us","display_text":"Call support","payload":"ticket-42"}`); st != 202 || !strings.Contains(b, "message_id") {
+		t.Fatalf("inside the window: %d %s", st, b)
+	}
+	r, ok := lastMessageRequest(ta, func(r metasim.GraphRequest) bool { return r.To == strings.TrimPrefix(user, "+") })
+	if !ok || !strings.Contains(r.Action, "voice_call") || !strings.Contains(string(r.Body), "ticket-42") {
+		t.Fatalf("call button request %+v", r)
+	}
+
+	var settings map[string]any
+	waitFor(t, ctx, "the number's settings read at start", func() bool {
+		req, _ := http.NewRequest(http.MethodGet, ta.URL+"/api/v1/numbers/"+ta.Cfg.PhoneNumberID+"/settings", nil)
+		req.Header.Set("Authorization", "Bearer "+key)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != 200 {
+			return false
+		}
+		return json.NewDecoder(resp.Body).Decode(&settings) == nil
+	})
+	if settings["status"] != "ENABLED" {
+		t.Fatalf("settings %v", settings)
+	}
+	req, _ := http.NewRequest(http.MethodGet, ta.URL+"/api/v1/numbers/999/settings", nil)
+	req.Header.Set("Authorization", "Bearer "+key)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 404 {
+		t.Fatalf("foreign number settings: %d", resp.StatusCode)
 	}
 }

@@ -166,3 +166,18 @@ export function initials(name, number) {
   if (n) return n.split(/\s+/).slice(0, 2).map((w) => w[0]).join('').toUpperCase();
   return (number || '#').replace(/\D/g, '').slice(-2) || '#';
 }
+
+/**
+ * runningCost is what a connected business-initiated call costs after
+ * elapsedS seconds, as billing computes it (billing.Quote.CostAt): begun
+ * pulses count whole, the whole call at the tier reached now.
+ */
+export function runningCost(price, elapsedS) {
+  const inc = Math.max(price.increment_s || 1, 1);
+  const secs = Math.max(0, Math.ceil(elapsedS));
+  const billed = Math.ceil(secs / inc) * inc;
+  const after = (price.used_seconds || 0) + billed;
+  let rate = 0;
+  (price.tiers || []).forEach((t, i) => { if (i === 0 || after > t.from_minutes * 60) rate = t.rate_micros; });
+  return billed > 0 && rate > 0 ? Math.ceil(billed * rate / 60) : 0;
+}

@@ -3,7 +3,7 @@
 // no state of its own besides what it last drew; its 500 ms tick (call
 // timer, ring countdown, title) runs only while a call rings or is up.
 
-import { maskNumber, fmtDuration, fmtWhen, initials, h } from './common.js';
+import { maskNumber, fmtDuration, fmtWhen, initials, h, fmtMicros, runningCost } from './common.js';
 import { Timers } from './timers.js';
 
 const $ = (id) => document.getElementById(id);
@@ -197,6 +197,12 @@ export class View {
     const c = s.call;
     const timer = $('call-timer');
     timer.textContent = c && c.connectedAt ? fmtDuration((Date.now() - c.connectedAt) / 1000) : '00:00';
+    const cost = $('call-cost');
+    if (cost) {
+      const price = c && c.info && c.info.price;
+      cost.hidden = !(price && c.connectedAt);
+      cost.textContent = price && c.connectedAt ? `≈ ${fmtMicros(runningCost(price, (Date.now() - c.connectedAt) / 1000))}` : '';
+    }
     for (const el of document.querySelectorAll('.countdown[data-expires]')) {
       const t = Date.parse(el.dataset.expires);
       el.textContent = isNaN(t) ? '' : `Rings for ${Math.max(0, Math.ceil((t - Date.now()) / 1000))} s more`;
