@@ -168,6 +168,11 @@ func TestBrowserInboundCall(t *testing.T) {
 	must(t, uc.WaitState(pctx, metasim.Accepted))
 	must(t, browsertest.WaitNotVisible(ctx, "incoming-call", bstep))
 	audioBothWays(t, ctx, uc)
+	// WhatsApp's client takes the first media packet as "answered": none
+	// reached the user before accept returned 200.
+	if n := uc.RTPBeforeAccept(); n != 0 {
+		t.Fatalf("%d RTP packets reached the WhatsApp user before accept", n)
+	}
 	must(t, browsertest.WaitTrue(ctx, `(s => s && s.packets_received > 50 && s.quality !== "unknown")(window.callgwTest.stats)`, bstep))
 	if got, _ := browsertest.Text(ctx, "active-name"); got != "Alice Caller" {
 		t.Errorf("active name %q", got)
@@ -252,6 +257,8 @@ func TestBrowserOutboundCall(t *testing.T) {
 		t.Fatalf("called %s, want %s", uc.User(), user)
 	}
 	audioBothWays(t, ctx, uc)
+	// The page shows the running cost, pulse by pulse, from Meta's pickup.
+	must(t, browsertest.WaitTrue(ctx, `(e => !e.hidden && /\$[0-9]/.test(e.textContent))(document.querySelector('[data-testid="call-cost"]'))`, bstep))
 
 	// The supervisor sees the live call.
 	sup := b.NewTab()
