@@ -40,9 +40,9 @@ func (c *Controller) allCalls() []agents.CallInfo {
 	for _, ci := range local {
 		out = append(out, ci)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	ctx, cancel := c.opCtx(2 * time.Second)
 	defer cancel()
-	ids, err := c.cl.rdb.ZRange(ctx, c.cl.leasesKey(), 0, 999).Result()
+	ids, err := c.cl.liveCallIDs(ctx, 1000)
 	if err != nil {
 		return out
 	}
@@ -63,7 +63,7 @@ func (c *Controller) allCalls() []agents.CallInfo {
 // hears the calls already ringing, on every instance.
 func (c *Controller) PresenceChanged(s *agents.Session) {
 	ref := refOf(s)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	ctx, cancel := c.opCtx(2 * time.Second)
 	defer cancel()
 	c.syncPresence(ctx)
 	if !ref.Available {
