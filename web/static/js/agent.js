@@ -91,6 +91,8 @@ function dispatch(m) {
     case 'ice': return onRemoteIce(m);
     case 'permission': return onPermission(m, p);
     case 'dtmf': return onCallerKey(m);
+    // Fresh TURN credentials: used by peer connections created from now on.
+    case 'ice_servers': S.iceServers = Array.isArray(m.ice_servers) ? m.ice_servers : S.iceServers; return;
     case 'error': return onError(m, p);
     default: return undefined; // pong and future types
   }
