@@ -65,9 +65,10 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (a *App, err error) 
 		log = slog.New(slog.DiscardHandler)
 	}
 	a = &App{Cfg: cfg, Log: log, Registry: prometheus.NewRegistry()}
+	built := a // the returns below set a to nil
 	defer func() {
 		if err != nil {
-			a.Close()
+			built.Close()
 		}
 	}()
 	a.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

@@ -1,0 +1,226 @@
+package netlab_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/pion/webrtc/v4"
+
+	"github.com/callgw/callgw/internal/agentclient"
+	"github.com/callgw/callgw/internal/app"
+	"github.com/callgw/callgw/internal/audiotest"
+	"github.com/callgw/callgw/internal/netlab"
+	"github.com/callgw/callgw/internal/oggopus"
+	"github.com/callgw/callgw/metasim"
+)
+
+func TestMain(m *testing.M) {
+	netlab.RoleMain(map[string]netlab.RoleFunc{
+		"gateway": gatewayRole,
+		"meta":    metaRole,
+		"agent":   agentRole,
+		"doctor":  doctorRole,
+	})
+	os.Exit(m.Run())
+}
+
+func stderrLogger(level slog.Level) *slog.Logger {
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+}
+
+// gatewayRole runs a whole callgw configured by CALLGW_* variables.
+func gatewayRole(ctx context.Context, io *netlab.RoleIO) error {
+	cfg, err := app.LoadConfig(nil, os.Getenv, os.Stderr)
+	if err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	a, err := app.New(ctx, cfg, stderrLogger(slog.LevelWarn))
+	if err != nil {
+		return err
+	}
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	io.Emit("ready", "url", a.URL)
+	for {
+		select {
+		case err := <-done:
+			return err
+		case _, ok := <-io.Commands():
+			if !ok {
+				return <-done // stdin closed: ctx is cancelled, Run drains
+			}
+		}
+	}
+}
+
+// metaRole is Meta: the simulated Graph API on META_LISTEN sending signed
+// webhooks to WEBHOOK_URL, and WhatsApp users (ICE-lite Pion peers, host
+// candidates) in this namespace.
+func metaRole(ctx context.Context, io *netlab.RoleIO) error {
+	sim, err := metasim.New(metasim.Config{AppSecret: os.Getenv("CALLGW_APP_SECRET"),
+		VerifyToken: os.Getenv("CALLGW_VERIFY_TOKEN"), AccessToken: os.Getenv("CALLGW_ACCESS_TOKEN"),
+		PhoneNumberID: os.Getenv("CALLGW_PHONE_NUMBER_ID"), WebhookURL: os.Getenv("WEBHOOK_URL"),
+		Logger: stderrLogger(slog.LevelWarn)})
+	if err != nil {
+		return err
+	}
+	defer sim.Close()
+	ln, err := net.Listen("tcp", os.Getenv("META_LISTEN"))
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{Handler: sim.GraphHandler(), ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	defer srv.Close()
+	caller, err := os.ReadFile("../../testdata/audio/caller-440.ogg")
+	if err != nil {
+		return err
+	}
+	io.Emit("ready")
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for m := range io.Commands() {
+		switch m["op"] {
+		case "call":
+			uc, err := sim.PlaceCall(ctx, metasim.CallOptions{From: "+447700900123", Name: "Alice", Audio: caller})
+			if err != nil {
+				io.Emit("placed", "err", err.Error())
+				continue
+			}
+			io.Emit("placed", "id", uc.ID())
+		case "check": // did the user hear the agent's 1000 Hz?
+			uc, ok := sim.Call(m["id"])
+			if !ok {
+				io.Emit("heard", "err", "unknown call")
+				continue
+			}
+			wg.Go(func() {
+				wctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+				defer cancel()
+				if err := uc.WaitState(wctx, metasim.Accepted); err != nil {
+					io.Emit("heard", "err", "never accepted: "+err.Error(), "state", uc.State().String())
+					return
+				}
+				if err := uc.WaitReceived(wctx, 100); err != nil {
+					io.Emit("heard", "err", "no audio: "+err.Error(), "packets", strconv.Itoa(uc.ReceivedCount()))
+					return
+				}
+				ok, f := tone(uc.Received(), 1000)
+				io.Emit("heard", "tone", strconv.FormatBool(ok), "freq", fmt.Sprintf("%.0f", f))
+			})
+		case "hangup":
+			if uc, ok := sim.Call(m["id"]); ok {
+				_ = uc.Hangup(ctx)
+			}
+			io.Emit("hungup")
+		}
+	}
+	return nil
+}
+
+// tone decodes the last second of pkts and checks the dominant frequency.
+func tone(pkts [][]byte, want float64) (bool, float64) {
+	if len(pkts) > 50 {
+		pkts = pkts[len(pkts)-50:]
+	}
+	pcm, err := audiotest.DecodeAll(pkts)
+	if err != nil {
+		return false, 0
+	}
+	return audiotest.HasTone(pcm, want, 20)
+}
+
+// agentRole is an agent softphone (agentclient, a real Pion peer) that
+// takes the next call and reports whether media flowed and what it heard.
+// AGENT_ICE is a JSON array of ICE servers; AGENT_SERVER_ICE=1 uses the
+// gateway's (welcome); AGENT_RELAY_ONLY=1 forces TURN.
+func agentRole(ctx context.Context, io *netlab.RoleIO) error {
+	f, err := os.Open("../../testdata/audio/agent-1000.ogg")
+	if err != nil {
+		return err
+	}
+	pkts, err := oggopus.ReadPackets(f)
+	f.Close()
+	if err != nil {
+		return err
+	}
+	var ice []webrtc.ICEServer
+	if s := os.Getenv("AGENT_ICE"); s != "" {
+		if err := json.Unmarshal([]byte(s), &ice); err != nil {
+			return fmt.Errorf("AGENT_ICE: %w", err)
+		}
+	}
+	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	c, err := agentclient.Dial(dctx, os.Getenv("AGENT_WS"), os.Getenv("AGENT_TOKEN"), agentclient.Options{
+		Audio: pkts, ICEServers: ice, ServerICE: os.Getenv("AGENT_SERVER_ICE") == "1",
+		RelayOnly: os.Getenv("AGENT_RELAY_ONLY") == "1"})
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	if err := c.Available(dctx, true); err != nil {
+		return err
+	}
+	var urls []string
+	for _, s := range c.ICEServers() {
+		urls = append(urls, strings.Join(s.URLs, " "))
+	}
+	io.Emit("ready", "ice", strings.Join(urls, ", "))
+	for m := range io.Commands() {
+		switch m["op"] {
+		case "take":
+			io.Emit("result", take(ctx, c, m["id"])...)
+		case "hangup":
+			_ = c.Send(map[string]any{"type": "hangup", "call_id": m["id"]})
+			io.Emit("hungup")
+		}
+	}
+	return nil
+}
+
+func take(ctx context.Context, c *agentclient.Client, id string) []string {
+	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	if _, err := c.WaitType(ctx, "call_offered", id); err != nil {
+		return []string{"err", "not offered: " + err.Error()}
+	}
+	if err := c.Accept(ctx, id); err != nil {
+		return []string{"err", "accept: " + err.Error()}
+	}
+	cctx, ccancel := context.WithTimeout(ctx, 12*time.Second)
+	defer ccancel()
+	if err := c.WaitConnected(cctx, id); err != nil {
+		return []string{"connected", "false", "err", err.Error()}
+	}
+	out := []string{"connected", "true"}
+	if p := c.SelectedPair(id); p != nil {
+		out = append(out, "local", p.Local.Typ.String(), "remote", p.Remote.Typ.String(),
+			"remote_addr", net.JoinHostPort(p.Remote.Address, strconv.Itoa(int(p.Remote.Port))))
+	}
+	for len(c.Received(id)) < 100 {
+		select {
+		case <-ctx.Done():
+			return append(out, "err", fmt.Sprintf("no audio: %d packets", len(c.Received(id))))
+		case <-time.After(20 * time.Millisecond): // audio accumulating has no event
+		}
+	}
+	ok, f := tone(c.Received(id), 440)
+	return append(out, "tone", strconv.FormatBool(ok), "freq", fmt.Sprintf("%.0f", f))
+}
+
+// doctorRole is filled in by the doctor tests.
+var doctorRole netlab.RoleFunc = func(context.Context, *netlab.RoleIO) error {
+	return errors.New("no doctor role")
+}
