@@ -1,7 +1,7 @@
 // Command callgw is the WhatsApp Business calling gateway: one binary that
 // serves webhooks, agents, media and the pages. With no configuration it
 // starts a complete local demo (embedded store, built-in Cloud API
-// simulator). Subcommands: token, usage, metrics.
+// simulator). Subcommands: token, usage, metrics, doctor.
 package main
 
 import (
@@ -39,6 +39,8 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 			err = usageCmd(args[1:], getenv, stdout, stderr)
 		case "metrics":
 			err = metricsCmd(stdout)
+		case "doctor":
+			return doctorCmd(args[1:], getenv, stdout, stderr)
 		case "help":
 			fmt.Fprintln(stdout, usageText)
 			return 0
@@ -62,6 +64,7 @@ const usageText = `usage:
   callgw token --agent ID [--ttl 12h] [--role agent|supervisor]
   callgw usage --month 2026-11 [--format table|csv|json]
   callgw metrics                 list the Prometheus metric names
+  callgw doctor [flags]          check the configuration against the network (same flags as serve)
 Flags and CALLGW_* variables: callgw -h`
 
 func newLogger(cfg app.Config, w io.Writer) *slog.Logger {

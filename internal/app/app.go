@@ -235,6 +235,10 @@ func (a *App) routes() http.Handler {
 		fmt.Fprintln(w, "ok")
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Query().Has("verbose") {
+			a.readyVerbose(w, r)
+			return
+		}
 		if !a.ready.Load() {
 			http.Error(w, "not ready (starting or draining)", http.StatusServiceUnavailable)
 			return

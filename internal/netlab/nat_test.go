@@ -183,6 +183,9 @@ func TestCallsBehindNATs(t *testing.T) {
 	defer cancel()
 	w := buildWorld(t, ctx)
 	gw := w.startGateway(t, ctx, w.gw.PublicIP)
+	if st, body := w.fetch(t, ctx, w.readyzVerbose()); st != "200" || !strings.Contains(body, "[ok  ] public address") {
+		t.Fatalf("/readyz?verbose of a well configured gateway: %s\n%s", st, body)
+	}
 
 	stun := webrtc.ICEServer{URLs: []string{"stun:" + turnIP + ":3478"}}
 	tests := []struct {
@@ -238,5 +241,26 @@ func TestCallsBehindNATs(t *testing.T) {
 		if strings.Contains(r.meta["tone"], "true") {
 			t.Fatalf("the user heard the agent: %v", r.meta)
 		}
+		// The doctor names it, on the running gateway too.
+		st, body := w.fetch(t, ctx, w.readyzVerbose())
+		if st != "503" || !strings.Contains(body, "CALLGW_PUBLIC_IP is 198.18.1.99 but the STUN server sees this host as "+w.gw.PublicIP) {
+			t.Fatalf("/readyz?verbose: %s\n%s", st, body)
+		}
 	})
+}
+
+func (w *world) readyzVerbose() string {
+	return fmt.Sprintf("http://%s:%d/readyz?verbose", w.gw.PublicIP, gwHTTPPort)
+}
+
+// fetch GETs url from the Internet namespace.
+func (w *world) fetch(t *testing.T, ctx context.Context, url string) (status, body string) {
+	t.Helper()
+	p := w.lab.Role(w.in.NS, "fetch", map[string]string{"FETCH_URL": url})
+	defer p.Stop()
+	m, err := p.Wait(ctx, "fetched")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m["status"], m["body"]
 }

@@ -3,8 +3,8 @@ package netlab_test
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
+	goio "io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -20,6 +20,7 @@ import (
 	"github.com/callgw/callgw/internal/agentclient"
 	"github.com/callgw/callgw/internal/app"
 	"github.com/callgw/callgw/internal/audiotest"
+	"github.com/callgw/callgw/internal/doctor"
 	"github.com/callgw/callgw/internal/netlab"
 	"github.com/callgw/callgw/internal/oggopus"
 	"github.com/callgw/callgw/metasim"
@@ -31,6 +32,7 @@ func TestMain(m *testing.M) {
 		"meta":    metaRole,
 		"agent":   agentRole,
 		"doctor":  doctorRole,
+		"fetch":   fetchRole,
 	})
 	os.Exit(m.Run())
 }
@@ -220,7 +222,44 @@ func take(ctx context.Context, c *agentclient.Client, id string) []string {
 	return append(out, "tone", strconv.FormatBool(ok), "freq", fmt.Sprintf("%.0f", f))
 }
 
-// doctorRole is filled in by the doctor tests.
-var doctorRole netlab.RoleFunc = func(context.Context, *netlab.RoleIO) error {
-	return errors.New("no doctor role")
+// doctorRole runs what `callgw doctor` runs, configured by CALLGW_*
+// variables, and reports each check.
+func doctorRole(ctx context.Context, io *netlab.RoleIO) error {
+	cfg, err := app.LoadConfig(nil, os.Getenv, os.Stderr)
+	if err != nil {
+		return err
+	}
+	dc, err := cfg.DoctorConfig()
+	if err != nil {
+		return err
+	}
+	rep := doctor.Run(ctx, dc)
+	rep.Write(os.Stderr)
+	kv := []string{"ok", strconv.FormatBool(rep.OK())}
+	for _, c := range rep {
+		kv = append(kv, c.Name, c.Status.String(), c.Name+".detail", c.Detail, c.Name+".fix", c.Fix)
+	}
+	io.Emit("report", kv...)
+	return nil
+}
+
+// fetchRole GETs FETCH_URL and reports the status and body.
+func fetchRole(ctx context.Context, io *netlab.RoleIO) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, os.Getenv("FETCH_URL"), nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	b, err := goio.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	io.Emit("fetched", "status", strconv.Itoa(resp.StatusCode), "body", string(b))
+	return nil
 }

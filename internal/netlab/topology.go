@@ -103,20 +103,24 @@ func (in *Internet) AddSite(tag string, kind NATKind, fwd OneToOne) *Site {
 		l.Addr(r, "wan", s.PublicIP+"/32")
 		var pre []string
 		for _, p := range fwd.UDPPorts {
-			pre = append(pre, fmt.Sprintf(`iifname "wan" ip daddr %s udp dport %d dnat to %s`, s.PublicIP, p, s.HostIP))
+			pre = append(pre, fmt.Sprintf(`ip daddr %s udp dport %d dnat to %s`, s.PublicIP, p, s.HostIP))
 		}
 		for _, p := range fwd.TCPPorts {
-			pre = append(pre, fmt.Sprintf(`iifname "wan" ip daddr %s tcp dport %d dnat to %s`, s.PublicIP, p, s.HostIP))
+			pre = append(pre, fmt.Sprintf(`ip daddr %s tcp dport %d dnat to %s`, s.PublicIP, p, s.HostIP))
 		}
+		// Hairpin: the host reaches its own public address (as on cloud
+		// VMs with an elastic IP), so a doctor run there can test its
+		// public URL.
 		rules = fmt.Sprintf(`table ip nat {
 	chain pre { type nat hook prerouting priority dstnat; policy accept;
 		%s
 	}
 	chain post { type nat hook postrouting priority srcnat; policy accept;
 		oifname "wan" ip saddr %s snat to %s
+		oifname "lan" ct status dnat ip saddr %s masquerade
 	}
 }
-`, strings.Join(pre, "\n\t\t"), s.HostIP, s.PublicIP)
+`, strings.Join(pre, "\n\t\t"), s.HostIP, s.PublicIP, s.HostIP)
 	case NATEndpointIndependent, NATUDPBlocked:
 		rules = `table ip nat {
 	chain post { type nat hook postrouting priority srcnat; policy accept; oifname "wan" masquerade; }
