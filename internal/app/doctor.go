@@ -19,7 +19,10 @@ func (c Config) DoctorConfig() (doctor.Config, error) {
 	d := doctor.Config{PublicIPs: c.PublicIPs, UDPPort: c.UDPPort, PortMin: c.UDPPortMin,
 		GraphURL: c.GraphURL, GraphVersion: c.GraphVersion, AccessToken: c.AccessToken,
 		PhoneNumberID: c.PhoneNumberID, VerifyToken: c.VerifyToken, ListenAddr: c.Addr}
-	if d.GraphURL == "" && d.AccessToken != "" {
+	switch {
+	case c.Demo: // the simulator plays Meta: nothing to reach outside
+		d.GraphURL, d.AccessToken = "", ""
+	case d.GraphURL == "":
 		d.GraphURL = cloudapi.DefaultBaseURL
 	}
 	if c.PublicURL != "" {
@@ -77,6 +80,9 @@ func (a *App) readyVerbose(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusInternalServerError)
 		return
+	}
+	if a.Sim != nil { // demo: check the Graph API callgw really talks to
+		dc.GraphURL, dc.AccessToken = a.URL+"/sim/graph", a.Cfg.AccessToken
 	}
 	dc.MediaPortInUse = true
 	dc.Timeout = 2 * time.Second
