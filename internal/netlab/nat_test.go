@@ -85,7 +85,7 @@ func (w *world) gatewayEnv(publicIP string) map[string]string {
 		"CALLGW_TURN_SECRET":   turnSecret,
 		"CALLGW_TURN_URLS":     "turn:" + turnIP + ":3478?transport=udp,turn:" + turnIP + ":3478?transport=tcp",
 		"CALLGW_TURN_TTL":      "1h",
-		"CALLGW_AGENT_GRACE":   "3s",
+		"CALLGW_AGENT_GRACE":   "15s", // a relayed agent leg can take several seconds under -race
 		"CALLGW_DRAIN_TIMEOUT": "1s",
 		"CALLGW_LOG_FORMAT":    "text",
 		"CALLGW_LOG_LEVEL":     "warn",

@@ -201,7 +201,7 @@ func take(ctx context.Context, c *agentclient.Client, id string) []string {
 	if err := c.Accept(ctx, id); err != nil {
 		return []string{"err", "accept: " + err.Error()}
 	}
-	cctx, ccancel := context.WithTimeout(ctx, 7*time.Second) // the gateway gives up at 8 s
+	cctx, ccancel := context.WithTimeout(ctx, 10*time.Second) // the gateway gives up after 8 s without ICE
 	defer ccancel()
 	if err := c.WaitConnected(cctx, id); err != nil {
 		return []string{"connected", "false", "err", err.Error()}
