@@ -500,6 +500,17 @@ func (c *Client) SelectedPair(callID string) *webrtc.ICECandidatePair {
 	return pair
 }
 
+// Stats returns the stats of callID's peer connection (nil without one).
+func (c *Client) Stats(callID string) webrtc.StatsReport {
+	c.mu.Lock()
+	p := c.pcs[callID]
+	c.mu.Unlock()
+	if p == nil {
+		return nil
+	}
+	return p.pc.GetStats()
+}
+
 // Received returns copies of the Opus payloads received on callID's leg.
 func (c *Client) Received(callID string) [][]byte {
 	c.mu.Lock()

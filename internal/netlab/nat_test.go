@@ -211,6 +211,10 @@ func TestCallsBehindNATs(t *testing.T) {
 				t.Fatalf("agent leg connected = %v, want %v (%v)", got, tt.connected, r.agent)
 			}
 			if !tt.connected {
+				// What the agent's leg saw, as callgw_media_failures_total would say it.
+				if r.agent["cause"] != "nothing_from_peer" {
+					t.Errorf("agent leg diagnosed %q, want nothing_from_peer (%s)", r.agent["cause"], r.agent["diagnosis"])
+				}
 				if r.meta["tone"] == "true" {
 					t.Fatalf("the user heard the agent over a leg that never connected: %v", r.meta)
 				}
@@ -237,6 +241,9 @@ func TestCallsBehindNATs(t *testing.T) {
 		t.Logf("agent: %v; meta: %v", r.agent, r.meta)
 		if r.agent["connected"] == "true" && r.agent["tone"] == "true" {
 			t.Fatalf("a gateway with a wrong public address carried audio: %v", r.agent)
+		}
+		if r.agent["cause"] != "nothing_from_peer" {
+			t.Errorf("agent leg diagnosed %q, want nothing_from_peer (%s)", r.agent["cause"], r.agent["diagnosis"])
 		}
 		if strings.Contains(r.meta["tone"], "true") {
 			t.Fatalf("the user heard the agent: %v", r.meta)

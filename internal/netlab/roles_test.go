@@ -21,6 +21,7 @@ import (
 	"github.com/callgw/callgw/internal/app"
 	"github.com/callgw/callgw/internal/audiotest"
 	"github.com/callgw/callgw/internal/doctor"
+	"github.com/callgw/callgw/internal/mediadiag"
 	"github.com/callgw/callgw/internal/netlab"
 	"github.com/callgw/callgw/internal/oggopus"
 	"github.com/callgw/callgw/metasim"
@@ -204,7 +205,8 @@ func take(ctx context.Context, c *agentclient.Client, id string) []string {
 	cctx, ccancel := context.WithTimeout(ctx, 10*time.Second) // the gateway gives up after 8 s without ICE
 	defer ccancel()
 	if err := c.WaitConnected(cctx, id); err != nil {
-		return []string{"connected", "false", "err", err.Error()}
+		d := mediadiag.Diagnose(c.Stats(id), uint64(len(c.Received(id))))
+		return []string{"connected", "false", "err", err.Error(), "cause", d.Cause.String(), "diagnosis", d.String()}
 	}
 	out := []string{"connected", "true"}
 	if p := c.SelectedPair(id); p != nil {
