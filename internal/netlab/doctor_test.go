@@ -4,17 +4,13 @@ import (
 	"context"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/callgw/callgw/internal/doctor"
 )
 
-// TestDoctor runs callgw's doctor on the gateway host (callgw not running)
+// doctorCases run callgw's doctor on the gateway host (callgw not running)
 // against the real topology, well configured and with each usual mistake.
-func TestDoctor(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	w := buildWorld(t, ctx)
+func doctorCases(t *testing.T, ctx context.Context, w *world) {
 	ok, fail, warn, skip := doctor.StatusOK.String(), doctor.StatusFail.String(), doctor.StatusWarn.String(), doctor.StatusSkipped.String()
 	tests := []struct {
 		name   string

@@ -83,7 +83,8 @@ func (w *world) gatewayEnv(publicIP string) map[string]string {
 		"CALLGW_TOKEN_SECRET":  tokenSecret,
 		"CALLGW_ICE_SERVERS":   `[{"urls":["stun:` + turnIP + `:3478"]}]`,
 		"CALLGW_TURN_SECRET":   turnSecret,
-		"CALLGW_TURN_URLS":     "turn:" + turnIP + ":3478?transport=udp,turn:" + turnIP + ":3478?transport=tcp",
+		"CALLGW_TURN_URLS":     "turn:" + turnIP + ":3478?transport=udp,turn:" + turnIP + ":3478?transport=tcp,turns:" + turnIP + ":5349?transport=tcp",
+		"SSL_CERT_FILE":        w.turn.CertFile, // the doctor trusts coturn's self-signed certificate
 		"CALLGW_TURN_TTL":      "1h",
 		"CALLGW_AGENT_GRACE":   "15s", // a relayed agent leg can take several seconds under -race
 		"CALLGW_DRAIN_TIMEOUT": "1s",
@@ -134,6 +135,9 @@ func (w *world) call(t *testing.T, ctx context.Context, site *netlab.Site, ice a
 	env := map[string]string{
 		"AGENT_WS":    fmt.Sprintf("ws://%s:%d/ws/agent", w.gw.PublicIP, gwHTTPPort),
 		"AGENT_TOKEN": tok,
+		// Pion's TURN/TLS client verifies with the system roots: trust
+		// coturn's self-signed certificate.
+		"SSL_CERT_FILE": w.turn.CertFile,
 	}
 	if ice.static != nil {
 		b, _ := json.Marshal(ice.static)
@@ -174,14 +178,19 @@ func (w *world) call(t *testing.T, ctx context.Context, site *netlab.Site, ice a
 	return r
 }
 
-// TestCallsBehindNATs places real calls through real NATs: Meta (ICE-lite,
-// host candidates) and coturn on a public segment, the gateway behind a 1:1
-// NAT that forwards one UDP port, agents behind each kind of NAT. Tones are
-// checked both ways.
-func TestCallsBehindNATs(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Second)
+// TestBehindNATs first runs the doctor (doctorCases), then places real
+// calls through real NATs (callCases): Meta (ICE-lite, host candidates) and
+// coturn on a public segment, the gateway behind a 1:1 NAT that forwards one
+// UDP port, agents behind each kind of NAT. Tones are checked both ways.
+func TestBehindNATs(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Second)
 	defer cancel()
-	w := buildWorld(t, ctx)
+	w := buildWorld(t, ctx) // one topology for everything: building it costs seconds
+	t.Run("doctor", func(t *testing.T) { doctorCases(t, ctx, w) })
+	t.Run("calls", func(t *testing.T) { callCases(t, ctx, w) })
+}
+
+func callCases(t *testing.T, ctx context.Context, w *world) {
 	gw := w.startGateway(t, ctx, w.gw.PublicIP)
 	if st, body := w.fetch(t, ctx, w.readyzVerbose()); st != "200" || !strings.Contains(body, "[ok  ] public address") {
 		t.Fatalf("/readyz?verbose of a well configured gateway: %s\n%s", st, body)
@@ -201,7 +210,9 @@ func TestCallsBehindNATs(t *testing.T) {
 		{"symmetric NAT through TURN over UDP only", netlab.NATSymmetric,
 			agentICE{static: []webrtc.ICEServer{restTURN(t, "turn:"+turnIP+":3478?transport=udp")}, relayOnly: true}, true, "relay"},
 		{"UDP blocked without TURN", netlab.NATUDPBlocked, agentICE{static: []webrtc.ICEServer{stun}}, false, ""},
-		{"UDP blocked with the gateway's TURN over TCP", netlab.NATUDPBlocked, agentICE{server: true}, true, "relay"},
+		{"UDP blocked with the gateway's TURN over TCP and TLS", netlab.NATUDPBlocked, agentICE{server: true}, true, "relay"},
+		{"UDP blocked through TURN over TLS only", netlab.NATUDPBlocked,
+			agentICE{static: []webrtc.ICEServer{restTURN(t, "turns:"+turnIP+":5349?transport=tcp")}, relayOnly: true}, true, "relay"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

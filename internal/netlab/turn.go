@@ -32,6 +32,9 @@ type TURNConfig struct {
 type TURN struct {
 	*Proc
 	Cfg TURNConfig
+	// CertFile is its self-signed certificate (PEM, IP SAN = Cfg.IP): a Go
+	// process trusts it with SSL_CERT_FILE=CertFile.
+	CertFile string
 }
 
 // CheckTURN reports whether coturn's turnserver is installed.
@@ -86,7 +89,7 @@ func (l *Lab) StartTURN(ctx context.Context, ns NS, cfg TURNConfig) *TURN {
 		l.t.Fatal(err)
 	}
 	p := l.Start(ns, "turnserver@"+ns.Tag, nil, "turnserver", "-c", path)
-	t := &TURN{Proc: p, Cfg: cfg}
+	t := &TURN{Proc: p, Cfg: cfg, CertFile: cert}
 	wctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
 	for _, want := range []string{
