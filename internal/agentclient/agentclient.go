@@ -22,23 +22,25 @@ import (
 
 // Msg is any server message, decoded loosely.
 type Msg struct {
-	Type       string                   `json:"type"`
-	Ref        string                   `json:"ref,omitempty"`
-	Code       string                   `json:"code,omitempty"`
-	Message    string                   `json:"message,omitempty"`
-	CallID     string                   `json:"call_id,omitempty"`
-	SDP        string                   `json:"sdp,omitempty"`
-	Candidate  *webrtc.ICECandidateInit `json:"candidate,omitempty"`
-	Call       *CallInfo                `json:"call,omitempty"`
-	Calls      []CallInfo               `json:"calls,omitempty"`
-	Reason     string                   `json:"reason,omitempty"`
-	Outcome    string                   `json:"outcome,omitempty"`
-	Agent      string                   `json:"agent,omitempty"`
-	Status     string                   `json:"status,omitempty"`
-	MetaCode   int                      `json:"meta_code,omitempty"`
-	To         string                   `json:"to,omitempty"`
-	ICEServers []webrtc.ICEServer       `json:"ice_servers,omitempty"`
-	Raw        json.RawMessage          `json:"-"`
+	Type      string                   `json:"type"`
+	Ref       string                   `json:"ref,omitempty"`
+	Code      string                   `json:"code,omitempty"`
+	Message   string                   `json:"message,omitempty"`
+	CallID    string                   `json:"call_id,omitempty"`
+	SDP       string                   `json:"sdp,omitempty"`
+	Candidate *webrtc.ICECandidateInit `json:"candidate,omitempty"`
+	Call      *CallInfo                `json:"call,omitempty"`
+	Calls     []CallInfo               `json:"calls,omitempty"`
+	Reason    string                   `json:"reason,omitempty"`
+	Outcome   string                   `json:"outcome,omitempty"`
+	Agent     string                   `json:"agent,omitempty"`
+	Status    string                   `json:"status,omitempty"`
+	MetaCode  int                      `json:"meta_code,omitempty"`
+	To        string                   `json:"to,omitempty"`
+	Raw       json.RawMessage          `json:"-"`
+
+	// ICEServers come in welcome and ice_servers.
+	ICEServers []webrtc.ICEServer `json:"ice_servers,omitempty"`
 }
 
 // CallInfo mirrors the protocol's CallInfo.

@@ -35,17 +35,18 @@ type Handler interface {
 type HubConfig struct {
 	TokenSecret  []byte        // verifies agent tokens (required)
 	ICEServers   []ICEServer   // handed to browsers in welcome
-	// ICEServersFor, when set, gives each session its own ICE servers
-	// (time-limited TURN credentials) in welcome instead of ICEServers, and
-	// again in an ice_servers message every ICERenewEvery (0: never).
-	ICEServersFor func(agent string) []ICEServer
-	ICERenewEvery time.Duration
 	Settings     Settings      // handed to browsers in welcome
 	HelloTimeout time.Duration // default 10s
 	PingInterval time.Duration // default 20s
 	PongWait     time.Duration // default 45s
 	SendQueue    int           // frames queued per session before it is dropped; default 256
 	Now          func() time.Time
+
+	// ICEServersFor, when set, gives each session its own ICE servers
+	// (time-limited TURN credentials) in welcome instead of ICEServers, and
+	// again in an ice_servers message every ICERenewEvery (0: never).
+	ICEServersFor func(agent string) []ICEServer
+	ICERenewEvery time.Duration
 }
 
 func (c *HubConfig) defaults() {
