@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Runs every test of callgw on a fresh Debian machine: installs what the
 # tests need (redis-server, chromium, libopus-dev for decoding audio in
-# tests, promtool), then go vet and go test -race over every package.
-# Tests start their own redis-server processes and headless Chromium.
+# tests, promtool; coturn, nftables and iproute2 for the network tests in
+# internal/netlab, which need root and skip without it), then go vet and
+# go test -race over every package. Tests start their own redis-server
+# processes, headless Chromium and turnserver (inside namespaces they
+# create; never the system coturn service).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,6 +15,9 @@ command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
 pkg-config --exists opus 2>/dev/null || missing+=(libopus-dev)
+command -v turnserver >/dev/null 2>&1 || missing+=(coturn)
+command -v nft >/dev/null 2>&1 || missing+=(nftables)
+command -v ip >/dev/null 2>&1 || missing+=(iproute2)
 if ((${#missing[@]})); then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"

@@ -1,7 +1,7 @@
 // Command callgw is the WhatsApp Business calling gateway: one binary that
 // serves webhooks, agents, media and the pages. With no configuration it
 // starts a complete local demo (embedded store, built-in Cloud API
-// simulator). Subcommands: token, usage, ratecard, metrics.
+// simulator). Subcommands: token, usage, ratecard, metrics, doctor.
 package main
 
 import (
@@ -41,6 +41,8 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 			err = ratecardCmd(args[1:], stdout)
 		case "metrics":
 			err = metricsCmd(stdout)
+		case "doctor":
+			return doctorCmd(args[1:], getenv, stdout, stderr)
 		case "help":
 			fmt.Fprintln(stdout, usageText)
 			return 0
@@ -65,6 +67,7 @@ const usageText = `usage:
   callgw usage --month 2026-11 [--format table|csv|json]
   callgw ratecard check FILE     validate a rate card (exit 1 with the failing field)
   callgw metrics                 list the Prometheus metric names
+  callgw doctor [flags]          check the configuration against the network (same flags as serve)
 Flags and CALLGW_* variables: callgw -h`
 
 func newLogger(cfg app.Config, w io.Writer) *slog.Logger {

@@ -23,6 +23,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/callgw/callgw/billing"
+	"github.com/callgw/callgw/internal/turncred"
 	"github.com/callgw/callgw/media"
 	"github.com/callgw/callgw/metasim"
 	"github.com/callgw/callgw/permissions"
@@ -66,9 +67,10 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (a *App, err error) 
 		log = slog.New(slog.DiscardHandler)
 	}
 	a = &App{Cfg: cfg, Log: log, Registry: prometheus.NewRegistry()}
+	built := a // the returns below set a to nil
 	defer func() {
 		if err != nil {
-			a.Close()
+			built.Close()
 		}
 	}()
 	a.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -184,7 +186,13 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (a *App, err error) 
 	if err != nil {
 		return nil, fmt.Errorf("signaling: %w", err)
 	}
+	turn, err := a.Cfg.TURNIssuer()
+	if err != nil {
+		return nil, err
+	}
+	iceFor, iceRenew := turnICEServers(turn, hubICE)
 	a.Hub, err = agents.NewHub(agents.HubConfig{TokenSecret: []byte(a.Cfg.TokenSecret), ICEServers: hubICE,
+		ICEServersFor: iceFor, ICERenewEvery: iceRenew,
 		Settings: agents.Settings{MaskNumbers: a.Cfg.MaskNumbers, RingTimeoutS: int(a.Cfg.RingTimeout / time.Second), Demo: a.Cfg.Demo}},
 		a.Ctrl, a.Registry, log.With("component", "agents"))
 	if err != nil {
@@ -248,6 +256,10 @@ func (a *App) routes() http.Handler {
 		fmt.Fprintln(w, "ok")
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Query().Has("verbose") {
+			a.readyVerbose(w, r)
+			return
+		}
 		if !a.ready.Load() {
 			http.Error(w, "not ready (starting or draining)", http.StatusServiceUnavailable)
 			return
@@ -373,6 +385,19 @@ func (a *App) Close() {
 // AgentToken signs a token for agent (role agent or supervisor).
 func (a *App) AgentToken(agent string, role agents.Role, ttl time.Duration) (string, error) {
 	return agents.IssueToken([]byte(a.Cfg.TokenSecret), agent, role, ttl, time.Now())
+}
+
+// turnICEServers gives each agent session the static ICE servers plus its
+// own time-limited TURN credentials, renewed every TTL/2 (nil without TURN).
+func turnICEServers(turn *turncred.Issuer, static []agents.ICEServer) (func(string) []agents.ICEServer, time.Duration) {
+	if turn == nil {
+		return nil, 0
+	}
+	return func(agent string) []agents.ICEServer {
+		c := turn.Issue(agent)
+		out := append([]agents.ICEServer(nil), static...)
+		return append(out, agents.ICEServer{URLs: c.URLs, Username: c.Username, Credential: c.Credential})
+	}, turn.RenewEvery()
 }
 
 func fillDemoSecrets(c *Config) {

@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/callgw/callgw/internal/turncred"
 )
 
 // Config is everything the binary can be told, by flag or CALLGW_* variable
@@ -35,6 +37,9 @@ type Config struct {
 	UDPPortMin         uint16        // CALLGW_UDP_PORTS "min-max": port range when no single port
 	UDPPortMax         uint16        //
 	ICEServers         string        // CALLGW_ICE_SERVERS: JSON array of RTCIceServer for agent browsers
+	TURNSecret         string        // CALLGW_TURN_SECRET: coturn static-auth-secret; agents get time-limited TURN credentials
+	TURNURLs           []string      // CALLGW_TURN_URLS: turn:/turns: URLs the credentials are for
+	TURNTTL            time.Duration // CALLGW_TURN_TTL: validity of TURN credentials (default 24h)
 	RateCard           string        // CALLGW_RATE_CARD: rate card JSON file (default: the shipped sample)
 	BillingTZ          string        // CALLGW_BILLING_TIMEZONE: IANA zone of billing months and days (the WABA's; default UTC)
 	WABAID             string        // CALLGW_WABA_ID: the WhatsApp Business Account; set = daily reconciliation with Meta's analytics
@@ -70,7 +75,7 @@ func LoadConfig(args []string, getenv func(string) string, stderr io.Writer) (Co
 		}
 		return def
 	}
-	var apiKeys, publicIPs, udpPorts, redisAddrs string
+	var apiKeys, publicIPs, udpPorts, redisAddrs, turnURLs string
 	var ee envErrs
 	envInt, envDur := ee.envInt, ee.envDur
 	fs.StringVar(&c.Addr, "addr", env("CALLGW_ADDR", ":8080"), "HTTP listen address (CALLGW_ADDR)")
@@ -91,6 +96,9 @@ func LoadConfig(args []string, getenv func(string) string, stderr io.Writer) (Co
 	fs.IntVar(&c.UDPPort, "udp-port", envInt(getenv, "CALLGW_UDP_PORT", 0), "single UDP port for all media (CALLGW_UDP_PORT)")
 	fs.StringVar(&udpPorts, "udp-ports", env("CALLGW_UDP_PORTS", ""), "UDP port range min-max (CALLGW_UDP_PORTS)")
 	fs.StringVar(&c.ICEServers, "ice-servers", env("CALLGW_ICE_SERVERS", ""), "JSON array of ICE servers for agent browsers (CALLGW_ICE_SERVERS)")
+	fs.StringVar(&c.TURNSecret, "turn-secret", env("CALLGW_TURN_SECRET", ""), "TURN REST API shared secret, coturn static-auth-secret (CALLGW_TURN_SECRET)")
+	fs.StringVar(&turnURLs, "turn-urls", env("CALLGW_TURN_URLS", ""), "comma-separated turn:/turns: URLs for the TURN credentials (CALLGW_TURN_URLS)")
+	fs.DurationVar(&c.TURNTTL, "turn-ttl", envDur(getenv, "CALLGW_TURN_TTL", turncred.DefaultTTL), "validity of agents' TURN credentials (CALLGW_TURN_TTL)")
 	fs.StringVar(&c.RateCard, "rate-card", env("CALLGW_RATE_CARD", ""), "rate card JSON file (CALLGW_RATE_CARD)")
 	fs.StringVar(&c.BillingTZ, "billing-timezone", env("CALLGW_BILLING_TIMEZONE", "UTC"), "IANA time zone of billing months, e.g. Asia/Kolkata (CALLGW_BILLING_TIMEZONE)")
 	fs.DurationVar(&c.RingCeiling, "ring-ceiling", envDur(getenv, "CALLGW_RING_CEILING", 60*time.Second), "end an outbound call the user has not picked up after this; Meta's own limit is undocumented (CALLGW_RING_CEILING)")
@@ -122,6 +130,7 @@ func LoadConfig(args []string, getenv func(string) string, stderr io.Writer) (Co
 	c.APIKeys = splitList(apiKeys)
 	c.PublicIPs = splitList(publicIPs)
 	c.RedisAddrs = splitList(redisAddrs)
+	c.TURNURLs = splitList(turnURLs)
 	if udpPorts != "" {
 		lo, hi, ok := strings.Cut(udpPorts, "-")
 		a, err1 := strconv.ParseUint(strings.TrimSpace(lo), 10, 16)
@@ -168,6 +177,11 @@ func (c Config) Validate() error {
 	if c.ICEServers != "" {
 		if _, err := c.ParseICEServers(); err != nil {
 			errs = append(errs, err)
+		}
+	}
+	if c.TURNSecret != "" || len(c.TURNURLs) > 0 {
+		if _, err := c.TURNIssuer(); err != nil {
+			errs = append(errs, fmt.Errorf("CALLGW_TURN_SECRET/CALLGW_TURN_URLS/CALLGW_TURN_TTL: %w", err))
 		}
 	}
 	if c.RingTimeout < time.Second || c.RingTimeout > 30*time.Second {
@@ -244,6 +258,15 @@ func (c Config) BillingLocation() (*time.Location, error) {
 		return nil, fmt.Errorf("CALLGW_BILLING_TIMEZONE %q is not an IANA time zone (e.g. UTC, Asia/Kolkata): %w", c.BillingTZ, err)
 	}
 	return loc, nil
+}
+
+// TURNIssuer builds the issuer of agents' TURN credentials; nil, nil when
+// CALLGW_TURN_SECRET is not set.
+func (c Config) TURNIssuer() (*turncred.Issuer, error) {
+	if c.TURNSecret == "" && len(c.TURNURLs) == 0 {
+		return nil, nil
+	}
+	return turncred.New(turncred.Config{Secret: c.TURNSecret, URLs: c.TURNURLs, TTL: c.TURNTTL})
 }
 
 func parseLevel(s string) (slog.Level, error) {

@@ -43,6 +43,7 @@ const (
 	TypePermission  = "permission"
 	TypeError       = "error"
 	TypePong        = "pong"
+	TypeICEServers  = "ice_servers"
 )
 
 // Presence is an agent session's availability.
@@ -186,6 +187,13 @@ type ICEServer struct {
 	URLs       []string `json:"urls"`
 	Username   string   `json:"username,omitempty"`
 	Credential string   `json:"credential,omitempty"`
+}
+
+// ICEServersMsg replaces the session's ICE servers (fresh TURN credentials)
+// for peer connections created from now on.
+type ICEServersMsg struct {
+	Type       string      `json:"type"`
+	ICEServers []ICEServer `json:"ice_servers"`
 }
 
 // Welcome opens a session.

@@ -117,6 +117,8 @@ function onMessage(m, req) {
     case 'ice': return onRemoteIce(m);
     case 'permission': return dialer.onPermission(m, req);
     case 'dtmf': return onCallerKey(m);
+    // Fresh TURN credentials: used by peer connections created from now on.
+    case 'ice_servers': return store.set({ iceServers: Array.isArray(m.ice_servers) ? m.ice_servers : store.get().iceServers });
     case 'error': return onError(m, req);
     default: return undefined; // pong and future types
   }
