@@ -761,7 +761,7 @@ func testutilCount(t *testing.T, ta *testApp, name string) float64 {
 func TestMediaWatchdogEndsSilentCall(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	ta := startApp(t, "-media-timeout", "2s")
+	ta := startApp(t, "-media-timeout", "2s", "-media-start-timeout", "2s")
 	ag := ta.agent(t, ctx, "watch")
 	uc := connectCall(t, ctx, ta, ag, "+447700900170")
 	waitFor(t, ctx, "audio", func() bool { return len(ag.Received(uc.ID())) > 25 })
