@@ -110,6 +110,13 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (a *App, err error) 
 			// The demo's approved call-permission template (Meta requires a
 			// template outside the user's 24 h window).
 			Templates: []metasim.Template{{Name: demoTemplate, Language: demoTemplateLang, Category: "UTILITY", PermissionRequest: true}},
+			// The simulated Meta's prices are the shipped sample card's
+			// (first tiers; GB message rates), so that its analytics and our
+			// ledger reconcile in the demo.
+			CallRates: metasim.RateCard{Default: 30000, PerMinute: map[string]int64{"GB": 22000, "IN": 3200, "BR": 12000,
+				"MX": 14000, "US": 12000, "CA": 12000, "JM": 45000, "KZ": 36000, "RU": 40000}},
+			Pricing: metasim.Pricing{MessageRates: map[string]int64{"utility": 22000, "marketing": 52900,
+				"authentication": 35800, "service": 22000}},
 		})
 		if err != nil {
 			return nil, fmt.Errorf("simulator: %w", err)

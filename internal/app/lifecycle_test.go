@@ -410,3 +410,63 @@ func TestCallButtonsAndNumberSettings(t *testing.T) {
 		t.Fatalf("foreign number settings: %d", resp.StatusCode)
 	}
 }
+
+type shiftedClock struct{ d time.Duration }
+
+func (c shiftedClock) Now() time.Time                         { return time.Now().Add(c.d) }
+func (c shiftedClock) After(d time.Duration) <-chan time.Time { return time.After(d) }
+
+// Reconciliation against the simulator's analytics: Meta counts a call our
+// ledger lacks; the report shows the difference for that day and market.
+func TestReconciliationShowsWhatMetaCountsAndWeDoNot(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	ta := startApp(t)
+	const user = "+447700900370"
+	ta.Sim.SetUser(user, metasim.UserBehavior{Audio: oggBytes(t, "caller-440.ogg"), AnswerAfter: 300 * time.Millisecond})
+	ag := ta.agent(t, ctx, "zoe")
+	grantByRequest(t, ctx, ag, user, "p")
+	id := dialAndLeg(t, ctx, ag, user, "d")
+	out, ok := ta.Sim.OutboundCall(id)
+	if !ok {
+		t.Fatal("no outbound call at the simulator")
+	}
+	waitFor(t, ctx, "audio", func() bool { return out.ReceivedCount() > 60 })
+	if err := ag.Send(map[string]any{"type": "hangup", "call_id": id}); err != nil {
+		t.Fatal(err)
+	}
+	e := waitEntry(t, ctx, ta, id)
+	if e.CostMicros == 0 {
+		t.Fatalf("entry %+v", e)
+	}
+	rec, err := billing.NewReconciler(ta.Ledger, billing.ReconcileConfig{Instance: "test", Days: 1,
+		Clock: shiftedClock{24 * time.Hour}}) // "yesterday" is today
+	if err != nil {
+		t.Fatal(err)
+	}
+	fetch := billing.FetchFrom(analyticsFetcher{c: ta.Graph, waba: ta.Cfg.WABAID})
+	r, ran, err := rec.RunOnce(ctx, fetch)
+	if err != nil || !ran || r.Status != billing.ReconOK {
+		t.Fatalf("truthful Meta: %+v %v %v", r, ran, err)
+	}
+	ta.Sim.SetAnalyticsSkew(metasim.AnalyticsSkew{ExtraCalls: 1, ExtraCostMicros: 50_000})
+	if err := ta.Redis.Del(ctx, "callgw:billing:lease:reconcile").Err(); err != nil {
+		t.Fatal(err)
+	}
+	r, ran, err = rec.RunOnce(ctx, fetch)
+	if err != nil || !ran || r.Status != billing.ReconDifferences {
+		t.Fatalf("Meta counts one more call: %+v %v %v", r, ran, err)
+	}
+	var diff int64
+	for _, d := range r.Days {
+		if d.Kind == billing.ReconCalls && d.Market == "GB" {
+			diff = d.Difference
+		}
+	}
+	if diff >= 0 {
+		t.Fatalf("difference %d: ours should be below Meta's", diff)
+	}
+	if v := metricValue(t, ta, `callgw_billing_reconciliation_difference_micros{kind="calls"}`); v <= 0 {
+		t.Fatalf("metric %v", v)
+	}
+}
