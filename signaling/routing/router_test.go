@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -325,5 +326,34 @@ numbers:
 	}
 	if p, err := r.Pick(context.Background(), "new", "c", ids("q"), nil); err != nil || p[0] != "q" {
 		t.Fatalf("new team: %v %v", p, err)
+	}
+}
+
+// TestKeysShareSlots: every script's keys carry one hash tag, so Redis
+// Cluster runs them (agents' state together, each team's together).
+func TestKeysShareSlots(t *testing.T) {
+	r, err := New(redis.NewClient(&redis.Options{Addr: "127.0.0.1:1"}), Options{Config: loadTeams(t), Instance: "i"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.rdb.Close()
+	tag := func(k string) string {
+		i := strings.IndexByte(k, '{')
+		j := strings.IndexByte(k[i+1:], '}')
+		if i < 0 || j <= 0 {
+			t.Fatalf("key %q has no hash tag", k)
+		}
+		return k[i+1 : i+1+j]
+	}
+	groups := map[string][]string{
+		"agents":  {r.reserveKey("a"), r.reserveKey("b"), r.idleKey(), r.cursorKey("rr"), r.cursorKey("idle")},
+		"team:rr": {r.queueKey("rr"), r.ownerKey("rr"), r.taskKeyPrefix("rr") + "cb-x", r.taskSetKey("rr", TaskOpen), r.taskSetKey("rr", TaskClosed), r.userIndexKey("rr", "p", "4477"), r.userIndexKey("rr", "b", "GB.x")},
+	}
+	for want, keys := range groups {
+		for _, k := range keys {
+			if got := tag(k); got != want {
+				t.Errorf("%s: tag %q, want %q", k, got, want)
+			}
+		}
 	}
 }
