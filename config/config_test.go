@@ -1,12 +1,16 @@
 package config
 
 import (
+	"encoding/json"
 	"errors"
 	"os"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"go.yaml.in/yaml/v3"
 )
 
 func TestParseValid(t *testing.T) {
@@ -53,6 +57,19 @@ func TestDeployExample(t *testing.T) {
 	b, _ := os.ReadFile("testdata/valid.yaml")
 	if string(a) != string(b) {
 		t.Error("testdata/valid.yaml must be a copy of deploy/callgw.example.yaml")
+	}
+	var cm struct {
+		Data map[string]string `yaml:"data"`
+	}
+	k, err := os.ReadFile("../deploy/k8s/routing-configmap.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := yaml.Unmarshal(k, &cm); err != nil {
+		t.Fatal(err)
+	}
+	if cm.Data["callgw.yaml"] != string(a) {
+		t.Error("deploy/k8s/routing-configmap.yaml must embed deploy/callgw.example.yaml unchanged")
 	}
 }
 
@@ -231,5 +248,51 @@ func TestFromEnv(t *testing.T) {
 				t.Fatalf("TeamsOf = %v", got)
 			}
 		})
+	}
+}
+
+// TestSchemaMatchesParser keeps deploy/callgw.schema.json in step with the
+// fields the parser knows.
+func TestSchemaMatchesParser(t *testing.T) {
+	b, err := os.ReadFile("../deploy/callgw.schema.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	type obj struct {
+		Properties map[string]json.RawMessage `json:"properties"`
+		Items      *obj                       `json:"items"`
+	}
+	var s obj
+	if err := json.Unmarshal(b, &s); err != nil {
+		t.Fatal(err)
+	}
+	props := func(o *obj) []string {
+		var out []string
+		for k := range o.Properties {
+			out = append(out, k)
+		}
+		slices.Sort(out)
+		return out
+	}
+	sub := func(name string) *obj {
+		var o obj
+		if err := json.Unmarshal(s.Properties[name], &o); err != nil || o.Items == nil {
+			t.Fatalf("schema %s: %v", name, err)
+		}
+		return o.Items
+	}
+	for _, c := range []struct {
+		name string
+		got  []string
+		want []string
+	}{
+		{"top", props(&s), topFields},
+		{"teams", props(sub("teams")), teamFields},
+		{"numbers", props(sub("numbers")), numberFields},
+	} {
+		want := slices.Sorted(slices.Values(c.want))
+		if !reflect.DeepEqual(c.got, want) {
+			t.Errorf("schema %s fields %v, parser %v", c.name, c.got, want)
+		}
 	}
 }

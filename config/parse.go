@@ -31,6 +31,13 @@ var (
 	agentIDRE  = regexp.MustCompile(`^[^\s*][^\s]{0,127}$`)
 )
 
+// The fields of the format (deploy/callgw.schema.json must list the same).
+var (
+	topFields    = []string{"version", "agents", "teams", "numbers"}
+	teamFields   = []string{"id", "name", "agents", "strategy", "ring_seconds", "max_wait", "max_size", "overflow"}
+	numberFields = []string{"phone_number_id", "waba_id", "brand", "token_env", "permission_template", "teams", "hold_audio"}
+)
+
 // parser collects every problem of one document.
 type parser struct {
 	src  string
@@ -181,7 +188,7 @@ func Parse(b []byte, source string) (*Config, error) {
 		root = root.Content[0]
 	}
 	c := &Config{Source: source}
-	top := p.fields(root, "", "version", "agents", "teams", "numbers")
+	top := p.fields(root, "", topFields...)
 	if v := top["version"]; v != nil && v.Value != "1" {
 		p.fail(v, "version", ErrBadValue, "only version 1 is known, got %q", v.Value)
 	}
@@ -205,7 +212,7 @@ func Parse(b []byte, source string) (*Config, error) {
 	overflowNode := map[TeamID]*yaml.Node{}
 	for i, n := range teamNodes {
 		path := fmt.Sprintf("teams[%d]", i)
-		f := p.fields(n, path, "id", "name", "agents", "strategy", "ring_seconds", "max_wait", "max_size", "overflow")
+		f := p.fields(n, path, teamFields...)
 		t := Team{Line: n.Line, Strategy: DefaultStrategy, RingTime: DefaultRingTime, MaxWait: DefaultMaxWait, MaxSize: DefaultMaxSize}
 		t.ID = TeamID(p.str(p.required(f, n, path, "id"), join(path, "id"), true, idRE, "a team id (letters, digits, _ . -; at most 64)"))
 		t.Name = p.str(f["name"], join(path, "name"), false, nil, "a name")
@@ -317,7 +324,7 @@ func Parse(b []byte, source string) (*Config, error) {
 	}
 	for i, n := range numberNodes {
 		path := fmt.Sprintf("numbers[%d]", i)
-		f := p.fields(n, path, "phone_number_id", "waba_id", "brand", "token_env", "permission_template", "teams", "hold_audio")
+		f := p.fields(n, path, numberFields...)
 		num := Number{Line: n.Line}
 		num.PhoneNumberID = p.str(p.required(f, n, path, "phone_number_id"), join(path, "phone_number_id"), true, graphIDRE, "a Graph phone number id (digits)")
 		num.WABAID = p.str(f["waba_id"], join(path, "waba_id"), false, graphIDRE, "a WhatsApp Business Account id (digits)")
