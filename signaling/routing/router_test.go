@@ -357,3 +357,36 @@ func TestKeysShareSlots(t *testing.T) {
 		}
 	}
 }
+
+func TestRedisDown(t *testing.T) {
+	e := newEnv(t)
+	c := redis.NewClient(&redis.Options{Addr: e.srv.Addr, MaxRetries: -1, DialTimeout: 500 * time.Millisecond})
+	defer c.Close()
+	r, err := New(c, Options{Config: e.cfg, Instance: "i1", Registry: e.reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.srv.Stop()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	checks := []struct {
+		name string
+		err  func() error
+	}{
+		{"pick", func() error { _, err := r.Pick(ctx, "rr", "c", ids("a"), nil); return err }},
+		{"enqueue", func() error { _, err := r.Enqueue(ctx, "rr", "c", t0); return err }},
+		{"expired", func() error { _, err := r.Expired(ctx, t0); return err }},
+		{"create task", func() error { _, _, err := r.CreateTask(ctx, "rr", user(t, "+447700900123", ""), "c", t0); return err }},
+		{"claim", func() error { _, err := r.Claim(ctx, "rr", "cb-c", "a"); return err }},
+	}
+	for _, c := range checks {
+		t.Run(c.name, func(t *testing.T) {
+			if err := c.err(); !errors.Is(err, ErrUnavailable) {
+				t.Fatalf("err = %v, want ErrUnavailable", err)
+			}
+		})
+	}
+	if v := testutil.ToFloat64(r.m.redisErrors.WithLabelValues("pick")); v != 1 {
+		t.Errorf("redis errors{op=pick} = %v", v)
+	}
+}
