@@ -80,6 +80,8 @@ type Number struct {
 	Teams              []TeamID // tried in order; the first is the number's own team
 	HoldAudio          string   // Ogg/Opus file played while the caller waits; "" = silence
 	Line               int      // line of its entry in Source
+
+	holdLine, holdColumn int
 }
 
 // Team is a group of agents rung together.

@@ -42,6 +42,9 @@ var (
 	ErrOverflowCycle = errors.New("config: overflow cycle")
 	// ErrBadTemplate means a permission template not written name:language.
 	ErrBadTemplate = errors.New("config: bad permission template")
+	// ErrHoldAudio means a hold_audio file cannot be read or is not Ogg
+	// Opus (checked by Load, not Parse).
+	ErrHoldAudio = errors.New("config: bad hold audio")
 	// ErrNoFile means CALLGW_CONFIG names a file that cannot be read.
 	ErrNoFile = errors.New("config: cannot read file")
 )

@@ -4,22 +4,66 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/callgw/callgw/internal/oggopus"
 )
 
-// Load reads and validates the file at path.
+// Load reads and validates the file at path. Beyond Parse, it checks that
+// every hold_audio file is a readable Ogg Opus stream with audio; a
+// relative hold_audio is taken from the configuration file's directory
+// (Number.HoldAudio then holds the resolved path).
 func Load(path string) (*Config, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, &Error{Source: path, Msg: err.Error(), Err: ErrNoFile}
 	}
-	return Parse(b, path)
+	c, err := Parse(b, path)
+	if err != nil {
+		return nil, err
+	}
+	var errs []error
+	for i := range c.Numbers {
+		n := &c.Numbers[i]
+		if n.HoldAudio == "" {
+			continue
+		}
+		if !filepath.IsAbs(n.HoldAudio) {
+			n.HoldAudio = filepath.Join(filepath.Dir(path), n.HoldAudio)
+		}
+		if err := checkOpus(n.HoldAudio); err != nil {
+			errs = append(errs, &Error{Source: path, Line: n.holdLine, Column: n.holdColumn,
+				Path: fmt.Sprintf("numbers[%d].hold_audio", i), Msg: err.Error(), Err: ErrHoldAudio})
+		}
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return c, nil
+}
+
+func checkOpus(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	pkts, err := oggopus.ReadPackets(io.LimitReader(f, 64<<20))
+	if err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	if len(pkts) == 0 {
+		return fmt.Errorf("%s: no audio packets", path)
+	}
+	return nil
 }
 
 var (
@@ -340,6 +384,9 @@ func Parse(b []byte, source string) (*Config, error) {
 			}
 		}
 		num.HoldAudio = p.str(f["hold_audio"], join(path, "hold_audio"), false, nil, "a file path")
+		if hn := f["hold_audio"]; hn != nil {
+			num.holdLine, num.holdColumn = hn.Line, hn.Column
+		}
 		if num.HoldAudio != "" && !strings.HasSuffix(strings.ToLower(num.HoldAudio), ".ogg") && !strings.HasSuffix(strings.ToLower(num.HoldAudio), ".opus") {
 			p.fail(f["hold_audio"], join(path, "hold_audio"), ErrBadValue, "hold audio must be an Ogg/Opus file (.ogg or .opus), got %q", num.HoldAudio)
 		}
