@@ -140,6 +140,7 @@ numbers:
 		{name: "no numbers", in: "teams:\n  - id: a\n    agents: [x]\nnumbers: []\n", want: ErrMissingField, line: 4},
 		{name: "hold audio not ogg", in: strings.Replace(base, "    teams: [a]\n", "    teams: [a]\n    hold_audio: /x/hold.mp3\n", 1), want: ErrBadValue, line: 9},
 		{name: "phone number id not digits", in: strings.Replace(base, `"1"`, "abc", 1), want: ErrBadValue, line: 5},
+		{name: "agent id with a brace", in: strings.Replace(base, "[x, y]", "[x, \"y{1}\"]", 1), want: ErrBadValue, line: 3},
 		{name: "version 2", in: "version: 2\n" + base, want: ErrBadValue, line: 1},
 		{name: "teams not a list", in: "teams: {a: 1}\nnumbers: []\n", want: ErrBadValue, line: 1},
 	}

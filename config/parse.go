@@ -72,7 +72,7 @@ var (
 	envRE      = regexp.MustCompile(`^[A-Z_][A-Z0-9_]{0,127}$`)
 	tmplNameRE = regexp.MustCompile(`^[a-z0-9_]{1,512}$`)
 	tmplLangRE = regexp.MustCompile(`^[a-z]{2,3}(_[A-Za-z]{2,4})?$`)
-	agentIDRE  = regexp.MustCompile(`^[^\s*][^\s]{0,127}$`)
+	agentIDRE  = regexp.MustCompile(`^[^\s*{}][^\s{}]{0,127}$`)
 )
 
 // The fields of the format (deploy/callgw.schema.json must list the same).
@@ -239,7 +239,7 @@ func Parse(b []byte, source string) (*Config, error) {
 	agentLine := map[AgentID]*yaml.Node{}
 	for i, n := range p.seq(top["agents"], "agents") {
 		path := fmt.Sprintf("agents[%d]", i)
-		a := AgentID(p.str(n, path, true, agentIDRE, "an agent id (no spaces, not *)"))
+		a := AgentID(p.str(n, path, true, agentIDRE, "an agent id (no spaces or braces, not *)"))
 		if a == "" {
 			continue
 		}
@@ -271,7 +271,7 @@ func Parse(b []byte, source string) (*Config, error) {
 				t.Agents = append(t.Agents, AnyAgent)
 				continue
 			}
-			a := AgentID(p.str(an, apath, true, agentIDRE, "an agent id (no spaces) or \"*\""))
+			a := AgentID(p.str(an, apath, true, agentIDRE, "an agent id (no spaces or braces) or \"*\""))
 			switch {
 			case a == "":
 			case seen[a]:
