@@ -90,14 +90,20 @@ func metaCallVerdict(p *cloudapi.Permission) (allowed bool, reason permissions.R
 		return false, permissions.ReasonNoPermission, time.Time{}
 	}
 	if a, ok := p.Action(cloudapi.ActionNameStartCall); ok && !a.CanPerform {
-		for _, l := range a.Limits {
-			if l.ExpiresAt.After(frees) {
-				frees = l.ExpiresAt
-			}
-		}
-		return false, permissions.ReasonConnectedCallLimit, frees
+		return false, permissions.ReasonConnectedCallLimit, freesAt(a)
 	}
 	return true, "", time.Time{}
+}
+
+// freesAt is when the last used-up limit of an action frees (zero if Meta
+// did not say).
+func freesAt(a cloudapi.Action) (t time.Time) {
+	for _, l := range a.Limits {
+		if l.ExpiresAt.After(t) {
+			t = l.ExpiresAt
+		}
+	}
+	return t
 }
 
 // metaRequestVerdict reads whether Meta lets the business send a
@@ -107,12 +113,7 @@ func metaRequestVerdict(p *cloudapi.Permission) (allowed bool, reason permission
 		return false, permissions.ReasonPermanentExists, time.Time{}
 	}
 	if a, ok := p.Action(cloudapi.ActionNameSendPermissionRequest); ok && !a.CanPerform {
-		for _, l := range a.Limits {
-			if l.ExpiresAt.After(frees) {
-				frees = l.ExpiresAt
-			}
-		}
-		return false, permissions.ReasonRequestLimitMeta, frees
+		return false, permissions.ReasonRequestLimitMeta, freesAt(a)
 	}
 	return true, "", time.Time{}
 }

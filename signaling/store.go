@@ -220,7 +220,11 @@ func (s *store) earlyDone(ctx context.Context, id call.ID) error {
 
 // popEarly takes the events kept by pushEarly.
 func (s *store) popEarly(ctx context.Context, id call.ID) ([]webhook.Event, error) {
-	k := s.key(id, "early")
+	return s.takeEvents(ctx, s.key(id, "early"), "early")
+}
+
+// takeEvents reads and deletes a list of events in one transaction.
+func (s *store) takeEvents(ctx context.Context, k, op string) ([]webhook.Event, error) {
 	var get *redis.StringSliceCmd
 	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		get = p.LRange(ctx, k, 0, -1)
@@ -228,7 +232,7 @@ func (s *store) popEarly(ctx context.Context, id call.ID) ([]webhook.Event, erro
 		return nil
 	})
 	if err != nil {
-		return nil, storeErr("early", err)
+		return nil, storeErr(op, err)
 	}
 	var out []webhook.Event
 	for _, b := range get.Val() {
@@ -393,22 +397,12 @@ func (s *store) parkMessageStatus(ctx context.Context, ev webhook.Event) error {
 
 // parkedMessageStatuses takes the statuses parked for wamid.
 func (s *store) parkedMessageStatuses(ctx context.Context, wamid string) ([]webhook.Event, error) {
-	k := s.prefix + "msgearly:{" + wamid + "}"
-	var get *redis.StringSliceCmd
-	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		get = p.LRange(ctx, k, 0, -1)
-		p.Del(ctx, k)
-		return nil
-	})
-	if err != nil {
-		return nil, storeErr("parked statuses", err)
-	}
-	var out []webhook.Event
-	for _, b := range get.Val() {
-		var ev webhook.Event
-		if json.Unmarshal([]byte(b), &ev) == nil && ev.MessageStatus != nil {
+	evs, err := s.takeEvents(ctx, s.prefix+"msgearly:{"+wamid+"}", "parked statuses")
+	out := evs[:0]
+	for _, ev := range evs {
+		if ev.MessageStatus != nil {
 			out = append(out, ev)
 		}
 	}
-	return out, nil
+	return out, err
 }
