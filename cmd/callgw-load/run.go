@@ -46,6 +46,8 @@ type config struct {
 	SetupParallel int           // calls set up at once; default 8
 	Direct        bool          // baseline without the bridge (single-process mode only)
 	UDPPort       int           // engine UDP port; 0 = a free one (single-process mode only)
+	Baseline      bool          // peers: measure the gateway's bare relay first
+	StockCtl      string        // peers: also run against the stock bridge here
 	Ctl           string        // peers mode: the gateway's control API address
 }
 
