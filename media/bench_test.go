@@ -168,11 +168,42 @@ func TestForwardingLatency(t *testing.T) {
 
 // TestResourcesPerCall bridges 50 calls with audio flowing both ways and
 // logs heap and goroutines per call, net of a control run with the same
-// test peers connected directly and also playing audio both ways.
+// test peers connected directly and also playing audio both ways, on each
+// packet path. The fast path's one read goroutine handles every packet of
+// the engine: under the race detector (~10x the CPU per packet) 50 calls in
+// one process with 100 test peers exceed one core, so it runs without -race
+// only.
 func TestResourcesPerCall(t *testing.T) {
 	if testing.Short() {
 		t.Skip("measurement")
 	}
+	for _, tc := range []struct {
+		path PacketPath
+		// Per call: two stock Pion PeerConnections cost 12 goroutines each
+		// (ICE task loop, connectivity checks, candidate read loop; DTLS
+		// handshake FSM, DTLS read loop and its context watchers; the
+		// DTLS/SRTP mux; SRTP and SRTCP session read loops and their
+		// undeclared-stream acceptors) plus Pion's OnTrack goroutine per leg
+		// (our RTP read loop on Pion's path; on the fast path it waits for a
+		// first packet that never comes to Pion). RTCP is handled without a
+		// goroutine on both paths. The fast path's single socket is Pion's
+		// ICE UDP mux, which adds one goroutine per leg (its conn watcher),
+		// as it does on Pion's path with Config.UDPPort.
+		maxGoroutines float64
+	}{
+		{PathPion, 26},
+		{PathFast, 28},
+	} {
+		t.Run(tc.path.String(), func(t *testing.T) {
+			if tc.path == PathFast && raceEnabled {
+				t.Skip("one read goroutine for the whole engine: 50 calls under -race exceed a core")
+			}
+			testResourcesPerCall(t, tc.path, tc.maxGoroutines)
+		})
+	}
+}
+
+func testResourcesPerCall(t *testing.T, path PacketPath, maxGoroutines float64) {
 	const calls = 50
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
@@ -205,7 +236,7 @@ func TestResourcesPerCall(t *testing.T) {
 	h1, g1 := measure()
 	ctrlHeap, ctrlG := int64(h1)-int64(h0), g1-g0
 
-	e := newTestEngine(t, nil)
+	e := newTestEngine(t, func(c *Config) { c.PacketPath = path })
 	h2, g2 := measure()
 	for range calls {
 		h := bridged(t, e, false)
@@ -219,16 +250,9 @@ func TestResourcesPerCall(t *testing.T) {
 	bridgedHeap, bridgedG := int64(h3)-int64(h2), g3-g2
 	perHeap := (bridgedHeap - ctrlHeap) / calls
 	perG := float64(bridgedG-ctrlG) / calls
-	t.Logf("%d calls: control peers %d B %d goroutines; bridged total %d B %d goroutines", calls, ctrlHeap, ctrlG, bridgedHeap, bridgedG)
-	t.Logf("per bridged call (bridge only): heap %d KB, goroutines %.1f", perHeap/1024, perG)
-	// Per call: two stock Pion PeerConnections cost 12 goroutines each (ICE
-	// task loop, connectivity checks, candidate read loop; DTLS handshake
-	// FSM, DTLS read loop and its context watchers; the DTLS/SRTP mux; SRTP
-	// and SRTCP session read loops and their undeclared-stream acceptors)
-	// plus Pion's OnTrack goroutine per leg, in which our RTP read loop runs.
-	// RTCP is handled in Pion's SRTCP read loop (rtcpSink): no goroutine.
-	const maxGoroutinesPerCall = 26
-	if perG > maxGoroutinesPerCall {
-		t.Fatalf("%.1f goroutines per call, limit %d", perG, maxGoroutinesPerCall)
+	t.Logf("%v path, %d calls: control peers %d B %d goroutines; bridged total %d B %d goroutines", path, calls, ctrlHeap, ctrlG, bridgedHeap, bridgedG)
+	t.Logf("%v path, per bridged call (bridge only): heap %d KB, goroutines %.1f", path, perHeap/1024, perG)
+	if perG > maxGoroutines {
+		t.Fatalf("%.1f goroutines per call, limit %v", perG, maxGoroutines)
 	}
 }

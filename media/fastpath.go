@@ -273,7 +273,7 @@ var errPacketTooBig = errors.New("media: packet larger than the receive mtu")
 
 // dtlsConnOf returns the DTLS connection of a connected DTLSTransport. Pion
 // keeps it private; the fast path needs its keying material exporter, the
-// same one Pion derives its SRTP keys from. TestFastPathReachesDTLS fails
+// same one Pion derives its SRTP keys from. TestBridgeEndToEnd/fast fails
 // if a Pion upgrade moves it.
 func dtlsConnOf(t *webrtc.DTLSTransport) (*dtls.Conn, error) {
 	f := reflect.ValueOf(t).Elem().FieldByName("conn")
