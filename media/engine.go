@@ -301,8 +301,16 @@ func (e *Engine) runPacer() {
 		}
 		e.mu.Unlock()
 		now := time.Now()
+		if e.fast != nil && e.fast.bio != nil {
+			// fast path: this tick's silence, DTMF and RTCP leave in
+			// sendmmsg batches
+			e.fast.setBatching(true)
+		}
 		for _, b := range list {
 			b.tick(now)
+		}
+		if e.fast != nil && e.fast.bio != nil {
+			e.fast.setBatching(false)
 		}
 		clear(list)
 		list = list[:0]
