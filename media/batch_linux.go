@@ -133,6 +133,9 @@ func sockaddrToAddrPort(sa *unix.RawSockaddrInet6) netip.AddrPort {
 	return netip.AddrPort{}
 }
 
+// queued reports whether sends wait for flush.
+func (b *batchIO) queued() bool { return b.nout > 0 }
+
 // queue copies one datagram for to into the send batch; false when full.
 func (b *batchIO) queue(p []byte, to netip.AddrPort) bool {
 	if b.nout == batchSize || len(p) > len(b.outBuf[b.nout]) {

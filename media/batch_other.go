@@ -16,4 +16,5 @@ func newBatchIO(*net.UDPConn, int) *batchIO { return nil }
 func (*batchIO) recv() error                         { return nil }
 func (*batchIO) pop() ([]byte, netip.AddrPort, bool) { return nil, netip.AddrPort{}, false }
 func (*batchIO) queue([]byte, netip.AddrPort) bool   { return false }
+func (*batchIO) queued() bool                        { return false }
 func (*batchIO) flush()                              {}

@@ -144,7 +144,7 @@ func (s *fastSock) readBatched(b []byte) (int, netip.AddrPort, error) {
 // setBatching starts queueing sends, or sends what was queued and stops.
 func (s *fastSock) setBatching(on bool) {
 	s.outMu.Lock()
-	if !on && s.bio.nout > 0 {
+	if !on && s.bio.queued() {
 		s.bio.flush()
 	}
 	s.batching = on
