@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test of callgw on a fresh Debian machine: installs what the
 # tests need (redis-server, chromium, libopus-dev for decoding audio in
-# tests, promtool), then go vet and go test -race over every package.
+# tests, promtool, versitygw as the S3-compatible server), then go vet and go test -race over every package.
 # Tests start their own redis-server processes and headless Chromium.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,6 +18,14 @@ if ((${#missing[@]})); then
   echo "installing: ${missing[*]}"
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# The S3-compatible server the storage tests run against (a Go module: built
+# from the module proxy into GOBIN; a no-op when already there).
+VERSITYGW_VERSION=v1.8.0
+gobin="$(go env GOBIN)"; [ -n "$gobin" ] || gobin="$(go env GOPATH)/bin"
+if [ ! -x "$gobin/versitygw" ] && ! command -v versitygw >/dev/null 2>&1; then
+  echo "installing: versitygw $VERSITYGW_VERSION (go install, a few minutes)"
+  go install "github.com/versity/versitygw/cmd/versitygw@$VERSITYGW_VERSION"
 fi
 # The Debian packages may start services; the tests use their own instances.
 if command -v redis-cli >/dev/null 2>&1 && redis-cli -p 6379 ping >/dev/null 2>&1; then

@@ -4,7 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"fmt"
+	"io"
 	"go/build"
 	"net"
 	"os"
@@ -106,7 +106,17 @@ func TestS3(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		err = s2.Put(ctx, "sse/x", strings.NewReader("y"), 1, Meta{})
-		t.Logf("versitygw answer to an SSE-S3 put: %v", fmt.Sprint(err))
+		if err := s2.Put(ctx, "sse/x", strings.NewReader("y"), 1, Meta{}); err != nil {
+			t.Fatalf("put with SSE-S3 header: %v", err)
+		}
+		rc, _, err := s2.Get(ctx, "sse/x")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(rc)
+		rc.Close()
+		if string(b) != "y" {
+			t.Fatalf("got %q", b)
+		}
 	})
 }
