@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"strings"
 	"sync"
@@ -439,5 +441,52 @@ func TestCallRecorder(t *testing.T) {
 	}
 	if _, err := rec.Finish(context.Background(), time.Second); err == nil {
 		t.Fatal("second finish accepted")
+	}
+}
+
+// A signed link from the archive serves the bytes and is audited as a download.
+func TestLinkAudited(t *testing.T) {
+	clk := clock.NewManual(t0)
+	srv := redistest.Start(t)
+	rdb := srv.Client()
+	mux := http.NewServeMux()
+	hs := httptest.NewServer(mux)
+	defer hs.Close()
+	signer, err := storage.NewLinkSigner(bytes.Repeat([]byte("s"), 32), hs.URL+"/media", clk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	store, err := storage.NewLocal(storage.LocalConfig{Dir: t.TempDir(), Links: signer})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux.Handle("/media/", http.StripPrefix("/media", storage.LinkHandler(store, signer)))
+	arch, err := NewArchive(store, rdb, ArchiveConfig{Clock: clk, TempDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, err := arch.StartCall("15550000003", "wacid.LINK", t0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rec.Finish(context.Background(), time.Second); err != nil {
+		t.Fatal(err)
+	}
+	u, err := arch.Link(context.Background(), "sup-9", "wacid.LINK", KindUserAudio, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.Get(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !bytes.HasPrefix(b, []byte("OggS")) {
+		t.Fatalf("link: %d %q", resp.StatusCode, b[:min(len(b), 8)])
+	}
+	log, _ := arch.Audit().Read(context.Background(), AuditQuery{CallID: "wacid.LINK"})
+	if len(log) != 1 || log[0].Who != "sup-9" || log[0].Action != ActionDownload || log[0].Kind != KindUserAudio {
+		t.Fatalf("audit %+v", log)
 	}
 }
