@@ -2,10 +2,11 @@
 # Runs every test of callgw on a fresh Debian machine: installs what the
 # tests need (redis-server, chromium, libopus-dev for decoding audio in
 # tests, promtool; coturn, nftables and iproute2 for the network tests in
-# internal/netlab, which need root and skip without it), then go vet and
-# go test -race over every package. Tests start their own redis-server
-# processes, headless Chromium and turnserver (inside namespaces they
-# create; never the system coturn service).
+# internal/netlab, which need root and skip without it; versitygw as the
+# S3-compatible server of the storage tests), then go vet and go test -race
+# over every package. Tests start their own redis-server processes, headless
+# Chromium, versitygw and turnserver (inside namespaces they create; never
+# the system coturn service).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,6 +25,15 @@ if ((${#missing[@]})); then
   echo "installing: ${missing[*]}"
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# The S3-compatible server the storage tests run against (a Go module: built
+# from the module proxy into GOBIN; a no-op when already there).
+VERSITYGW_VERSION=v1.8.0
+gobin="$(go env GOBIN)"; [ -n "$gobin" ] || gobin="$(go env GOPATH)/bin"
+if [ ! -x "$gobin/versitygw" ] && ! command -v versitygw >/dev/null 2>&1; then
+  echo "installing: versitygw $VERSITYGW_VERSION (go install, a few minutes)"
+  go install "github.com/versity/versitygw/cmd/versitygw@$VERSITYGW_VERSION" ||
+    echo "warning: versitygw could not be built: the S3 storage tests will say they skip"
 fi
 # The Debian packages may start services; the tests use their own instances.
 if command -v redis-cli >/dev/null 2>&1 && redis-cli -p 6379 ping >/dev/null 2>&1; then
