@@ -177,6 +177,11 @@ func TestBSUIDUserCallsInGrantsAndIsCalledBack(t *testing.T) {
 	if err != nil || con.Recipient != bsuid || con.To != "" || con.Status != 200 {
 		t.Fatalf("connect %+v %v", con, err)
 	}
+	// biz_opaque_callback_data carries the dial and the agent; Meta echoes
+	// it in statuses and terminate, and the echo is checked.
+	if !strings.Contains(string(con.Body), `"biz_opaque_callback_data":"callgw:1:`) || !strings.Contains(string(con.Body), ":vera\"") {
+		t.Fatalf("connect body %s", con.Body)
+	}
 	if _, err := ag.Wait(ctx, func(m agentclient.Msg) bool {
 		return m.Type == "call" && m.Call != nil && m.Call.ID == id && m.Call.State == "connected"
 	}); err != nil {
@@ -186,7 +191,9 @@ func TestBSUIDUserCallsInGrantsAndIsCalledBack(t *testing.T) {
 	if !ok {
 		t.Fatal("the simulator has no such call")
 	}
-	waitFor(t, ctx, "audio both ways", func() bool { return len(ag.Received(id)) > 75 && ouc.ReceivedCount() > 75 })
+	// Two seconds of talk after pickup (Meta's times are whole seconds).
+	n0, m0 := len(ag.Received(id)), ouc.ReceivedCount()
+	waitFor(t, ctx, "audio both ways", func() bool { return len(ag.Received(id)) > n0+100 && ouc.ReceivedCount() > m0+100 })
 	checkTone(t, "agent", ag.Received(id), 440)
 	if err := ag.Send(map[string]any{"type": "hangup", "call_id": id}); err != nil {
 		t.Fatal(err)
@@ -197,6 +204,9 @@ func TestBSUIDUserCallsInGrantsAndIsCalledBack(t *testing.T) {
 	}
 	if out.BilledSeconds%6 != 0 || out.BilledSeconds == 0 {
 		t.Fatalf("billed %d s: Meta bills 6-second pulses", out.BilledSeconds)
+	}
+	if v := metricValue(t, ta, "callgw_opaque_mismatches_total"); v != 0 {
+		t.Fatalf("%v echoes of biz_opaque_callback_data differed", v)
 	}
 }
 
@@ -431,7 +441,13 @@ func TestReconciliationShowsWhatMetaCountsAndWeDoNot(t *testing.T) {
 	if !ok {
 		t.Fatal("no outbound call at the simulator")
 	}
-	waitFor(t, ctx, "audio", func() bool { return out.ReceivedCount() > 60 })
+	if _, err := ag.Wait(ctx, func(m agentclient.Msg) bool {
+		return m.Type == "call" && m.Call != nil && m.Call.ID == id && m.Call.State == "connected"
+	}); err != nil {
+		t.Fatal(err)
+	}
+	m0 := out.ReceivedCount()
+	waitFor(t, ctx, "two seconds of talk after pickup", func() bool { return out.ReceivedCount() > m0+100 })
 	if err := ag.Send(map[string]any{"type": "hangup", "call_id": id}); err != nil {
 		t.Fatal(err)
 	}
