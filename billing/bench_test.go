@@ -8,7 +8,7 @@ import (
 	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
 
-	"github.com/callgw/callgw/internal/redistest"
+	"github.com/callgw/callgw/internal/testkit/redistest"
 )
 
 // BenchmarkRecord measures one Record (new call id each time) against a

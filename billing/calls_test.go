@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/callgw/callgw/call"
-	"github.com/callgw/callgw/internal/phone"
+	"github.com/callgw/callgw/phone"
 )
 
 func ids(es []Entry) []string {

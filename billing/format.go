@@ -10,7 +10,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/callgw/callgw/internal/phone"
+	"github.com/callgw/callgw/phone"
 )
 
 // FormatUSD formats integer micro-USD as a decimal string with six

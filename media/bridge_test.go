@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/callgw/callgw/internal/audiotest"
+	"github.com/callgw/callgw/internal/testkit/audiotest"
 	"github.com/pion/webrtc/v4"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/callgw/callgw/internal/audiotest"
+	"github.com/callgw/callgw/internal/testkit/audiotest"
 )
 
 // callHook returns the next calls-field webhook about call id (event or

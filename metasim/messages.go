@@ -7,7 +7,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/callgw/callgw/internal/phone"
+	"github.com/callgw/callgw/phone"
 )
 
 // pricingChange is when Meta starts charging service messages and utility

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/callgw/callgw/internal/phone"
+	"github.com/callgw/callgw/phone"
 )
 
 // bsuidRE is a business-scoped user id: ISO alpha-2 country, '.', optional

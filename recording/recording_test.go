@@ -19,7 +19,7 @@ import (
 
 	"github.com/callgw/callgw/internal/clock"
 	"github.com/callgw/callgw/internal/oggopus"
-	"github.com/callgw/callgw/internal/redistest"
+	"github.com/callgw/callgw/internal/testkit/redistest"
 	"github.com/callgw/callgw/storage"
 )
 

@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/callgw/callgw/call"
-	"github.com/callgw/callgw/internal/phone"
+	"github.com/callgw/callgw/phone"
 	"github.com/callgw/callgw/signaling/agents"
 	lc "github.com/callgw/callgw/signaling/lifecycle"
 )

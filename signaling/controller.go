@@ -13,7 +13,7 @@ import (
 
 	"github.com/callgw/callgw/call"
 	"github.com/callgw/callgw/internal/clock"
-	"github.com/callgw/callgw/internal/phone"
+	"github.com/callgw/callgw/phone"
 	"github.com/callgw/callgw/signaling/agents"
 	"github.com/callgw/callgw/signaling/lifecycle"
 )

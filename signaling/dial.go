@@ -8,8 +8,8 @@ import (
 	"time"
 
 	"github.com/callgw/callgw/call"
-	"github.com/callgw/callgw/internal/phone"
 	"github.com/callgw/callgw/permissions"
+	"github.com/callgw/callgw/phone"
 	"github.com/callgw/callgw/signaling/agents"
 	"github.com/callgw/callgw/signaling/cloudapi"
 	lc "github.com/callgw/callgw/signaling/lifecycle"

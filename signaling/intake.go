@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/callgw/callgw/call"
-	"github.com/callgw/callgw/internal/phone"
+	"github.com/callgw/callgw/phone"
 	lc "github.com/callgw/callgw/signaling/lifecycle"
 	"github.com/callgw/callgw/signaling/webhook"
 )

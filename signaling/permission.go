@@ -10,8 +10,8 @@ import (
 
 	"github.com/callgw/callgw/billing"
 	"github.com/callgw/callgw/call"
-	"github.com/callgw/callgw/internal/phone"
 	"github.com/callgw/callgw/permissions"
+	"github.com/callgw/callgw/phone"
 	"github.com/callgw/callgw/signaling/agents"
 	"github.com/callgw/callgw/signaling/cloudapi"
 	"github.com/callgw/callgw/signaling/webhook"

@@ -10,9 +10,9 @@ import (
 
 	"github.com/callgw/callgw/call"
 	"github.com/callgw/callgw/internal/clock"
-	"github.com/callgw/callgw/internal/phone"
 	"github.com/callgw/callgw/media"
 	"github.com/callgw/callgw/permissions"
+	"github.com/callgw/callgw/phone"
 	"github.com/callgw/callgw/signaling/agents"
 	lc "github.com/callgw/callgw/signaling/lifecycle"
 )

@@ -19,9 +19,9 @@ import (
 	"github.com/pion/webrtc/v4"
 	"github.com/pion/webrtc/v4/pkg/media"
 
-	"github.com/callgw/callgw/internal/audiotest"
-	"github.com/callgw/callgw/internal/browsertest"
 	"github.com/callgw/callgw/internal/oggopus"
+	"github.com/callgw/callgw/internal/testkit/audiotest"
+	"github.com/callgw/callgw/internal/testkit/browsertest"
 )
 
 const (

@@ -14,7 +14,7 @@ import (
 
 	"github.com/callgw/callgw/billing"
 	"github.com/callgw/callgw/call"
-	"github.com/callgw/callgw/internal/redistest"
+	"github.com/callgw/callgw/internal/testkit/redistest"
 	"github.com/callgw/callgw/signaling/agents"
 )
 

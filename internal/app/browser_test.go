@@ -12,7 +12,7 @@ import (
 
 	"github.com/callgw/callgw/billing"
 	"github.com/callgw/callgw/call"
-	"github.com/callgw/callgw/internal/browsertest"
+	"github.com/callgw/callgw/internal/testkit/browsertest"
 	"github.com/callgw/callgw/metasim"
 	"github.com/callgw/callgw/signaling/agents"
 )

@@ -22,8 +22,8 @@ import (
 
 	"github.com/callgw/callgw/billing"
 	"github.com/callgw/callgw/call"
-	"github.com/callgw/callgw/internal/agentclient"
-	"github.com/callgw/callgw/internal/redistest"
+	"github.com/callgw/callgw/internal/testkit/agentclient"
+	"github.com/callgw/callgw/internal/testkit/redistest"
 	"github.com/callgw/callgw/metasim"
 	"github.com/callgw/callgw/signaling/agents"
 )

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/callgw/callgw/internal/agentclient"
+	"github.com/callgw/callgw/internal/testkit/agentclient"
 	"github.com/callgw/callgw/metasim"
 )
 

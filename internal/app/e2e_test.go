@@ -17,10 +17,10 @@ import (
 
 	"github.com/callgw/callgw/billing"
 	"github.com/callgw/callgw/call"
-	"github.com/callgw/callgw/internal/agentclient"
-	"github.com/callgw/callgw/internal/audiotest"
 	"github.com/callgw/callgw/internal/oggopus"
-	"github.com/callgw/callgw/internal/redistest"
+	"github.com/callgw/callgw/internal/testkit/agentclient"
+	"github.com/callgw/callgw/internal/testkit/audiotest"
+	"github.com/callgw/callgw/internal/testkit/redistest"
 	"github.com/callgw/callgw/metasim"
 	"github.com/callgw/callgw/signaling/agents"
 )

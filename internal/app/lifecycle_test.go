@@ -12,7 +12,7 @@ import (
 
 	"github.com/callgw/callgw/billing"
 	"github.com/callgw/callgw/call"
-	"github.com/callgw/callgw/internal/agentclient"
+	"github.com/callgw/callgw/internal/testkit/agentclient"
 	"github.com/callgw/callgw/metasim"
 )
 

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/callgw/callgw/internal/agentclient"
+	"github.com/callgw/callgw/internal/testkit/agentclient"
 	"github.com/callgw/callgw/internal/turncred"
 	"github.com/callgw/callgw/signaling/agents"
 )

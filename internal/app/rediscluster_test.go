@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/callgw/callgw/call"
-	"github.com/callgw/callgw/internal/redistest"
+	"github.com/callgw/callgw/internal/testkit/redistest"
 )
 
 // TestOnRedisCluster runs a whole inbound call, a permission request and the

@@ -17,13 +17,13 @@ import (
 
 	"github.com/pion/webrtc/v4"
 
-	"github.com/callgw/callgw/internal/agentclient"
 	"github.com/callgw/callgw/internal/app"
-	"github.com/callgw/callgw/internal/audiotest"
 	"github.com/callgw/callgw/internal/doctor"
 	"github.com/callgw/callgw/internal/mediadiag"
 	"github.com/callgw/callgw/internal/netlab"
 	"github.com/callgw/callgw/internal/oggopus"
+	"github.com/callgw/callgw/internal/testkit/agentclient"
+	"github.com/callgw/callgw/internal/testkit/audiotest"
 	"github.com/callgw/callgw/metasim"
 )
 

@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/callgw/callgw/internal/audiotest"
 	"github.com/callgw/callgw/internal/oggopus"
+	"github.com/callgw/callgw/internal/testkit/audiotest"
 )
 
 func tonePackets(t testing.TB) [][]byte {

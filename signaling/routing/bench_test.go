@@ -7,7 +7,7 @@ import (
 
 	"github.com/callgw/callgw/call"
 	"github.com/callgw/callgw/config"
-	"github.com/callgw/callgw/internal/redistest"
+	"github.com/callgw/callgw/internal/testkit/redistest"
 )
 
 // BenchmarkPick: one round_robin pick plus its release over 3 of a team's

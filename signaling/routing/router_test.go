@@ -18,7 +18,7 @@ import (
 	"github.com/callgw/callgw/call"
 	"github.com/callgw/callgw/config"
 	"github.com/callgw/callgw/internal/clock"
-	"github.com/callgw/callgw/internal/redistest"
+	"github.com/callgw/callgw/internal/testkit/redistest"
 )
 
 func TestMain(m *testing.M) {

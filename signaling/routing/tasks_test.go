@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/callgw/callgw/call"
-	"github.com/callgw/callgw/internal/phone"
+	"github.com/callgw/callgw/phone"
 )
 
 func user(t *testing.T, num, bsuid string) phone.User {
