@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -23,6 +24,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/callgw/callgw/billing"
+	"github.com/callgw/callgw/config"
 	"github.com/callgw/callgw/internal/turncred"
 	"github.com/callgw/callgw/media"
 	"github.com/callgw/callgw/metasim"
@@ -98,8 +100,28 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (a *App, err error) 
 		return nil, err
 	}
 
+	// The numbers this deployment serves besides CALLGW_PHONE_NUMBER_ID.
+	var numbers []config.Number
+	if a.Cfg.ConfigFile != "" {
+		nc, err := config.Load(a.Cfg.ConfigFile)
+		if err != nil {
+			return nil, fmt.Errorf("CALLGW_CONFIG: %w", err)
+		}
+		for _, n := range nc.Numbers {
+			if n.PhoneNumberID != a.Cfg.PhoneNumberID {
+				numbers = append(numbers, n)
+			}
+		}
+	}
 	graphBase := a.Cfg.GraphURL
 	if a.Cfg.Demo {
+		var simNumbers []metasim.Number
+		for i, n := range numbers {
+			// The demo's simulated Meta serves the configured numbers too
+			// (display numbers made up; tokens as configured, else the demo's).
+			simNumbers = append(simNumbers, metasim.Number{PhoneNumberID: n.PhoneNumberID,
+				DisplayPhoneNumber: fmt.Sprintf("1555000%04d", 2000+i), WABAID: n.WABAID, AccessToken: tokenOf(n, a.Cfg.AccessToken)})
+		}
 		graphBase = a.URL + "/sim/graph"
 		a.Sim, err = metasim.New(metasim.Config{
 			AppSecret: a.Cfg.AppSecret, VerifyToken: a.Cfg.VerifyToken, AccessToken: a.Cfg.AccessToken,
@@ -117,6 +139,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (a *App, err error) 
 				"MX": 14000, "US": 12000, "CA": 12000, "JM": 45000, "KZ": 36000, "RU": 40000}},
 			Pricing: metasim.Pricing{MessageRates: map[string]int64{"utility": 22000, "marketing": 52900,
 				"authentication": 35800, "service": 22000}},
+			Numbers: simNumbers,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("simulator: %w", err)
@@ -133,6 +156,18 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (a *App, err error) 
 		Logger: log.With("component", "cloudapi")}, a.Registry)
 	if err != nil {
 		return nil, fmt.Errorf("graph client: %w", err)
+	}
+	graphs := map[string]signaling.Graph{}
+	var served []string
+	for _, n := range numbers {
+		gc, err := cloudapi.New(cloudapi.Config{BaseURL: graphBase, Version: a.Cfg.GraphVersion,
+			AccessToken: tokenOf(n, a.Cfg.AccessToken), PhoneNumberID: n.PhoneNumberID,
+			Logger: log.With("component", "cloudapi", "phone_number_id", n.PhoneNumberID)}, nil)
+		if err != nil {
+			return nil, fmt.Errorf("graph client of number %s (CALLGW_CONFIG line %d): %w", n.PhoneNumberID, n.Line, err)
+		}
+		graphs[n.PhoneNumberID] = gc
+		served = append(served, n.PhoneNumberID)
 	}
 
 	iceServers, err := a.Cfg.ParseICEServers()
@@ -188,7 +223,8 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (a *App, err error) 
 		InstanceID: a.Cfg.InstanceID, PhoneNumberID: a.Cfg.PhoneNumberID, AppSecret: a.Cfg.AppSecret,
 		VerifyToken: a.Cfg.VerifyToken, RingTimeout: a.Cfg.RingTimeout, RingCeiling: a.Cfg.RingCeiling, AgentGrace: a.Cfg.AgentGrace,
 		MaskNumbers: a.Cfg.MaskNumbers, LeaseTTL: a.Cfg.LeaseTTL, PermissionTemplate: a.Cfg.PermissionTemplate,
-	}, signaling.Deps{Redis: a.Redis, Graph: a.Graph, Dialer: a.Graph, Live: live, Media: mediaAdapter{a.Media},
+		Numbers: served,
+	}, signaling.Deps{GraphFor: func(pnid string) signaling.Graph { return graphs[pnid] }, Redis: a.Redis, Graph: a.Graph, Dialer: a.Graph, Live: live, Media: mediaAdapter{a.Media},
 		Recorder: ledgerRecorder{a.Ledger}, Permissions: a.Perms, Messages: a.Ledger, Quotes: a.Ledger, Registerer: a.Registry,
 		Logger: log.With("component", "signaling")})
 	if err != nil {
@@ -467,3 +503,14 @@ const (
 	demoTemplate     = "call_permission"
 	demoTemplateLang = "en_US"
 )
+
+// tokenOf is a configured number's access token: the variable its
+// token_env names, else the main one.
+func tokenOf(n config.Number, def string) string {
+	if n.TokenEnv != "" {
+		if t := os.Getenv(n.TokenEnv); t != "" {
+			return t
+		}
+	}
+	return def
+}

@@ -43,6 +43,7 @@ type Config struct {
 	RateCard            string        // CALLGW_RATE_CARD: rate card JSON file (default: the shipped sample)
 	BillingTZ           string        // CALLGW_BILLING_TIMEZONE: IANA zone of billing months and days (the WABA's; default UTC)
 	WABAID              string        // CALLGW_WABA_ID: the WhatsApp Business Account; set = daily reconciliation with Meta's analytics
+	ConfigFile          string        // CALLGW_CONFIG: numbers and teams (YAML, config/README.md); the numbers besides CALLGW_PHONE_NUMBER_ID are served too
 	RingTimeout         time.Duration // CALLGW_RING_TIMEOUT (default 25s)
 	RingCeiling         time.Duration // CALLGW_RING_CEILING: an outbound call not picked up is ended after this (default 60s)
 	AgentGrace          time.Duration // CALLGW_AGENT_GRACE (default 20s)
@@ -113,6 +114,7 @@ func LoadConfig(args []string, getenv func(string) string, stderr io.Writer) (Co
 	fs.DurationVar(&c.LeaseTTL, "lease-ttl", envDur(getenv, "CALLGW_LEASE_TTL", 15*time.Second), "call ownership lease (CALLGW_LEASE_TTL)")
 	fs.DurationVar(&c.PermissionTTL, "permission-ttl", envDur(getenv, "CALLGW_PERMISSION_TTL", 168*time.Hour), "validity of a temporary call permission (CALLGW_PERMISSION_TTL)")
 	fs.BoolVar(&c.CallbackPerm, "callback-permission", env("CALLGW_CALLBACK_PERMISSION", "") == "true", "users who call grant callback permission (CALLGW_CALLBACK_PERMISSION)")
+	fs.StringVar(&c.ConfigFile, "config", env("CALLGW_CONFIG", ""), "numbers and teams file (YAML; config/README.md): every number in it is served, each through its own Graph client and token (CALLGW_CONFIG)")
 	fs.StringVar(&c.WABAID, "waba-id", env("CALLGW_WABA_ID", ""), "WhatsApp Business Account id: enables the daily reconciliation with Meta's call_analytics and pricing_analytics (CALLGW_WABA_ID)")
 	fs.StringVar(&c.PermissionTemplate, "permission-template", env("CALLGW_PERMISSION_TEMPLATE", ""), "name:language of the approved MARKETING or UTILITY template with a call_permission_request component, sent outside the 24 h customer service window (CALLGW_PERMISSION_TEMPLATE)")
 	fs.DurationVar(&c.LiveCacheTTL, "permission-cache-ttl", envDur(getenv, "CALLGW_PERMISSION_CACHE_TTL", 3*time.Second), "reuse of Meta's live call_permissions answer; Meta allows 5 requests/s per number (CALLGW_PERMISSION_CACHE_TTL)")

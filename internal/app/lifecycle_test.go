@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -484,5 +485,56 @@ func TestReconciliationShowsWhatMetaCountsAndWeDoNot(t *testing.T) {
 	}
 	if v := metricValue(t, ta, `callgw_billing_reconciliation_difference_micros{kind="calls"}`); v <= 0 {
 		t.Fatalf("metric %v", v)
+	}
+}
+
+// With CALLGW_CONFIG naming a second number, a call to it is answered
+// through that number's own Graph client (path and token), and the call
+// record names it; a number nobody configured stays foreign.
+func TestSecondNumberFromConfig(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	file := t.TempDir() + "/callgw.yaml"
+	const second = "100000000000009"
+	if err := os.WriteFile(file, []byte(`version: 1
+teams:
+  - id: all
+    name: Everyone
+    agents: ["*"]
+numbers:
+  - phone_number_id: "`+second+`"
+    waba_id: "200000000000002"
+    brand: Second brand
+    token_env: CALLGW_TEST_SECOND_TOKEN
+    teams: [all]
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ta := startApp(t, "-config", file)
+	ag := ta.agent(t, ctx, "quinn")
+	uc, err := ta.Sim.PlaceCall(ctx, metasim.CallOptions{From: "+447700900380", To: second, Audio: oggBytes(t, "caller-440.ogg")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ag.WaitType(ctx, "call_offered", uc.ID()); err != nil {
+		t.Fatal(err)
+	}
+	if err := ag.Accept(ctx, uc.ID()); err != nil {
+		t.Fatal(err)
+	}
+	if err := uc.WaitState(ctx, metasim.Accepted); err != nil {
+		t.Fatal(err)
+	}
+	for _, action := range []string{"pre_accept", "accept"} {
+		r, err := ta.Sim.WaitRequest(ctx, func(r metasim.GraphRequest) bool { return r.Action == action && r.CallID == uc.ID() })
+		if err != nil || r.PhoneNumberID != second || r.Status != 200 {
+			t.Fatalf("%s went to %+v (%v), want number %s", action, r, err, second)
+		}
+	}
+	if err := uc.Hangup(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if e := waitEntry(t, ctx, ta, uc.ID()); e.PhoneNumberID != second || e.Outcome != call.Answered {
+		t.Fatalf("entry %+v", e)
 	}
 }
