@@ -22,7 +22,7 @@ type apiRow struct {
 	body         string
 	auth         string // Authorization header; "" = none
 	status       int
-	code         string                                 // error code ("" on success)
+	code         string                                  // error code ("" on success)
 	check        func(t *testing.T, body map[string]any) // more checks on the JSON body
 }
 
