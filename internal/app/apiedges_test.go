@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/callgw/callgw/internal/agentclient"
 	"github.com/callgw/callgw/metasim"
 	"github.com/callgw/callgw/signaling/agents"
 )
@@ -285,4 +286,46 @@ func TestAPIErrorTable(t *testing.T) {
 			{name: "usage", method: "GET", path: "/api/v1/usage", auth: admin, status: 200},
 		})
 	})
+}
+
+// TestAPIPicksAnAgentOnAnotherInstance: POST /api/v1/calls without an agent
+// on instance B places the call with an agent available on instance A (the
+// hub of B has no session at all).
+func TestAPIPicksAnAgentOnAnotherInstance(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	a := startFaultEnv(t, nil, "-api-keys", edgeKey+":admin")
+	b := a.another(t, "edge-b")
+	admin := "Bearer " + edgeKey
+	const user = "+447700900611"
+	a.sim.SetUser(user, metasim.UserBehavior{Audio: oggBytes(t, "caller-440.ogg")})
+	userWrites(t, ctx, a.sim, user)
+	apiRow{method: "POST", path: "/api/v1/permission-requests", body: `{"to":"` + user + `"}`, auth: admin, status: 202}.run(t, a.URL)
+	waitFor(t, ctx, "the grant", func() bool {
+		m := apiRow{method: "GET", path: "/api/v1/permissions/" + strings.TrimPrefix(user, "+"), auth: admin, status: 200}.run(t, b.URL)
+		return m["status"] == "temporary"
+	})
+
+	// No agent anywhere yet: 409 no_agent on B.
+	apiRow{name: "no agent", method: "POST", path: "/api/v1/calls", body: `{"to":"` + user + `"}`, auth: admin, status: 409, code: "no_agent"}.run(t, b.URL)
+
+	ag := a.agent(t, ctx, "alice") // on A
+	waitFor(t, ctx, "B to see alice available", func() bool { return b.Ctrl.AvailableAgents()["alice"] })
+	if n := len(b.Hub.Sessions(nil)); n != 0 {
+		t.Fatalf("B has %d local sessions: the test would not show anything", n)
+	}
+	m := apiRow{name: "call", method: "POST", path: "/api/v1/calls", body: `{"to":"` + user + `"}`, auth: admin, status: 201}.run(t, b.URL)
+	if m["agent"] != "alice" {
+		t.Fatalf("placed with agent %v", m["agent"])
+	}
+	id, _ := m["id"].(string)
+	if _, err := ag.Wait(ctx, func(msg agentclient.Msg) bool { return msg.Call != nil && msg.Call.ID == id }); err != nil {
+		t.Fatalf("alice on A never heard of the call B placed: %v", err)
+	}
+	if err := ag.Send(map[string]any{"type": "hangup", "call_id": id}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ag.WaitType(ctx, "call_ended", id); err != nil {
+		t.Fatal(err)
+	}
 }

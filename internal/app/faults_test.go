@@ -198,6 +198,7 @@ type faultEnv struct {
 	graph *graphFault
 	proxy *redisProxy
 	rs    *redistest.Server
+	args  []string // the instance's flags after -addr
 }
 
 const (
@@ -225,9 +226,17 @@ func startFaultEnv(t *testing.T, log *slog.Logger, extra ...string) *faultEnv {
 	args := append([]string{"-addr", addr, "-redis-url", proxy.url(), "-graph-url", gs.URL,
 		"-access-token", faultAccessToken, "-app-secret", faultAppSecret, "-verify-token", "v",
 		"-phone-number-id", faultPNID, "-token-secret", faultTokenSecret, "-media-loopback",
-		"-ring-timeout", "8s", "-agent-grace", "3s", "-drain-timeout", "2s", "-mask-numbers=false"}, extra...)
+		"-ring-timeout", "8s", "-agent-grace", "3s", "-drain-timeout", "2s", "-mask-numbers=false", "-instance-id", "edge-a"}, extra...)
 	ta := startWith(t, args, rs, log)
-	return &faultEnv{testApp: ta, sim: sim, graph: g, proxy: proxy, rs: rs}
+	return &faultEnv{testApp: ta, sim: sim, graph: g, proxy: proxy, rs: rs, args: args[2:]}
+}
+
+// another starts a second callgw instance on the same Redis and Graph API
+// (webhooks still go to the first).
+func (e *faultEnv) another(t *testing.T, id string) *testApp {
+	t.Helper()
+	args := append(append([]string{"-addr", "127.0.0.1:0"}, e.args...), "-instance-id", id) // the last -instance-id wins
+	return startWith(t, args, e.rs, nil)
 }
 
 // startWith runs a callgw with args until the test ends. log nil: warnings

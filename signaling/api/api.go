@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"path"
 	"reflect"
 	"regexp"
 	"strconv"
@@ -139,7 +140,27 @@ func (a *API) Handler() http.Handler {
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", "no such endpoint")
 	})
-	return mux
+	// ServeMux answers an unclean path ("/api/v1/permissions/.", "//")
+	// with an HTML redirect; the API answers JSON: no such endpoint.
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if p := r.URL.Path; p != cleanPath(p) {
+			writeError(w, http.StatusNotFound, "not_found", "no such endpoint")
+			return
+		}
+		mux.ServeHTTP(w, r)
+	})
+}
+
+// cleanPath is path.Clean keeping a trailing slash.
+func cleanPath(p string) string {
+	if p == "" {
+		return "/"
+	}
+	c := path.Clean(p)
+	if strings.HasSuffix(p, "/") && c != "/" {
+		c += "/"
+	}
+	return c
 }
 
 type handlerFunc func(w http.ResponseWriter, r *http.Request, p principal)
