@@ -210,8 +210,20 @@ const (
 
 func startFaultEnv(t *testing.T, log *slog.Logger, extra ...string) *faultEnv {
 	t.Helper()
+	return newFaultEnv(t, log, true, extra...)
+}
+
+// newFaultEnv is startFaultEnv; without slowable, callgw talks to Redis
+// directly (proxy nil).
+func newFaultEnv(t *testing.T, log *slog.Logger, slowable bool, extra ...string) *faultEnv {
+	t.Helper()
 	rs := redistest.Start(t)
-	proxy := startRedisProxy(t, rs.Addr)
+	var proxy *redisProxy
+	redisURL := rs.URL()
+	if slowable {
+		proxy = startRedisProxy(t, rs.Addr)
+		redisURL = proxy.url()
+	}
 	addr := freeAddr(t)
 	sim, err := metasim.New(metasim.Config{AppSecret: faultAppSecret, AccessToken: faultAccessToken, PhoneNumberID: faultPNID,
 		WebhookURL: "http://" + addr + "/webhooks/whatsapp", LoopbackOnly: true, WebhookRetries: 3,
@@ -223,7 +235,7 @@ func startFaultEnv(t *testing.T, log *slog.Logger, extra ...string) *faultEnv {
 	g := &graphFault{sim: sim.GraphHandler()}
 	gs := httptest.NewServer(g)
 	t.Cleanup(gs.Close)
-	args := append([]string{"-addr", addr, "-redis-url", proxy.url(), "-graph-url", gs.URL,
+	args := append([]string{"-addr", addr, "-redis-url", redisURL, "-graph-url", gs.URL,
 		"-access-token", faultAccessToken, "-app-secret", faultAppSecret, "-verify-token", "v",
 		"-phone-number-id", faultPNID, "-token-secret", faultTokenSecret, "-media-loopback",
 		"-ring-timeout", "8s", "-agent-grace", "3s", "-drain-timeout", "2s", "-mask-numbers=false", "-instance-id", "edge-a"}, extra...)
