@@ -33,11 +33,14 @@ import (
 //
 // Environment: CALLGW_SOAK_CALLS (default 200), CALLGW_SOAK_RAMP (default
 // 40s: calls are placed evenly over it), CALLGW_SOAK_HOLD (default 20s: how
-// long each phase of the connected calls lasts).
+// long each phase of the connected calls lasts), CALLGW_SOAK_SETUP_PARALLEL
+// (default 8: calls being set up at once), CALLGW_SOAK_LOG (a file for
+// the gateway's JSON log), CALLGW_SOAK_REPORT (a file for the summary).
 func TestSoak(t *testing.T) {
 	n := envInt(t, "CALLGW_SOAK_CALLS", 200)
 	ramp := envDur(t, "CALLGW_SOAK_RAMP", 40*time.Second)
 	hold := envDur(t, "CALLGW_SOAK_HOLD", 20*time.Second)
+	parallel := envInt(t, "CALLGW_SOAK_SETUP_PARALLEL", 8)
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
 	start := time.Now()
@@ -63,60 +66,74 @@ func TestSoak(t *testing.T) {
 	type soakCall struct {
 		uc *metasim.UserCall
 		id string
+		up bool
 	}
 	calls := make([]soakCall, n)
 	var (
 		up     sync.WaitGroup
 		failed atomic.Int64
+		setups = make(chan struct{}, parallel) // calls being set up at once
 	)
 	up.Add(n)
 	for i := range n {
 		go func() {
 			defer up.Done()
 			time.Sleep(time.Duration(i) * ramp / time.Duration(n)) // spread over the ramp (load shape, not a wait)
-			uc, err := env.sim.PlaceCall(ctx, metasim.CallOptions{From: numbers[i], Name: "Soak", Audio: audio})
-			if err != nil {
-				t.Errorf("call %d: place: %v", i, err)
+			setups <- struct{}{}
+			defer func() { <-setups }()
+			sctx, scancel := context.WithTimeout(ctx, 90*time.Second)
+			defer scancel()
+			fail := func(step string, err error) {
 				failed.Add(1)
+				st := "not placed"
+				if calls[i].uc != nil {
+					st = calls[i].uc.State().String()
+				}
+				t.Errorf("call %d (%s): %s: %v (user side %s)", i, calls[i].id, step, err, st)
+			}
+			uc, err := env.sim.PlaceCall(sctx, metasim.CallOptions{From: numbers[i], Name: "Soak", Audio: audio})
+			if err != nil {
+				fail("place", err)
 				return
 			}
 			calls[i] = soakCall{uc: uc, id: uc.ID()}
 			ag := agents[i]
-			if _, err := ag.WaitType(ctx, "call_offered", uc.ID()); err != nil {
-				t.Errorf("call %d: offer: %v", i, err)
-				failed.Add(1)
+			if _, err := ag.WaitType(sctx, "call_offered", uc.ID()); err != nil {
+				fail("offer", err)
 				return
 			}
-			if err := ag.Accept(ctx, uc.ID()); err != nil {
-				t.Errorf("call %d: accept: %v", i, err)
-				failed.Add(1)
+			if err := ag.Accept(sctx, uc.ID()); err != nil {
+				fail("accept", err)
 				return
 			}
-			if err := ag.WaitConnected(ctx, uc.ID()); err != nil {
-				t.Errorf("call %d: agent leg: %v", i, err)
-				failed.Add(1)
+			if err := ag.WaitConnected(sctx, uc.ID()); err != nil {
+				fail("agent leg", err)
 				return
 			}
-			if err := uc.WaitState(ctx, metasim.Accepted); err != nil {
-				t.Errorf("call %d: user side: %v", i, err)
-				failed.Add(1)
+			if err := uc.WaitState(sctx, metasim.Accepted); err != nil {
+				fail("user side", err)
+				return
 			}
+			calls[i].up = true
 		}()
 	}
 	up.Wait()
 	tUp := time.Since(start)
 	connected := n - int(failed.Load())
 	_, hPeak := heapNow()
-	t.Logf("%d/%d calls connected after %v; %d goroutines, heap %.1f MiB", connected, n, tUp.Round(time.Second), runtime.NumGoroutine(), mib(hPeak))
-	if connected != n {
-		t.Fatalf("%d calls did not connect", n-connected)
-	}
 	gPeak := runtime.NumGoroutine()
+	t.Logf("%d/%d calls connected after %v; %d goroutines, heap %.1f MiB", connected, n, tUp.Round(time.Second), gPeak, mib(hPeak))
+	// Calls that did not connect are hung up by their users now.
+	for i := range n {
+		if !calls[i].up && calls[i].uc != nil && calls[i].uc.State() != metasim.Ended {
+			_ = calls[i].uc.Hangup(ctx)
+		}
+	}
 
 	// Every call carries audio both ways.
 	waitFor(t, ctx, "audio on every call", func() bool {
 		for i := range n {
-			if len(agents[i].Received(calls[i].id)) < 25 || calls[i].uc.ReceivedCount() < 25 {
+			if calls[i].up && (len(agents[i].Received(calls[i].id)) < 25 || calls[i].uc.ReceivedCount() < 25) {
 				return false
 			}
 		}
@@ -126,6 +143,9 @@ func TestSoak(t *testing.T) {
 	endBy := func(from, to int, byAgent bool) {
 		var wg sync.WaitGroup
 		for i := from; i < to; i++ {
+			if !calls[i].up {
+				continue
+			}
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
@@ -176,14 +196,19 @@ func TestSoak(t *testing.T) {
 	// Users whose hangup Meta never got (the Graph outage) hang up too: a
 	// webhook about a call the gateway ended is acknowledged.
 	for i := range third {
-		if calls[i].uc.State() != metasim.Ended {
+		if calls[i].up && calls[i].uc.State() != metasim.Ended {
 			_ = calls[i].uc.Hangup(ctx)
 		}
 	}
 
 	// Every call recorded exactly once.
 	months := map[string]bool{}
+	placed := 0
 	for i := range n {
+		if calls[i].uc == nil {
+			continue
+		}
+		placed++
 		e := waitEntry(t, ctx, env.testApp, calls[i].id)
 		if e.ID != call.ID(calls[i].id) {
 			t.Fatalf("entry %+v for %s", e, calls[i].id)
@@ -198,8 +223,8 @@ func TestSoak(t *testing.T) {
 		}
 		all += rep.Totals.AllCalls
 	}
-	if all != int64(n) {
-		t.Fatalf("the ledger counts %d calls, %d were made", all, n)
+	if all != int64(placed) {
+		t.Errorf("the ledger counts %d calls, %d were placed", all, placed)
 	}
 	log.Info("soak: all calls recorded", "calls", n)
 
@@ -252,8 +277,11 @@ func TestSoak(t *testing.T) {
 		buf := make([]byte, 4<<20)
 		t.Logf("goroutines after:\n%s", buf[:runtime.Stack(buf, true)])
 	}
-	summary := fmt.Sprintf("soak: %d calls (%d connected), %d recorded once (ledger all_calls %d); goroutines %d before, %d peak, %d after; heap %.1f MiB before, %.1f MiB peak, %.1f MiB after; %d log lines, %d errors; Graph failures %d; %v",
-		n, connected, n, all, gBefore, gPeak, gAfter, mib(hBefore), mib(hPeak), mib(hAfter), lines, errorsLogged, env.graph.failed.Load(), time.Since(start).Round(time.Second))
+	if p := os.Getenv("CALLGW_SOAK_LOG"); p != "" {
+		_ = os.WriteFile(p, []byte(logBuf.String()), 0o644)
+	}
+	summary := fmt.Sprintf("soak: %d calls (%d placed, %d connected), ledger all_calls %d; goroutines %d before, %d peak, %d after; heap %.1f MiB before, %.1f MiB peak, %.1f MiB after; %d log lines, %d errors; Graph failures %d; %v",
+		n, placed, connected, all, gBefore, gPeak, gAfter, mib(hBefore), mib(hPeak), mib(hAfter), lines, errorsLogged, env.graph.failed.Load(), time.Since(start).Round(time.Second))
 	t.Log(summary)
 	if p := os.Getenv("CALLGW_SOAK_REPORT"); p != "" {
 		_ = os.WriteFile(p, []byte(summary+"\n"), 0o644)
@@ -292,8 +320,8 @@ func envInt(t *testing.T, name string, def int) int {
 		return def
 	}
 	n, err := strconv.Atoi(v)
-	if err != nil || n < 3 || n > 2000 {
-		t.Fatalf("%s=%q: want 3..2000", name, v)
+	if err != nil || n < 1 || n > 2000 {
+		t.Fatalf("%s=%q: want 1..2000", name, v)
 	}
 	return n
 }
