@@ -44,6 +44,7 @@ func (m graphMode) String() string {
 // apply to POSTs (sends: messages, calls) unless all is set, when reads
 // (call_permissions) fail as well.
 type graphFault struct {
+	simMu    sync.Mutex
 	sim      http.Handler
 	mode     atomic.Int32
 	all      atomic.Bool
@@ -60,7 +61,10 @@ func (g *graphFault) set(m graphMode, all bool, metaCode int) {
 func (g *graphFault) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	m := graphMode(g.mode.Load())
 	if m == graphOK || (r.Method != http.MethodPost && !g.all.Load()) {
-		g.sim.ServeHTTP(w, r)
+		g.simMu.Lock()
+		sim := g.sim
+		g.simMu.Unlock()
+		sim.ServeHTTP(w, r)
 		return
 	}
 	g.failed.Add(1)
@@ -231,7 +235,8 @@ func newFaultEnv(t *testing.T, log *slog.Logger, slowable bool, extra ...string)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = sim.Close() })
+	e := &faultEnv{sim: sim, proxy: proxy, rs: rs}
+	t.Cleanup(func() { e.closeSim() })
 	g := &graphFault{sim: sim.GraphHandler()}
 	gs := httptest.NewServer(g)
 	t.Cleanup(gs.Close)
@@ -239,8 +244,23 @@ func newFaultEnv(t *testing.T, log *slog.Logger, slowable bool, extra ...string)
 		"-access-token", faultAccessToken, "-app-secret", faultAppSecret, "-verify-token", "v",
 		"-phone-number-id", faultPNID, "-token-secret", faultTokenSecret, "-media-loopback",
 		"-ring-timeout", "8s", "-agent-grace", "3s", "-drain-timeout", "2s", "-mask-numbers=false", "-instance-id", "edge-a"}, extra...)
-	ta := startWith(t, args, rs, log)
-	return &faultEnv{testApp: ta, sim: sim, graph: g, proxy: proxy, rs: rs, args: args[2:]}
+	e.testApp, e.graph, e.args = startWith(t, args, rs, log), g, args[2:]
+	return e
+}
+
+// closeSim closes the simulator and lets go of it (the soak test measures
+// the heap without it); the Graph API then answers 503.
+func (e *faultEnv) closeSim() {
+	if e.sim == nil {
+		return
+	}
+	_ = e.sim.Close()
+	e.sim = nil
+	e.graph.simMu.Lock()
+	e.graph.sim = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		http.Error(w, "simulator closed", http.StatusServiceUnavailable)
+	})
+	e.graph.simMu.Unlock()
 }
 
 // another starts a second callgw instance on the same Redis and Graph API

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -51,6 +52,7 @@ func TestSoak(t *testing.T) {
 	t.Cleanup(func() { SetRedisLogger(slog.New(slog.DiscardHandler)) })
 	env := newFaultEnv(t, log, false, "-ring-timeout", "30s", "-agent-grace", "20s", "-media-timeout", "60s", "-drain-timeout", "5s")
 	audio := oggBytes(t, "caller-440.ogg")
+	agentAudio := packets(t, "agent-1000.ogg")
 
 	gBefore, hBefore := settle()
 	t.Logf("before: %d goroutines, heap %.1f MiB", gBefore, mib(hBefore))
@@ -60,8 +62,15 @@ func TestSoak(t *testing.T) {
 	numbers := make([]string, n)
 	for i := range n {
 		numbers[i] = fmt.Sprintf("+4477009%05d", 10000+i)
-		agents[i] = env.agent(t, ctx, fmt.Sprintf("soak-%03d", i))
+		agents[i] = soakAgent(t, ctx, env.testApp, fmt.Sprintf("soak-%03d", i), agentAudio)
 	}
+	defer func() { // on failure; after the checks the slice is empty
+		for _, ag := range agents {
+			if ag != nil {
+				ag.Close()
+			}
+		}
+	}()
 
 	type soakCall struct {
 		uc *metasim.UserCall
@@ -235,6 +244,11 @@ func TestSoak(t *testing.T) {
 	waitFor(t, ctx, "every agent session gone", func() bool { return len(env.Hub.Sessions(nil)) == 0 })
 	waitFor(t, ctx, "every live call gone", func() bool { return len(env.Ctrl.Live()) == 0 })
 	http.DefaultClient.CloseIdleConnections()
+	// The harness lets go of what it kept (received audio of every user and
+	// agent, the simulator's history): what is left is the gateway's.
+	clear(agents)
+	clear(calls)
+	env.closeSim()
 	var gAfter int
 	var hAfter uint64
 	const gTolerance = 10
@@ -255,6 +269,12 @@ func TestSoak(t *testing.T) {
 	heapTolerance := max(hBefore/2, 32<<20)
 	if hAfter > hBefore+heapTolerance {
 		t.Errorf("heap %.1f MiB -> %.1f MiB (tolerance %.1f MiB)", mib(hBefore), mib(hAfter), mib(heapTolerance))
+	}
+	if p := os.Getenv("CALLGW_SOAK_HEAPPROFILE"); p != "" { // what is left, for pprof
+		if f, err := os.Create(p); err == nil {
+			_ = pprof.WriteHeapProfile(f)
+			_ = f.Close()
+		}
 	}
 
 	// The log: JSON only, every error with its cause.
@@ -337,4 +357,24 @@ func envDur(t *testing.T, name string, def time.Duration) time.Duration {
 		t.Fatalf("%s=%q: want a duration up to 10m", name, v)
 	}
 	return d
+}
+
+// soakAgent is testApp.agent without a cleanup (which would keep the
+// client, and all the audio it received, until the test ends).
+func soakAgent(t *testing.T, ctx context.Context, ta *testApp, id string, audio [][]byte) *agentclient.Client {
+	t.Helper()
+	tok, err := ta.AgentToken(id, "agent", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := agentclient.Dial(ctx, "ws"+strings.TrimPrefix(ta.URL, "http")+"/ws/agent", tok,
+		agentclient.Options{Audio: audio, LoopbackOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Available(ctx, true); err != nil {
+		c.Close()
+		t.Fatal(err)
+	}
+	return c
 }
