@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/callgw/callgw/call"
-	"github.com/callgw/callgw/internal/phone"
+	"github.com/callgw/callgw/phone"
 )
 
 func ids(es []Entry) []string {
@@ -125,7 +125,10 @@ func TestCSVAndTable(t *testing.T) {
 			if _, _, err := l.Record(ctx, r); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := l.Conversation(ctx, Message{ID: "wamid.1", Business: "waba", User: "+447700900123", Category: Marketing, At: nov}); err != nil {
+			if _, err := l.Sent(ctx, MessageSent{ID: "wamid.1", Business: "waba", User: "+447700900123", At: nov, Kind: KindPermissionRequest}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := l.Status(ctx, MessageStatus{ID: "wamid.1", Status: StatusDelivered, Billable: true, PricingModel: "PMP", Type: "regular", Category: "marketing", At: nov}); err != nil {
 				t.Fatal(err)
 			}
 			es, _, err := l.Calls(ctx, CallFilter{})
@@ -150,7 +153,7 @@ func TestCSVAndTable(t *testing.T) {
 					wantUser, wantName = "+44*******123", ""
 				}
 				if row["user_phone"] != wantUser || row["user_name"] != wantName || row["cost_micros"] != "30000" ||
-					row["cost_usd"] != "0.030000" || row["billed_seconds"] != "60" || row["country"] != "GB" {
+					row["cost_usd"] != "0.030000" || row["billed_seconds"] != "60" || row["country"] != "GB" || row["market"] != "GB" {
 					t.Fatalf("mask=%v row = %v", mask, row)
 				}
 			}
@@ -162,10 +165,10 @@ func TestCSVAndTable(t *testing.T) {
 			if err := WriteUsageCSV(&buf, u); err != nil {
 				t.Fatal(err)
 			}
-			want := "month,kind,country,category,calls,all_calls,billed_seconds,conversations,charged_conversations,cost_micros,cost_usd\n" +
-				"2026-11,call,GB,,1,1,60,,,30000,0.030000\n" +
-				"2026-11,conversation,GB,marketing,,,,1,1,52900,0.052900\n" +
-				"2026-11,total,,,1,1,60,1,1,82900,0.082900\n"
+			want := "month,kind,country,category,calls,all_calls,billed_seconds,conversations,charged_conversations,messages,pricing_type,date,meta_cost_micros,difference_micros,cost_micros,cost_usd\n" +
+				"2026-11,call,GB,,1,1,60,,,,,,,,30000,0.030000\n" +
+				"2026-11,message,,marketing,,,,,,1,regular,,,,52900,0.052900\n" +
+				"2026-11,total,,,1,1,60,0,0,1,,,,,82900,0.082900\n"
 			if buf.String() != want {
 				t.Fatalf("usage csv:\n%s\nwant\n%s", buf.String(), want)
 			}

@@ -13,8 +13,9 @@ type Config struct {
 	// Cluster slot (its Lua scripts touch several keys atomically); put your
 	// own tag in the prefix (e.g. "callgw:bill:{tenant1}:") to shard ledgers.
 	KeyPrefix string
-	// Location sets month boundaries for aggregates, tiers and the free
-	// service tier. Default time.UTC.
+	// Location sets month and day boundaries for aggregates, tiers, rate
+	// card versions and reconciliation days: the WABA's time zone
+	// (CALLGW_BILLING_TIMEZONE). Default time.UTC.
 	Location *time.Location
 	// Now is the clock for Entry.RecordedAt. Default time.Now.
 	Now func() time.Time
@@ -24,6 +25,10 @@ type Config struct {
 	// ScanLimit bounds how many call-log entries one Calls query examines
 	// when filters are not served by an index. Default 10,000.
 	ScanLimit int
+	// MaxCallDuration is the longest duration billed for one call; a longer
+	// one (clock skew, a bad payload) is clamped to it and flagged
+	// "absurd_duration". Default 24h.
+	MaxCallDuration time.Duration
 }
 
 // Defaults.
@@ -31,6 +36,7 @@ const (
 	DefaultKeyPrefix       = "callgw:bill:"
 	DefaultMessageDedupTTL = 35 * 24 * time.Hour
 	DefaultScanLimit       = 10_000
+	DefaultMaxCallDuration = 24 * time.Hour
 	// DefaultCallsLimit is the page size of Calls when CallFilter.Limit is 0.
 	DefaultCallsLimit = 50
 	// MaxCallsLimit is the largest page Calls returns.
@@ -53,6 +59,9 @@ func (c Config) withDefaults() Config {
 	if c.ScanLimit == 0 {
 		c.ScanLimit = DefaultScanLimit
 	}
+	if c.MaxCallDuration == 0 {
+		c.MaxCallDuration = DefaultMaxCallDuration
+	}
 	return c
 }
 
@@ -64,6 +73,9 @@ func (c Config) Validate() error {
 	}
 	if c.MessageDedupTTL < time.Hour {
 		return fmt.Errorf("%w: MessageDedupTTL must be at least 1h, got %s", ErrInvalidConfig, c.MessageDedupTTL)
+	}
+	if c.MaxCallDuration < time.Minute {
+		return fmt.Errorf("%w: MaxCallDuration must be at least 1m, got %s", ErrInvalidConfig, c.MaxCallDuration)
 	}
 	if c.ScanLimit < 1 {
 		return fmt.Errorf("%w: ScanLimit must be positive, got %d", ErrInvalidConfig, c.ScanLimit)

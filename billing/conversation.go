@@ -9,7 +9,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/callgw/callgw/internal/phone"
+	"github.com/callgw/callgw/phone"
 )
 
 // Free reasons of a ConversationCharge.
@@ -17,10 +17,17 @@ const (
 	FreeOpenWindow     = "open_window"      // inside an open conversation of the same category
 	FreeTier           = "free_tier"        // a service conversation within the monthly free allowance
 	FreeEntryPointFree = "free_entry_point" // inside a 72 h free-entry-point window
+	// PendingPerMessage: the month's card prices per message; the message
+	// was recorded with Sent and is charged when its status arrives.
+	PendingPerMessage = "per_message_pending"
 )
 
-// Message is one business message to meter (a permission request, a
-// template, a service reply).
+// Message is one business message to meter under the legacy
+// conversation-based model.
+//
+// Deprecated: use Ledger.Sent and Ledger.Status (per-message pricing, Meta's
+// model since 2025-07-01); Conversation remains for cards with
+// "messaging_model": "conversation".
 type Message struct {
 	ID             string // wamid or any id unique per message: idempotency key
 	Business       string // the business account (WABA id or phone number id)
@@ -112,6 +119,12 @@ return {1, opened, free, reason, cost, ends}
 // conversation opens ("free_entry_point"). Rates come from the user's
 // country. The same message id metered twice returns the first charge and
 // changes nothing; a bad message returns ErrInvalidMessage.
+//
+// When the card in force in the message's month prices per message, the
+// message is recorded with Sent instead (pending until Status settles it)
+// and the charge says FreeReason PendingPerMessage.
+//
+// Deprecated: call Sent and Status; see Message.
 func (l *Ledger) Conversation(ctx context.Context, m Message) (ConversationCharge, error) {
 	switch {
 	case m.ID == "":
@@ -125,19 +138,24 @@ func (l *Ledger) Conversation(ctx context.Context, m Message) (ConversationCharg
 	case m.At.IsZero() || m.At.Unix() <= 0:
 		return ConversationCharge{}, fmt.Errorf("%w: message %s without a time", ErrInvalidMessage, m.ID)
 	}
-	country := UnknownCountry
+	country := CountryOf(m.User, m.User)
 	user := m.User
 	if n, err := phone.Parse(m.User); err == nil {
 		user = n.Digits
-		if n.Region != "" {
-			country = n.Region
-		}
 	}
 	month := l.monthOf(m.At)
+	card := l.rc.For(month)
+	if card.MessagingModel == PerMessage {
+		ch, err := l.Sent(ctx, MessageSent{ID: m.ID, Business: m.Business, User: m.User, At: m.At, Kind: KindOther})
+		if err != nil {
+			return ConversationCharge{}, err
+		}
+		return ConversationCharge{Category: m.Category, FreeReason: PendingPerMessage, CostMicros: ch.CostMicros}, nil
+	}
 	at := m.At.UnixMilli()
 	ks := []string{l.k.msg(m.ID), l.k.window(m.Business, user), l.k.month(month), l.k.freeTier(month, m.Business)}
-	args := []any{string(m.Category), at, at + l.rc.ConversationWindow.Milliseconds(), at + l.rc.FreeEntryPointWindow.Milliseconds(),
-		boolArg(m.FreeEntryPoint), l.rc.FreeServiceConversationsPerMonth, l.rc.ConversationRate(country, m.Category), country,
+	args := []any{string(m.Category), at, at + card.ConversationWindow.Milliseconds(), at + card.FreeEntryPointWindow.Milliseconds(),
+		boolArg(m.FreeEntryPoint), card.FreeServiceConversationsPerMonth, card.MarketOf(country).ConversationRates[m.Category], country,
 		l.cfg.MessageDedupTTL.Milliseconds(), (62 * 24 * time.Hour).Milliseconds()}
 	res, err := conversationScript.Run(ctx, l.rdb, ks, args...).Slice()
 	if err != nil {

@@ -7,8 +7,19 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/redis/go-redis/v9"
 )
+
+func newConvLedger(t testing.TB, rdb redis.UniversalClient, prefix string) (*Ledger, *prometheus.Registry) {
+	t.Helper()
+	rc, err := LoadRateCardFile("../testdata/billing/conversation.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return newLedgerWith(t, rdb, prefix, rc, time.UTC)
+}
 
 func TestConversationWindows(t *testing.T) {
 	ctx := context.Background()
@@ -60,7 +71,7 @@ func TestConversationWindows(t *testing.T) {
 		t.Run(b.name, func(t *testing.T) {
 			for ti, tt := range tests {
 				t.Run(tt.name, func(t *testing.T) {
-					l, _ := newTestLedger(t, b.newClient(t), fmt.Sprintf("conv%d:", ti))
+					l, _ := newConvLedger(t, b.newClient(t), fmt.Sprintf("conv%d:", ti))
 					for si, s := range tt.steps {
 						m := s.m
 						m.ID = fmt.Sprintf("wamid.%d", si)
@@ -89,7 +100,7 @@ func TestConversationFreeServiceTier(t *testing.T) {
 	ctx := context.Background()
 	for _, b := range backends(t) {
 		t.Run(b.name, func(t *testing.T) {
-			l, reg := newTestLedger(t, b.newClient(t), "tier:")
+			l, reg := newConvLedger(t, b.newClient(t), "tier:")
 			var last ConversationCharge
 			for i := 1; i <= 1001; i++ {
 				ch, err := l.Conversation(ctx, Message{ID: fmt.Sprintf("wamid.%d", i), Business: "waba1",
@@ -146,7 +157,7 @@ func TestConversationInvalid(t *testing.T) {
 		{"no time", func(m *Message) { m.At = time.Time{} }},
 	}
 	rdb := backends(t)[1].newClient(t)
-	l, _ := newTestLedger(t, rdb, "cinv:")
+	l, _ := newConvLedger(t, rdb, "cinv:")
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			m := ok

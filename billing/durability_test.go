@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"reflect"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -11,7 +13,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/callgw/callgw/call"
-	"github.com/callgw/callgw/internal/redistest"
+	"github.com/callgw/callgw/internal/testkit/redistest"
 )
 
 // checkAggregates verifies the ledger's invariant: the month aggregates,
@@ -45,6 +47,7 @@ func checkAggregates(t *testing.T, l *Ledger, month string) int {
 			want.BilledSeconds += e.BilledSeconds
 			want.CallCostMicros += e.CostMicros
 			cu.Calls++
+			cu.Market = e.Market
 			cu.BilledSeconds += e.BilledSeconds
 			cu.CostMicros += e.CostMicros
 		}
@@ -63,6 +66,30 @@ func checkAggregates(t *testing.T, l *Ledger, month string) int {
 		if perCountry[cu.Country] != cu {
 			t.Fatalf("country %s aggregates %+v != entries %+v", cu.Country, cu, perCountry[cu.Country])
 		}
+	}
+	// The daily aggregates (reconciliation's side) sum to the month's.
+	days, err := l.rdb.Keys(ctx, l.k.base+"d:"+month+"-*").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dayCalls, dayCost int64
+	for _, d := range days {
+		h, err := l.rdb.HGetAll(ctx, d).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for f, v := range h {
+			n, _ := strconv.ParseInt(v, 10, 64)
+			switch {
+			case strings.HasPrefix(f, "calls:") && strings.HasSuffix(f, ":count"):
+				dayCalls += n
+			case strings.HasPrefix(f, "calls:") && strings.HasSuffix(f, ":cost_micros"):
+				dayCost += n
+			}
+		}
+	}
+	if dayCalls != want.Calls || dayCost != want.CallCostMicros {
+		t.Fatalf("daily aggregates: %d calls, %d micros; month: %d, %d", dayCalls, dayCost, want.Calls, want.CallCostMicros)
 	}
 	xlen, err := l.rdb.XLen(ctx, l.k.stream()).Result()
 	if err != nil || xlen != int64(len(all)) {
@@ -155,7 +182,11 @@ func TestRestartKeepsReport(t *testing.T) {
 		}
 	}
 	for i := range 5 {
-		if _, err := l.Conversation(ctx, Message{ID: fmt.Sprintf("wamid.%d", i), Business: "waba1", User: fmt.Sprintf("+4477009001%02d", i), Category: Marketing, At: nov}); err != nil {
+		id := fmt.Sprintf("wamid.%d", i)
+		if _, err := l.Sent(ctx, MessageSent{ID: id, Business: "waba1", User: fmt.Sprintf("+4477009001%02d", i), At: nov}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := l.Status(ctx, MessageStatus{ID: id, Status: StatusDelivered, Billable: true, PricingModel: "PMP", Type: "regular", Category: "marketing", At: nov}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -176,7 +207,7 @@ func TestRestartKeepsReport(t *testing.T) {
 	if !reflect.DeepEqual(before, after) {
 		t.Fatalf("report changed across restart:\n%+v\n%+v", before, after)
 	}
-	if before.Totals.Calls != 20 || before.Totals.Conversations != 5 {
+	if before.Totals.Calls != 20 || before.Totals.MessagesBillable != 5 || before.Totals.MessageCostMicros != 5*52900 {
 		t.Fatalf("report = %+v", before.Totals)
 	}
 	callsAfter, _, err := l2.Calls(ctx, CallFilter{Limit: 100})

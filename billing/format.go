@@ -4,12 +4,13 @@ import (
 	"encoding/csv"
 	"fmt"
 	"io"
+	"sort"
 	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
 
-	"github.com/callgw/callgw/internal/phone"
+	"github.com/callgw/callgw/phone"
 )
 
 // FormatUSD formats integer micro-USD as a decimal string with six
@@ -24,21 +25,47 @@ func FormatUSD(micros int64) string {
 	return fmt.Sprintf("%s%d.%06d", sign, u/1_000_000, u%1_000_000)
 }
 
-// WriteUsageCSV writes r as CSV with one row per country, per conversation
-// country+category, and a total row. Money columns are integer micro-USD
-// plus the same amount formatted in USD.
+// WriteUsageCSV writes r as CSV with one row per country (calls), per
+// message category and pricing type, per conversation country+category,
+// per reconciled day × market × kind, and a total row. Money columns are
+// integer micros plus the same amount formatted with six decimals.
 func WriteUsageCSV(w io.Writer, r *UsageReport) error {
 	cw := csv.NewWriter(w)
-	i := strconv.FormatInt
-	rows := [][]string{{"month", "kind", "country", "category", "calls", "all_calls", "billed_seconds", "conversations", "charged_conversations", "cost_micros", "cost_usd"}}
+	i := func(n int64) string { return strconv.FormatInt(n, 10) }
+	rows := [][]string{{"month", "kind", "country", "category", "calls", "all_calls", "billed_seconds", "conversations",
+		"charged_conversations", "messages", "pricing_type", "date", "meta_cost_micros", "difference_micros", "cost_micros", "cost_usd"}}
 	for _, c := range r.Countries {
-		rows = append(rows, []string{r.Month, "call", c.Country, "", i(c.Calls, 10), i(c.AllCalls, 10), i(c.BilledSeconds, 10), "", "", i(c.CostMicros, 10), FormatUSD(c.CostMicros)})
+		rows = append(rows, []string{r.Month, "call", c.Country, "", i(c.Calls), i(c.AllCalls), i(c.BilledSeconds), "", "", "", "", "", "", "", i(c.CostMicros), FormatUSD(c.CostMicros)})
+	}
+	for _, m := range r.Messages {
+		cat := string(m.Category)
+		if m.Billable > 0 || m.CostMicros > 0 {
+			rows = append(rows, []string{r.Month, "message", "", cat, "", "", "", "", "", i(m.Billable), "regular", "", "", "", i(m.CostMicros), FormatUSD(m.CostMicros)})
+		}
+		for _, t := range sortedKeys(m.Free) {
+			rows = append(rows, []string{r.Month, "message", "", cat, "", "", "", "", "", i(m.Free[t]), t, "", "", "", "0", FormatUSD(0)})
+		}
+		if m.Pending > 0 {
+			rows = append(rows, []string{r.Month, "message", "", cat, "", "", "", "", "", i(m.Pending), "pending", "", "", "", "", ""})
+		}
+		if m.Failed > 0 {
+			rows = append(rows, []string{r.Month, "message", "", cat, "", "", "", "", "", i(m.Failed), "failed", "", "", "", "0", FormatUSD(0)})
+		}
 	}
 	for _, c := range r.Conversations {
-		rows = append(rows, []string{r.Month, "conversation", c.Country, string(c.Category), "", "", "", i(c.Conversations, 10), i(c.Charged, 10), i(c.CostMicros, 10), FormatUSD(c.CostMicros)})
+		rows = append(rows, []string{r.Month, "conversation", c.Country, string(c.Category), "", "", "", i(c.Conversations), i(c.Charged), "", "", "", "", "", i(c.CostMicros), FormatUSD(c.CostMicros)})
+	}
+	if rc := r.Reconciliation; rc != nil {
+		for _, d := range rc.Days {
+			meta := ""
+			if d.Meta != nil {
+				meta = i(d.Meta.CostMicros)
+			}
+			rows = append(rows, []string{r.Month, "reconciliation_" + string(d.Kind), d.Market, string(d.Status), "", "", i(d.Ours.BilledSeconds), "", "", i(d.Ours.Count), "", d.Date, meta, i(d.Difference), i(d.Ours.CostMicros), FormatUSD(d.Ours.CostMicros)})
+		}
 	}
 	t := r.Totals
-	rows = append(rows, []string{r.Month, "total", "", "", i(t.Calls, 10), i(t.AllCalls, 10), i(t.BilledSeconds, 10), i(t.Conversations, 10), i(t.ChargedConversations, 10), i(t.CostMicros, 10), FormatUSD(t.CostMicros)})
+	rows = append(rows, []string{r.Month, "total", "", "", i(t.Calls), i(t.AllCalls), i(t.BilledSeconds), i(t.Conversations), i(t.ChargedConversations), i(t.MessagesBillable), "", "", "", "", i(t.CostMicros), FormatUSD(t.CostMicros)})
 	if err := cw.WriteAll(rows); err != nil {
 		return fmt.Errorf("billing: usage csv: %w", err)
 	}
@@ -58,7 +85,7 @@ func WriteCallsCSV(w io.Writer, es []Entry, mask bool) error {
 	}
 	if err := cw.Write([]string{"seq", "call_id", "direction", "outcome", "end_reason", "agent", "user_phone", "user_name", "user_id",
 		"business_phone", "country", "created_at", "answered_at", "ended_at", "meta_duration", "gateway_duration_ms",
-		"duration_source", "billed_seconds", "rate_micros_per_minute", "tier", "cost_micros", "cost_usd", "error_code"}); err != nil {
+		"duration_source", "billed_seconds", "rate_micros_per_minute", "tier", "cost_micros", "cost_usd", "error_code", "market", "flags"}); err != nil {
 		return fmt.Errorf("billing: calls csv: %w", err)
 	}
 	for _, e := range es {
@@ -69,7 +96,8 @@ func WriteCallsCSV(w io.Writer, es []Entry, mask bool) error {
 		row := []string{e.Seq, string(e.ID), e.Direction.String(), e.Outcome.String(), e.EndReason.String(), cell(e.Agent),
 			user, cell(name), cell(uid), e.BusinessPhone, e.Country, ts(e.CreatedAt), ts(e.AnsweredAt), ts(e.EndedAt),
 			i(e.MetaDuration, 10), i(e.GatewayMillis, 10), e.DurationSource, i(e.BilledSeconds, 10),
-			i(e.RateMicrosPerMinute, 10), strconv.Itoa(e.Tier), i(e.CostMicros, 10), FormatUSD(e.CostMicros), strconv.Itoa(e.ErrorCode)}
+			i(e.RateMicrosPerMinute, 10), strconv.Itoa(e.Tier), i(e.CostMicros, 10), FormatUSD(e.CostMicros), strconv.Itoa(e.ErrorCode),
+			cell(e.Market), e.Flags}
 		if err := cw.Write(row); err != nil {
 			return fmt.Errorf("billing: calls csv: %w", err)
 		}
@@ -79,6 +107,15 @@ func WriteCallsCSV(w io.Writer, es []Entry, mask bool) error {
 		return fmt.Errorf("billing: calls csv: %w", err)
 	}
 	return nil
+}
+
+func sortedKeys(m map[string]int64) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
 }
 
 // cell defuses spreadsheet formulas in free text (names, agent ids): a
@@ -110,6 +147,27 @@ func WriteUsageTable(w io.Writer, r *UsageReport) error {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t\n", c.Country, c.Category, i(c.Conversations, 10), i(c.Charged, 10), i(c.Conversations-c.Charged, 10), FormatUSD(c.CostMicros))
 	}
 	fmt.Fprintf(tw, "TOTAL CONVERSATIONS\t\t%s\t%s\t%s\t%s\t\n", i(t.Conversations, 10), i(t.ChargedConversations, 10), i(t.Conversations-t.ChargedConversations, 10), FormatUSD(t.ConversationCostMicros))
+	fmt.Fprintf(tw, "\t\t\t\t\t\t\n")
+	fmt.Fprintf(tw, "MESSAGE CATEGORY\tBILLABLE\tFREE\tPENDING\tFAILED\tCOST USD\t\n")
+	for _, m := range r.Messages {
+		var free int64
+		for _, n := range m.Free {
+			free += n
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t\n", m.Category, i(m.Billable, 10), i(free, 10), i(m.Pending, 10), i(m.Failed, 10), FormatUSD(m.CostMicros))
+	}
+	fmt.Fprintf(tw, "TOTAL MESSAGES\t%s\t%s\t%s\t\t%s\t\n", i(t.MessagesBillable, 10), i(t.MessagesFree, 10), i(t.MessagesPending, 10), FormatUSD(t.MessageCostMicros))
+	if rc := r.Reconciliation; rc != nil {
+		fmt.Fprintf(tw, "\t\t\t\t\t\t\n")
+		fmt.Fprintf(tw, "RECONCILIATION %s\tMARKET\tKIND\tOURS USD\tMETA USD\tDIFFERENCE USD\t\n", rc.Status)
+		for _, d := range rc.Days {
+			meta := "n/a"
+			if d.Meta != nil {
+				meta = FormatUSD(d.Meta.CostMicros)
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t\n", d.Date, d.Market, d.Kind, FormatUSD(d.Ours.CostMicros), meta, FormatUSD(d.Difference))
+		}
+	}
 	fmt.Fprintf(tw, "\t\t\t\t\t\t\n")
 	fmt.Fprintf(tw, "TOTAL\t\t\t\t\t%s\t\n", FormatUSD(t.CostMicros))
 	if err := tw.Flush(); err != nil {

@@ -14,6 +14,12 @@ type Metrics struct {
 	Conversations          *prometheus.CounterVec // callgw_conversations_total{category,charged}
 	DuplicateRecords       prometheus.Counter     // callgw_ledger_duplicate_records_total
 	DuplicateConversations prometheus.Counter     // callgw_conversation_duplicate_messages_total
+	ClampedDurations       *prometheus.CounterVec // callgw_billing_clamped_durations_total{flag}
+	Messages               *prometheus.CounterVec // callgw_billing_messages_total{category,outcome}
+	MessageCostUSD         *prometheus.CounterVec // callgw_billing_message_usd_total{category}
+	UnpricedMessages       prometheus.Counter     // callgw_billing_unpriced_messages_total
+	ReconDifference        *prometheus.GaugeVec   // callgw_billing_reconciliation_difference_micros{kind}
+	ReconRuns              *prometheus.CounterVec // callgw_billing_reconciliation_runs_total{status}
 }
 
 // NewMetrics builds the billing metrics and registers them with reg (nil:
@@ -38,10 +44,26 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Help: "Record calls for a call id already in the ledger (ignored, idempotent)."}),
 		DuplicateConversations: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "callgw", Name: "conversation_duplicate_messages_total",
 			Help: "Conversation calls for a message id already metered (ignored, idempotent)."}),
+		ClampedDurations: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "callgw", Name: "billing_clamped_durations_total",
+			Help: "Calls whose duration was negative (clamped to 0) or absurd (clamped to the maximum); still recorded."}, []string{"flag"}),
+		Messages: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "callgw", Name: "billing_messages_total",
+			Help: "Messages settled by their status webhook, by pricing category and outcome (charged, free, failed)."}, []string{"category", "outcome"}),
+		MessageCostUSD: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "callgw", Name: "billing_message_usd_total",
+			Help: "Cost of charged messages in the card's currency, by category (the ledger holds exact micros)."}, []string{"category"}),
+		UnpricedMessages: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "callgw", Name: "billing_unpriced_messages_total",
+			Help: "Billable messages whose category the rate card does not price (charged 0: update the card)."}),
+		ReconDifference: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "callgw", Name: "billing_reconciliation_difference_micros",
+			Help: "Sum over the last reconciled days and markets of |ours - Meta's| cost in micros, by kind (calls, messages)."}, []string{"kind"}),
+		ReconRuns: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "callgw", Name: "billing_reconciliation_runs_total",
+			Help: "Reconciliation runs by status (ok, differences, unavailable)."}, []string{"status"}),
+	}
+	for _, k := range []string{"calls", "messages"} {
+		m.ReconDifference.WithLabelValues(k)
 	}
 	if reg != nil {
 		for _, c := range []prometheus.Collector{m.BilledSeconds, m.BilledUSD, m.CallsBilled, m.CallsRecorded, m.LedgerWriteErrors,
-			m.DurationDiscrepancies, m.Conversations, m.DuplicateRecords, m.DuplicateConversations} {
+			m.DurationDiscrepancies, m.Conversations, m.DuplicateRecords, m.DuplicateConversations, m.ClampedDurations,
+			m.Messages, m.MessageCostUSD, m.UnpricedMessages, m.ReconDifference, m.ReconRuns} {
 			if err := reg.Register(c); err != nil {
 				return nil, err
 			}

@@ -408,14 +408,15 @@ func alertExprs(r alertRules) []namedExpr {
 
 // The alerts the brief asks for, by what they watch.
 var requiredAlerts = []string{
-	"CallgwCallsRingingNoAgentOnline", // no agent online while calls ring
-	"CallgwWebhookSignatureFailures",  // webhook signature failures
-	"CallgwMediaPacketLoss",           // media loss
-	"CallgwRedisErrors",               // Redis errors
-	"CallgwCallsStuck",                // calls stuck
-	"CallgwLedgerWriteErrors",         // billing ledger write errors
-	"CallgwNotReady",                  // instance not ready
-	"CallgwGraphCallingErrorSpike",    // Graph API 138xxx spikes
+	"CallgwCallsRingingNoAgentOnline",       // no agent online while calls ring
+	"CallgwWebhookSignatureFailures",        // webhook signature failures
+	"CallgwMediaPacketLoss",                 // media loss
+	"CallgwRedisErrors",                     // Redis errors
+	"CallgwCallsStuck",                      // calls stuck
+	"CallgwLedgerWriteErrors",               // billing ledger write errors
+	"CallgwNotReady",                        // instance not ready
+	"CallgwGraphCallingErrorSpike",          // Graph API 138xxx spikes
+	"CallgwBillingReconciliationDifference", // ledger differs from Meta's analytics
 }
 
 func TestAlertRules(t *testing.T) {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/pion/rtp"
+	"github.com/pion/srtp/v3"
 )
 
 // bridged builds one fully connected call (Meta peer, bridge, agent peer).
@@ -57,6 +58,78 @@ func BenchmarkForward(b *testing.B) {
 	}
 }
 
+// BenchmarkForwardFast measures the fast path's whole per-packet work
+// (PathFast): SRTP decrypt of a packet from Meta, parse, stats, rewrite,
+// SRTP encrypt for the agent and the UDP send, one packet per system call
+// ("single") or 32 per sendmmsg as the read loop batches them ("batch32").
+// The packets are encrypted beforehand with the Meta leg's real keys.
+func BenchmarkForwardFast(b *testing.B) {
+	e := newTestEngine(b, func(c *Config) { c.PacketPath = PathFast })
+	h := bridged(b, e, true)
+	h.agent.Load().discard.Store(true)
+	h.meta.discard.Store(true)
+	fl := h.b.waLeg().fast.Load()
+	if fl == nil || h.b.agent.Load().fast.Load() == nil {
+		b.Fatal("legs not on the fast path")
+	}
+	cfg, _, err := legKeys(h.b.waLeg())
+	if err != nil {
+		b.Fatal(err)
+	}
+	// Meta's side: it encrypts with the keys we decrypt with. The receive
+	// context skips replay checks so that the packets can be replayed.
+	metaTx, err := srtp.CreateContext(cfg.Keys.RemoteMasterKey, cfg.Keys.RemoteMasterSalt, cfg.Profile)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if fl.rx, err = srtp.CreateContext(cfg.Keys.RemoteMasterKey, cfg.Keys.RemoteMasterSalt, cfg.Profile,
+		srtp.SRTPNoReplayProtection()); err != nil {
+		b.Fatal(err)
+	}
+	payload := loadOpus(b, "caller-440.ogg")[50]
+	const n = 1024
+	pkts := make([][]byte, n)
+	for i := range pkts {
+		p := &rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 111, SequenceNumber: uint16(i + 1),
+			Timestamp: uint32(i+1) * 960, SSRC: 0x1234}, Payload: payload}
+		raw, err := p.Marshal()
+		if err != nil {
+			b.Fatal(err)
+		}
+		if pkts[i], err = metaTx.EncryptRTP(nil, raw, nil); err != nil {
+			b.Fatal(err)
+		}
+	}
+	scratch := make([]byte, 1600)
+	sent := func() uint64 { return h.b.Stats().Agent.PacketsSent }
+	for _, batch := range []int{1, 32} {
+		name := "single"
+		if batch > 1 {
+			name = "batch32"
+		}
+		b.Run(name, func(b *testing.B) {
+			before := sent()
+			b.ReportAllocs()
+			b.SetBytes(int64(len(payload)))
+			i := 0
+			for b.Loop() {
+				if batch > 1 && i%batch == 0 {
+					fl.sock.setBatching(true)
+				}
+				fl.receive(time.Now(), pkts[i%n], scratch)
+				i++
+				if batch > 1 && i%batch == 0 {
+					fl.sock.setBatching(false)
+				}
+			}
+			fl.sock.setBatching(false)
+			if got := sent() - before; got < uint64(i) {
+				b.Fatalf("forwarded %d of %d", got, i)
+			}
+		})
+	}
+}
+
 // TestForwardingLatency logs the one-way latency Meta peer -> bridge ->
 // agent peer over loopback (two SRTP hops, two UDP hops, our forwarding);
 // the bridge adds at most this. Figures only: no assertion on time.
@@ -93,14 +166,48 @@ func TestForwardingLatency(t *testing.T) {
 		len(lat), lat[len(lat)/2], lat[len(lat)*99/100], lat[len(lat)-1])
 }
 
-// TestResourcesPerCall bridges 50 calls with audio flowing both ways and
+// TestResourcesPerCall bridges 50 calls (20 under -race) with audio flowing both ways and
 // logs heap and goroutines per call, net of a control run with the same
-// test peers connected directly and also playing audio both ways.
+// test peers connected directly and also playing audio both ways, on each
+// packet path. The fast path's one read goroutine handles every packet of
+// the engine: under the race detector (~10x the CPU per packet) 50 calls in
+// one process with 100 test peers exceed one core (set-up stalls from ~25
+// calls on a loaded box), so it runs without -race only.
 func TestResourcesPerCall(t *testing.T) {
 	if testing.Short() {
 		t.Skip("measurement")
 	}
-	const calls = 50
+	for _, tc := range []struct {
+		path PacketPath
+		// Per call: two stock Pion PeerConnections cost 12 goroutines each
+		// (ICE task loop, connectivity checks, candidate read loop; DTLS
+		// handshake FSM, DTLS read loop and its context watchers; the
+		// DTLS/SRTP mux; SRTP and SRTCP session read loops and their
+		// undeclared-stream acceptors) plus Pion's OnTrack goroutine per leg
+		// (our RTP read loop on Pion's path; on the fast path it waits for a
+		// first packet that never comes to Pion). RTCP is handled without a
+		// goroutine on both paths. The fast path's single socket is Pion's
+		// ICE UDP mux, which adds one goroutine per leg (its conn watcher),
+		// as it does on Pion's path with Config.UDPPort.
+		maxGoroutines float64
+	}{
+		{PathPion, 26},
+		{PathFast, 28},
+	} {
+		t.Run(tc.path.String(), func(t *testing.T) {
+			if tc.path == PathFast && raceEnabled {
+				t.Skip("one read goroutine for the whole engine: under -race the calls and test peers exceed a core")
+			}
+			testResourcesPerCall(t, tc.path, tc.maxGoroutines)
+		})
+	}
+}
+
+func testResourcesPerCall(t *testing.T, path PacketPath, maxGoroutines float64) {
+	calls := 50
+	if raceEnabled {
+		calls = 20 // goroutines per call are the same; the race detector's CPU is not
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
 	measure := func() (heap uint64, goroutines int) {
@@ -132,7 +239,7 @@ func TestResourcesPerCall(t *testing.T) {
 	h1, g1 := measure()
 	ctrlHeap, ctrlG := int64(h1)-int64(h0), g1-g0
 
-	e := newTestEngine(t, nil)
+	e := newTestEngine(t, func(c *Config) { c.PacketPath = path })
 	h2, g2 := measure()
 	for range calls {
 		h := bridged(t, e, false)
@@ -144,18 +251,11 @@ func TestResourcesPerCall(t *testing.T) {
 	}
 	h3, g3 := measure()
 	bridgedHeap, bridgedG := int64(h3)-int64(h2), g3-g2
-	perHeap := (bridgedHeap - ctrlHeap) / calls
-	perG := float64(bridgedG-ctrlG) / calls
-	t.Logf("%d calls: control peers %d B %d goroutines; bridged total %d B %d goroutines", calls, ctrlHeap, ctrlG, bridgedHeap, bridgedG)
-	t.Logf("per bridged call (bridge only): heap %d KB, goroutines %.1f", perHeap/1024, perG)
-	// Per call: two stock Pion PeerConnections cost 12 goroutines each (ICE
-	// task loop, connectivity checks, candidate read loop; DTLS handshake
-	// FSM, DTLS read loop and its context watchers; the DTLS/SRTP mux; SRTP
-	// and SRTCP session read loops and their undeclared-stream acceptors)
-	// plus Pion's OnTrack goroutine per leg, in which our RTP read loop runs.
-	// RTCP is handled in Pion's SRTCP read loop (rtcpSink): no goroutine.
-	const maxGoroutinesPerCall = 26
-	if perG > maxGoroutinesPerCall {
-		t.Fatalf("%.1f goroutines per call, limit %d", perG, maxGoroutinesPerCall)
+	perHeap := (bridgedHeap - ctrlHeap) / int64(calls)
+	perG := float64(bridgedG-ctrlG) / float64(calls)
+	t.Logf("%v path, %d calls: control peers %d B %d goroutines; bridged total %d B %d goroutines", path, calls, ctrlHeap, ctrlG, bridgedHeap, bridgedG)
+	t.Logf("%v path, per bridged call (bridge only): heap %d KB, goroutines %.1f", path, perHeap/1024, perG)
+	if perG > maxGoroutines {
+		t.Fatalf("%.1f goroutines per call, limit %v", perG, maxGoroutines)
 	}
 }

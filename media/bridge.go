@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -97,7 +96,8 @@ type leg struct {
 	pc        *webrtc.PeerConnection
 	track     *outTrack
 	sender    *webrtc.RTPSender
-	rttFresh  atomic.Bool // an RTT sample arrived since the last report
+	rttFresh  atomic.Bool             // an RTT sample arrived since the last report
+	fast      atomic.Pointer[fastLeg] // PathFast, once connected
 }
 
 func newBridge(e *Engine, id string, ev Events) *Bridge {
@@ -312,6 +312,7 @@ func (b *Bridge) OfferAgent(ctx context.Context) (string, error) {
 	old := b.agent.Swap(l)
 	b.mu.Unlock()
 	if old != nil {
+		b.dropFast(old)
 		b.out.agentGone()
 		_ = old.pc.GracefulClose()
 	}
@@ -442,6 +443,11 @@ func (b *Bridge) Close() error {
 	ag := b.agent.Load()
 	b.mu.Unlock()
 	b.e.remove(b)
+	for _, l := range []*leg{ag, wa} {
+		if l != nil {
+			b.dropFast(l)
+		}
+	}
 	var errs []error
 	if ag != nil {
 		errs = append(errs, ag.pc.GracefulClose())
@@ -463,6 +469,7 @@ func (b *Bridge) onWAState(s webrtc.PeerConnectionState) {
 	defer b.wg.Done()
 	st := legStateFrom(s)
 	if w := b.waLeg(); w != nil {
+		b.fastSwitch(w, st)
 		w.connected.Store(st == LegConnected)
 	}
 	b.e.metrics.LegStates.WithLabelValues(legWhatsApp.String(), st.String()).Inc()
@@ -482,6 +489,9 @@ func (b *Bridge) onAgentState(l *leg, s webrtc.PeerConnectionState) {
 	}
 	defer b.wg.Done()
 	st := legStateFrom(s)
+	if b.agent.Load() == l {
+		b.fastSwitch(l, st)
+	}
 	l.connected.Store(st == LegConnected)
 	if b.agent.Load() != l {
 		return // a replaced leg
@@ -547,15 +557,7 @@ func (b *Bridge) onTrack(l *leg, t *webrtc.TrackRemote, r *webrtc.RTPReceiver) {
 		return
 	}
 	defer b.wg.Done()
-	var teIn, opusIn uint8
-	for _, c := range r.GetParameters().Codecs {
-		switch {
-		case strings.EqualFold(c.MimeType, mimeTelephoneEvent) && teIn == 0:
-			teIn = uint8(c.PayloadType)
-		case strings.EqualFold(c.MimeType, webrtc.MimeTypeOpus) && opusIn == 0:
-			opusIn = uint8(c.PayloadType)
-		}
-	}
+	opusIn, teIn := receivePayloadTypes(r.GetParameters().Codecs)
 	fw := forwarder{b: b, l: l, track: t, opusIn: opusIn, teIn: teIn,
 		buf: make([]byte, b.e.cfg.ReceiveMTU)}
 	for {
@@ -568,3 +570,20 @@ func (b *Bridge) onTrack(l *leg, t *webrtc.TrackRemote, r *webrtc.RTPReceiver) {
 }
 
 func (b *Bridge) waLeg() *leg { return b.waPtr.Load() }
+
+// fastSwitch moves a leg that just connected onto the fast path (PathFast),
+// before anything may be sent on it, and takes a failed or closed one off.
+// A leg that cannot move stays on Pion's path, which still works.
+func (b *Bridge) fastSwitch(l *leg, st LegState) {
+	if b.e.fast == nil {
+		return
+	}
+	switch {
+	case st == LegConnected && l.fast.Load() == nil:
+		if err := b.goFast(l); err != nil {
+			b.log.Warn("leg stays on pion's packet path", "leg", l.kind.String(), "err", err)
+		}
+	case st == LegFailed || st == LegClosed:
+		b.dropFast(l)
+	}
+}

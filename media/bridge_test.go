@@ -1,15 +1,18 @@
 package media
 
 import (
+	"cmp"
 	"context"
 	"errors"
+	"fmt"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/callgw/callgw/internal/audiotest"
+	"github.com/callgw/callgw/internal/testkit/audiotest"
 	"github.com/pion/webrtc/v4"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -17,7 +20,17 @@ import (
 	"go.uber.org/goleak"
 )
 
+// testPath is the packet path of the tests' engines:
+// CALLGW_TEST_MEDIA_PATH=fast|pion (default: the package default).
+var testPath PacketPath
+
 func TestMain(m *testing.M) {
+	p, err := ParsePacketPath(cmp.Or(os.Getenv("CALLGW_TEST_MEDIA_PATH"), "default"))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	testPath = p
 	goleak.VerifyTestMain(m)
 }
 
@@ -40,7 +53,7 @@ type harness struct {
 
 func newTestEngine(t testing.TB, mod func(*Config)) *Engine {
 	t.Helper()
-	cfg := Config{LoopbackOnly: true}
+	cfg := Config{LoopbackOnly: true, PacketPath: testPath}
 	if mod != nil {
 		mod(&cfg)
 	}
@@ -169,9 +182,15 @@ func checkContiguous(t *testing.T, name string, got [][]byte, pkts [][]byte, sen
 }
 
 func TestBridgeEndToEnd(t *testing.T) {
+	for _, path := range []PacketPath{PathPion, PathFast} {
+		t.Run(path.String(), func(t *testing.T) { testBridgeEndToEnd(t, path) })
+	}
+}
+
+func testBridgeEndToEnd(t *testing.T, path PacketPath) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	e := newTestEngine(t, nil)
+	e := newTestEngine(t, func(c *Config) { c.PacketPath = path })
 	h := newHarness(t, e)
 	caller := loadOpus(t, "caller-440.ogg")
 	agentAudio := loadOpus(t, "agent-1000.ogg")
@@ -224,6 +243,9 @@ func TestBridgeEndToEnd(t *testing.T) {
 	var agentSentMu sync.Mutex
 	var agentSent []int
 	a1 := h.connectAgent(ctx)
+	if fast := h.b.waLeg().fast.Load() != nil && h.b.agent.Load().fast.Load() != nil; fast != (path == PathFast) {
+		t.Fatalf("path %v: legs on the fast path = %v", path, fast)
+	}
 	a1.play(agentAudio, &agentSent, &agentSentMu)
 	a1.waitFor(ctx, "150 caller packets at the agent", func(got []rxPacket) bool { return countPT(got, 111, false) >= 150 })
 	h.meta.waitFor(ctx, "150 agent packets at meta", func(got []rxPacket) bool { return countPT(got, 111, true) >= 150 })

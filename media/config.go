@@ -20,6 +20,45 @@ const (
 	DefaultSocketBuffer           = 4 << 20
 )
 
+// PacketPath selects how established media packets are handled.
+type PacketPath uint8
+
+const (
+	// PathDefault is PathPion for now.
+	PathDefault PacketPath = iota
+	// PathPion: every leg's SRTP/SRTCP goes through Pion's per-connection
+	// goroutines and buffers (two stock PeerConnections per call).
+	PathPion
+	// PathFast: one UDP socket for every call; once a leg is connected its
+	// SRTP/SRTCP is handled in the socket's read loop (see fastpath.go).
+	// Pion still does ICE, DTLS and SDP.
+	PathFast
+)
+
+// String returns the path's name as used in flags.
+func (p PacketPath) String() string {
+	switch p {
+	case PathDefault:
+		return "default"
+	case PathPion:
+		return "pion"
+	case PathFast:
+		return "fast"
+	default:
+		return "unknown"
+	}
+}
+
+// ParsePacketPath parses "default", "pion" or "fast".
+func ParsePacketPath(s string) (PacketPath, error) {
+	for _, p := range []PacketPath{PathDefault, PathPion, PathFast} {
+		if s == p.String() {
+			return p, nil
+		}
+	}
+	return 0, fmt.Errorf("%w: packet path %q (want default, pion or fast)", ErrInvalidConfig, s)
+}
+
 // Config configures the Engine. The zero value is usable (any port, no
 // public IP, default timeouts).
 type Config struct {
@@ -64,6 +103,10 @@ type Config struct {
 	// AgentICEServers (STUN/TURN) are given to agent legs only, for agents
 	// behind strict NATs; WhatsApp legs need none. Empty = none.
 	AgentICEServers []webrtc.ICEServer
+	// PacketPath: PathFast serves every call on one UDP socket (UDPPort, or
+	// an ephemeral port when 0; not with a port range) and handles
+	// established SRTP/SRTCP itself. Default PathPion.
+	PacketPath PacketPath
 	// Logger receives the package's and Pion's logs. Nil discards them.
 	Logger *slog.Logger
 }
@@ -84,6 +127,12 @@ func (c Config) Validate() error {
 	}
 	if c.PortMin > c.PortMax {
 		return fmt.Errorf("%w: port min %d > max %d", ErrInvalidConfig, c.PortMin, c.PortMax)
+	}
+	if c.PacketPath > PathFast {
+		return fmt.Errorf("%w: packet path %d unknown", ErrInvalidConfig, c.PacketPath)
+	}
+	if c.PacketPath == PathFast && c.PortMin != 0 {
+		return fmt.Errorf("%w: the fast packet path uses one udp port, not a range", ErrInvalidConfig)
 	}
 	if c.UDPPort > 0 && c.PortMin != 0 {
 		return fmt.Errorf("%w: set either udp port or a port range, not both", ErrInvalidConfig)
@@ -129,6 +178,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.SocketBuffer == 0 {
 		c.SocketBuffer = DefaultSocketBuffer
+	}
+	if c.PacketPath == PathDefault {
+		c.PacketPath = PathPion
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)

@@ -52,6 +52,7 @@ type Engine struct {
 	waOffer apiTemplate // offers to Meta (business-initiated)
 	agAPI   apiTemplate
 	mux     ice.UDPMux
+	fast    *fastSock // PathFast: the one socket, under mux
 	epoch   time.Time
 
 	mu      sync.Mutex
@@ -90,7 +91,7 @@ func NewEngine(cfg Config, reg prometheus.Registerer) (*Engine, error) {
 	if e.cert, err = newCertificate(); err != nil {
 		return nil, err
 	}
-	if cfg.UDPPort > 0 {
+	if cfg.UDPPort > 0 || cfg.PacketPath == PathFast {
 		if e.mux, err = e.newMux(); err != nil {
 			return nil, err
 		}
@@ -129,6 +130,20 @@ func isLoopback4(ip net.IP) bool { return ip.IsLoopback() && ip.To4() != nil }
 
 func (e *Engine) newMux() (ice.UDPMux, error) {
 	logger := pionLoggerFactory{e.log}.NewLogger("udpmux")
+	if e.cfg.PacketPath == PathFast {
+		addr := &net.UDPAddr{Port: e.cfg.UDPPort} // all addresses, IPv4 and IPv6
+		if e.cfg.LoopbackOnly {
+			addr.IP = net.IPv4(127, 0, 0, 1)
+		}
+		conn, err := net.ListenUDP("udp", addr)
+		if err != nil {
+			return nil, fmt.Errorf("media: listen udp port %d: %w", e.cfg.UDPPort, err)
+		}
+		_ = conn.SetReadBuffer(e.cfg.SocketBuffer)
+		_ = conn.SetWriteBuffer(e.cfg.SocketBuffer)
+		e.fast = newFastSock(conn, e.cfg.ReceiveMTU)
+		return webrtc.NewICEUDPMux(logger, e.fast), nil
+	}
 	if e.cfg.LoopbackOnly {
 		conn, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: e.cfg.UDPPort})
 		if err != nil {
@@ -286,8 +301,16 @@ func (e *Engine) runPacer() {
 		}
 		e.mu.Unlock()
 		now := time.Now()
+		if e.fast != nil && e.fast.bio != nil {
+			// fast path: this tick's silence, DTMF and RTCP leave in
+			// sendmmsg batches
+			e.fast.setBatching(true)
+		}
 		for _, b := range list {
 			b.tick(now)
+		}
+		if e.fast != nil && e.fast.bio != nil {
+			e.fast.setBatching(false)
 		}
 		clear(list)
 		list = list[:0]

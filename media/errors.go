@@ -24,6 +24,9 @@ var (
 	ErrNotConnected = errors.New("media: whatsapp leg not connected")
 	// ErrMediaNotStarted is returned by SendDTMF before StartWhatsAppMedia.
 	ErrMediaNotStarted = errors.New("media: whatsapp media not started")
+	// ErrFastPath is logged when a connected leg cannot move to the fast
+	// packet path (it then stays on Pion's).
+	ErrFastPath = errors.New("media: fast path")
 	// ErrNoTelephoneEvent is returned by SendDTMF when telephone-event was not negotiated.
 	ErrNoTelephoneEvent = errors.New("media: telephone-event not negotiated")
 	// ErrBadCandidate is returned by AddAgentCandidate for a candidate Pion rejects.

@@ -414,7 +414,13 @@ func (b *Bridge) writeReport(now time.Time, l *leg, ssrc uint32, rx *rxStats, pk
 	} else {
 		p = &rtcp.ReceiverReport{SSRC: ssrc, Reports: reports}
 	}
-	if err := l.pc.WriteRTCP([]rtcp.Packet{p}); err != nil {
+	var err error
+	if fl := l.fast.Load(); fl != nil {
+		err = fl.writeRTCP([]rtcp.Packet{p})
+	} else {
+		err = l.pc.WriteRTCP([]rtcp.Packet{p})
+	}
+	if err != nil {
 		b.log.Debug("write rtcp", "leg", l.kind.String(), "err", err)
 	}
 }

@@ -152,3 +152,36 @@ func TestMediaWatchdog(t *testing.T) {
 		})
 	}
 }
+
+// On the fast path, Pion still sees DTLS and ICE: the WhatsApp peer
+// closing (DTLS close_notify, then no more STUN answers) ends the leg,
+// and the leg leaves the fast path's routing table.
+func TestFastPathRemoteClose(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	e := newTestEngine(t, func(c *Config) { c.PacketPath = PathFast })
+	h := newHarness(t, e)
+	h.connectWhatsApp(ctx)
+	wa := h.b.waLeg()
+	fl := wa.fast.Load()
+	if fl == nil {
+		t.Fatal("whatsapp leg not on the fast path")
+	}
+	if (*e.fast.routes.Load())[fl.remote] != fl {
+		t.Fatal("fast leg not routed")
+	}
+	h.meta.play(loadOpus(t, "caller-440.ogg"), nil, nil)
+	waitUntil(ctx, t, h.meta, "media counted on the fast path", func() bool { return h.b.Stats().WhatsApp.PacketsReceived >= 10 })
+	h.meta.close()
+	for done := false; !done; {
+		select {
+		case s := <-h.waState:
+			done = s == LegClosed || s == LegFailed
+		case <-ctx.Done():
+			t.Fatal("whatsapp leg did not end after the peer closed")
+		}
+	}
+	if _, ok := (*e.fast.routes.Load())[fl.remote]; ok {
+		t.Fatal("closed leg still routed")
+	}
+}

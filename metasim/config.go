@@ -54,7 +54,8 @@ type Config struct {
 	// Limits are Meta's permission rules.
 	Limits Limits
 
-	// AcceptTimeout is how long Meta waits for accept after the connect webhook (default 30 s).
+	// AcceptTimeout is how long Meta waits for accept after the connect webhook
+	// (default 45 s; Meta says 30–60 s; shorter values are allowed for tests).
 	AcceptTimeout time.Duration
 	// RingTimeout is how long a business-initiated call rings unanswered (default 60 s).
 	RingTimeout time.Duration
@@ -73,6 +74,78 @@ type Config struct {
 	MaxEndedCalls int
 	// Registerer registers the simulator's metrics (nil: not registered).
 	Registerer prometheus.Registerer
+
+	// Numbers are further business phone numbers served besides the primary
+	// one (PhoneNumberID/DisplayPhoneNumber/WABAID/AccessToken).
+	Numbers []Number
+	// PrimaryNoBIC: business-initiated calling is unavailable on the primary
+	// number (connect → 138013, subcode 2593139).
+	PrimaryNoBIC bool
+	// Adversary switches on Meta's legal-but-nasty delivery behaviours
+	// (batching, reordering, duplicates, retries, BSUID-only users, type drift).
+	// Change it at runtime with Sim.SetAdversary.
+	Adversary Adversary
+	// Pricing chooses the pricing object reported in message statuses.
+	Pricing Pricing
+	// CallRates is the BIC rate card used by call_analytics (micros per minute by callee country).
+	CallRates RateCard
+	// Templates are message templates approved from the start (more can be
+	// created with POST /{WABA_ID}/message_templates).
+	Templates []Template
+	// PermissionChecksPerSecond bounds GET call_permissions per number per
+	// 1-second window (default 5; -1 disables) → HTTP 429, code 613.
+	PermissionChecksPerSecond int
+	// RecordingDelay is how long after terminate the recording/transcription
+	// webhooks follow (default 0: right after).
+	RecordingDelay time.Duration
+	// MediaURLValidity is how long a media download URL works (default 5 min, Clock time).
+	MediaURLValidity time.Duration
+	// AssumeWindowOpen treats every user as inside the 24 h customer service
+	// window (free-form permission requests always allowed). Not Meta's
+	// behaviour: a convenience for demos and for tests that predate the window.
+	AssumeWindowOpen bool
+	// GraphBaseURL is the absolute URL the Graph handler is served at (for
+	// media download URLs). Default: learned from the first Graph request.
+	GraphBaseURL string
+}
+
+// Number is one business phone number the simulator serves.
+type Number struct {
+	PhoneNumberID      string // Graph id (required)
+	DisplayPhoneNumber string // E.164 digits without '+' (required)
+	WABAID             string // WhatsApp Business Account (default Config.WABAID); another WABA = another webhook entry
+	AccessToken        string // token accepted for this number (default Config.AccessToken)
+	// NoBIC: business-initiated calling is not available for this number
+	// (its country, e.g. US/CA/TR/EG/VN/NG, or eligibility): connect → 138013.
+	NoBIC bool
+}
+
+// Pricing is what the simulated Meta reports in message statuses'
+// pricing objects. Empty fields follow the reference: from 2026-10-01 (by
+// Clock) service messages and utility templates inside the customer service
+// window are "regular" (billable); before that they are
+// "free_customer_service".
+type Pricing struct {
+	ServiceType         string           // pricing.type of free-form messages in the window
+	UtilityInWindowType string           // pricing.type of utility templates in the window
+	MessageRates        map[string]int64 // micros per delivered billable message by category (pricing_analytics)
+}
+
+// RateCard prices business-initiated calls for call_analytics: micros per
+// minute by callee ISO country ("GB"), billed in 6-second pulses (a pulse
+// costs PerMinute/10, fractions of a pulse rounded up).
+type RateCard struct {
+	PerMinute map[string]int64
+	Default   int64 // countries not listed (default 10000 = 0.01 per minute; invented)
+}
+
+// Template is an approved message template.
+type Template struct {
+	Name     string
+	Language string // e.g. "en_US"
+	Category string // MARKETING, UTILITY or AUTHENTICATION
+	// PermissionRequest: the template has a call_permission_request component.
+	PermissionRequest bool
 }
 
 var graphVersionRE = regexp.MustCompile(`^v[0-9]+\.[0-9]+$`)
@@ -111,7 +184,13 @@ func (c Config) withDefaults() Config {
 	defD(&c.Limits.TemporaryValidity, 7*24*time.Hour)
 	defI(&c.Limits.ConnectedCallsPer24h, 100)
 	defI(&c.Limits.UnansweredRevoke, 4)
-	defD(&c.AcceptTimeout, 30*time.Second)
+	defD(&c.AcceptTimeout, 45*time.Second)
+	defI(&c.PermissionChecksPerSecond, 5)
+	defD(&c.MediaURLValidity, 5*time.Minute)
+	if c.CallRates.Default == 0 {
+		c.CallRates.Default = 10000
+	}
+	c.Adversary = c.Adversary.withDefaults()
 	defD(&c.RingTimeout, 60*time.Second)
 	defD(&c.NoMediaTimeout, 20*time.Second)
 	defD(&c.MidCallNoMediaTimeout, 30*time.Second)
@@ -161,6 +240,30 @@ func (c Config) Validate() error {
 		if n < 0 {
 			return bad("%s must not be negative", name)
 		}
+	}
+	for i, n := range c.Numbers {
+		if n.PhoneNumberID == "" || !digitsRE.MatchString(n.DisplayPhoneNumber) {
+			return bad("Numbers[%d] needs a PhoneNumberID and E.164 DisplayPhoneNumber digits", i)
+		}
+		if n.PhoneNumberID == c.PhoneNumberID {
+			return bad("Numbers[%d] repeats the primary PhoneNumberID", i)
+		}
+	}
+	for i, t := range c.Templates {
+		if t.Name == "" || !contains([]string{"MARKETING", "UTILITY", "AUTHENTICATION"}, t.Category) {
+			return bad("Templates[%d] needs a name and category MARKETING, UTILITY or AUTHENTICATION", i)
+		}
+		if t.PermissionRequest && t.Category == "AUTHENTICATION" {
+			return bad("Templates[%d]: a call_permission_request template must be MARKETING or UTILITY", i)
+		}
+	}
+	for _, v := range []string{c.Pricing.ServiceType, c.Pricing.UtilityInWindowType} {
+		if v != "" && v != "regular" && v != "free_customer_service" && v != "free_entry_point" {
+			return bad("Pricing type %q must be regular, free_customer_service or free_entry_point", v)
+		}
+	}
+	if err := c.Adversary.validate(); err != nil {
+		return bad("%v", err)
 	}
 	if c.WebhookRetries < -1 {
 		return bad("WebhookRetries must be >= -1")

@@ -23,6 +23,12 @@ var (
 	ErrCallingDisabled = errors.New("metasim: calling disabled on the business number")
 	// ErrUnknownCall is returned by the control API for an unknown call id.
 	ErrUnknownCall = errors.New("metasim: unknown call")
+	// ErrInvalidCode is returned by EndWithError for a code that is not terminate-only.
+	ErrInvalidCode = errors.New("metasim: invalid error code")
+	// ErrUnknownNumber is returned for a business number the simulator does not serve.
+	ErrUnknownNumber = errors.New("metasim: unknown business number")
+	// ErrInvalidMessage is returned by SendUserMessage for an empty text.
+	ErrInvalidMessage = errors.New("metasim: invalid message")
 	// ErrPeer is returned when the user's WebRTC peer cannot be built.
 	ErrPeer = errors.New("metasim: user peer")
 )

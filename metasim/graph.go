@@ -45,12 +45,14 @@ func (s *Sim) GraphHandler() http.Handler {
 }
 
 func (s *Sim) serveGraph(w http.ResponseWriter, r *http.Request) {
-	rec := GraphRequest{Time: s.cfg.Clock(), Method: r.Method, Path: r.URL.Path}
+	s.learnBase(r)
+	rec := GraphRequest{Time: s.cfg.Clock(), Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxGraphBody))
 	rec.Body = body
 	var (
 		resp any
 		gerr *graphError
+		raw  *rawResponse
 	)
 	switch {
 	case err != nil:
@@ -63,15 +65,54 @@ func (s *Sim) serveGraph(w http.ResponseWriter, r *http.Request) {
 		writeGraphError(w, gerr)
 	} else {
 		rec.Status = http.StatusOK
-		writeJSON(w, http.StatusOK, resp)
+		if rec.Action == "accept" {
+			if c, ok := s.Call(rec.CallID); ok {
+				c.acceptDone.Store(true) // RTP from now on no longer counts as "before accept"
+			}
+		}
+		if rr, ok := resp.(*rawResponse); ok {
+			raw = rr
+			w.Header().Set("Content-Type", raw.mime)
+			w.Header().Set("Content-Length", strconv.Itoa(len(raw.body)))
+			w.WriteHeader(http.StatusOK)
+			_, _ = w.Write(raw.body)
+		} else {
+			writeJSON(w, http.StatusOK, resp)
+		}
 	}
 	s.metrics.GraphRequests.WithLabelValues(edgeLabel(rec.Edge), strconv.Itoa(rec.ErrorCode)).Inc()
 	s.recordRequest(rec)
 }
 
+// rawResponse is a non-JSON answer (media downloads).
+type rawResponse struct {
+	mime string
+	body []byte
+}
+
+// learnBase remembers the absolute URL the Graph handler is reached at
+// (behind http.StripPrefix, RequestURI keeps the prefix).
+func (s *Sim) learnBase(r *http.Request) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.graphBase != "" || r.Host == "" {
+		return
+	}
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	uri := r.RequestURI
+	if i := strings.IndexByte(uri, '?'); i >= 0 {
+		uri = uri[:i]
+	}
+	prefix := strings.TrimSuffix(uri, r.URL.Path)
+	s.graphBase = scheme + "://" + r.Host + prefix
+}
+
 func edgeLabel(e string) string {
 	switch e {
-	case "calls", "messages", "call_permissions", "settings":
+	case "calls", "messages", "call_permissions", "settings", "message_templates", "analytics", "media":
 		return e
 	}
 	return "other"
@@ -91,70 +132,151 @@ func writeGraphError(w http.ResponseWriter, e *graphError) {
 	if e.details != "" {
 		body["error_data"] = map[string]any{"messaging_product": "whatsapp", "details": e.details}
 	}
-	if e.status == http.StatusUnauthorized {
+	if e.status == http.StatusUnauthorized && e.code == 190 {
 		w.Header().Set("WWW-Authenticate", `OAuth "Facebook Platform" "invalid_token" "`+e.msg+`"`)
 	}
 	writeJSON(w, e.status, map[string]any{"error": body})
 }
 
-func (s *Sim) routeGraph(r *http.Request, body []byte, rec *GraphRequest) (any, *graphError) {
-	tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	if !ok || subtle.ConstantTimeCompare([]byte(tok), []byte(s.cfg.AccessToken)) != 1 {
-		return nil, errGraph(http.StatusUnauthorized, 190, "Invalid OAuth access token - Cannot parse access token")
+var errToken = errGraph(http.StatusUnauthorized, 190, "Invalid OAuth access token - Cannot parse access token")
+
+func errObject(id string) *graphError {
+	e := errGraph(http.StatusBadRequest, 100, fmt.Sprintf("Unsupported request - method type: get. Object with ID '%s' does not exist, cannot be loaded due to missing permissions, or does not support this operation.", id))
+	e.subcode, e.typ = 33, "GraphMethodException"
+	return e
+}
+
+// tokenFor reports whether tok is valid for a WABA (any of its numbers'
+// tokens or the business token) or, with waba "", for any number.
+func (s *Sim) tokenFor(waba, tok string) bool {
+	ok := subtle.ConstantTimeCompare([]byte(tok), []byte(s.cfg.AccessToken)) == 1
+	for _, n := range s.order {
+		if waba == "" || n.WABAID == waba {
+			ok = n.tokenOK(tok) || ok
+		}
 	}
+	return ok
+}
+
+func (s *Sim) isWABA(id string) bool {
+	for _, n := range s.order {
+		if n.WABAID == id {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *Sim) routeGraph(r *http.Request, body []byte, rec *GraphRequest) (any, *graphError) {
+	tok, hasTok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 	parts := strings.Split(strings.Trim(r.URL.Path, "/"), "/")
-	if len(parts) != 3 {
+	if len(parts) < 2 || len(parts) > 3 {
 		return nil, errParam("Unknown path components: %s", r.URL.Path)
 	}
 	if parts[0] != s.cfg.GraphVersion {
 		return nil, errGraph(http.StatusBadRequest, 2635, fmt.Sprintf("Unsupported API version %q (this simulator serves %s)", parts[0], s.cfg.GraphVersion))
 	}
-	if parts[1] != s.cfg.PhoneNumberID {
-		e := errGraph(http.StatusBadRequest, 100, fmt.Sprintf("Unsupported post request. Object with ID '%s' does not exist, cannot be loaded due to missing permissions, or does not support this operation.", parts[1]))
-		e.subcode, e.typ = 33, "GraphMethodException"
-		return nil, e
+	if !hasTok {
+		return nil, errToken
 	}
-	rec.Edge = parts[2]
-	switch {
-	case parts[2] == "calls" && r.Method == http.MethodPost:
-		return s.graphCalls(r.Context(), body, rec)
-	case parts[2] == "messages" && r.Method == http.MethodPost:
-		return s.graphMessages(body, rec)
-	case parts[2] == "call_permissions" && r.Method == http.MethodGet:
-		u := r.URL.Query().Get("user_wa_id")
-		rec.To = u
-		n, err := normalizeNumber(u)
-		if err != nil {
-			return nil, errParam("Invalid parameter user_wa_id")
+	id := parts[1]
+	if len(parts) == 3 && id == "media_download" && r.Method == http.MethodGet {
+		rec.Edge = "media"
+		if !s.tokenFor("", tok) {
+			return nil, errToken
 		}
-		return s.permissionsView(n, s.cfg.Clock()), nil
-	case parts[2] == "settings" && r.Method == http.MethodGet:
+		return s.downloadMedia(parts[2], r.URL.Query())
+	}
+	if num := s.numbers[id]; num != nil {
+		rec.PhoneNumberID = id
+		if !num.tokenOK(tok) {
+			return nil, errToken
+		}
+		if len(parts) != 3 {
+			return nil, errParam("Unknown path components: %s", r.URL.Path)
+		}
+		rec.Edge = parts[2]
+		return s.routeNumber(r, num, parts[2], body, rec)
+	}
+	if s.isWABA(id) {
+		if !s.tokenFor(id, tok) {
+			return nil, errToken
+		}
+		switch {
+		case len(parts) == 2 && r.Method == http.MethodGet:
+			rec.Edge = "analytics"
+			return s.graphAnalytics(id, r.URL.Query().Get("fields"))
+		case len(parts) == 3 && parts[2] == "message_templates" && r.Method == http.MethodPost:
+			rec.Edge = "message_templates"
+			return s.graphCreateTemplate(id, body)
+		}
+		return nil, errParam("Unknown path components: %s (%s)", r.URL.Path, r.Method)
+	}
+	if len(parts) == 2 && r.Method == http.MethodGet {
+		if !s.tokenFor("", tok) {
+			return nil, errToken
+		}
+		if m, ok := s.mediaInfo(id); ok {
+			rec.Edge = "media"
+			return m, nil
+		}
+	}
+	if !s.tokenFor("", tok) {
+		return nil, errToken
+	}
+	return nil, errObject(id)
+}
+
+func (s *Sim) routeNumber(r *http.Request, num *bizNumber, edge string, body []byte, rec *GraphRequest) (any, *graphError) {
+	switch {
+	case edge == "calls" && r.Method == http.MethodPost:
+		if s.sipEnabled(num) {
+			return nil, errGraph(http.StatusBadRequest, 131055, "Calling API is not supported when SIP is enabled for this phone number")
+		}
+		return s.graphCalls(r.Context(), num, body, rec)
+	case edge == "messages" && r.Method == http.MethodPost:
+		return s.graphMessages(num, body, rec)
+	case edge == "call_permissions" && r.Method == http.MethodGet:
+		q := r.URL.Query()
+		rec.To, rec.Recipient = q.Get("user_wa_id"), q.Get("recipient")
+		if gerr := s.checkRate(num, s.cfg.Clock()); gerr != nil {
+			return nil, gerr
+		}
+		u, gerr := s.resolveUser(rec.To, rec.Recipient, "user_wa_id", "recipient")
+		if gerr != nil {
+			return nil, gerr
+		}
+		return s.permissionsView(num, u.key, s.cfg.Clock()), nil
+	case edge == "settings" && r.Method == http.MethodGet:
 		s.mu.Lock()
 		defer s.mu.Unlock()
-		return map[string]any{"calling": cloneJSON(s.settings)}, nil
-	case parts[2] == "settings" && r.Method == http.MethodPost:
-		return s.graphSettings(body)
+		return map[string]any{"calling": cloneJSON(num.settings)}, nil
+	case edge == "settings" && r.Method == http.MethodPost:
+		return s.graphSettings(num, body)
 	}
-	return nil, errParam("Unknown path components: /%s (%s)", parts[2], r.Method)
+	return nil, errParam("Unknown path components: /%s (%s)", edge, r.Method)
 }
 
 type callsRequest struct {
-	MessagingProduct string   `json:"messaging_product"`
-	Action           string   `json:"action"`
-	CallID           string   `json:"call_id"`
-	To               string   `json:"to"`
-	Session          *session `json:"session"`
-	BizOpaque        string   `json:"biz_opaque_callback_data"`
+	MessagingProduct string       `json:"messaging_product"`
+	Action           string       `json:"action"`
+	CallID           string       `json:"call_id"`
+	To               string       `json:"to"`
+	Recipient        string       `json:"recipient"`
+	Session          *session     `json:"session"`
+	BizOpaque        string       `json:"biz_opaque_callback_data"`
+	Recording        *featureOpts `json:"recording"`
+	Transcription    *featureOpts `json:"transcription"`
 }
 
 var okResp = map[string]any{"messaging_product": "whatsapp", "success": true}
 
-func (s *Sim) graphCalls(ctx context.Context, body []byte, rec *GraphRequest) (any, *graphError) {
+func (s *Sim) graphCalls(ctx context.Context, num *bizNumber, body []byte, rec *GraphRequest) (any, *graphError) {
 	var req callsRequest
 	if err := json.Unmarshal(body, &req); err != nil {
 		return nil, errParam("Invalid JSON body: %v", err)
 	}
-	rec.Action, rec.CallID, rec.To = req.Action, req.CallID, req.To
+	rec.Action, rec.CallID, rec.To, rec.Recipient = req.Action, req.CallID, req.To, req.Recipient
 	if req.Session != nil {
 		rec.SDPType = req.Session.SDPType
 	}
@@ -165,7 +287,7 @@ func (s *Sim) graphCalls(ctx context.Context, body []byte, rec *GraphRequest) (a
 		return nil, errParam("biz_opaque_callback_data must be at most 512 characters")
 	}
 	if req.Action == "connect" {
-		return s.graphConnect(ctx, req)
+		return s.graphConnect(ctx, num, req)
 	}
 	switch req.Action {
 	case "pre_accept", "accept", "reject", "terminate":
@@ -178,7 +300,7 @@ func (s *Sim) graphCalls(ctx context.Context, body []byte, rec *GraphRequest) (a
 	s.mu.Lock()
 	c, ok := s.calls[req.CallID]
 	s.mu.Unlock()
-	if !ok {
+	if !ok || c.num != num {
 		return nil, errParam("Invalid parameter call_id: call not found")
 	}
 	if c.Reached(Ended) {
@@ -208,14 +330,26 @@ func (s *Sim) graphCalls(ctx context.Context, body []byte, rec *GraphRequest) (a
 	if req.Session.SDPType != "answer" {
 		return nil, errParam("Invalid parameter session.sdp_type %q: must be \"answer\"", req.Session.SDPType)
 	}
+	if req.Action == "pre_accept" && (req.Recording != nil || req.Transcription != nil) {
+		return nil, errParam("recording and transcription are set on accept, not pre_accept")
+	}
 	if req.Action == "accept" {
 		if c.Reached(Accepted) {
-			return nil, errParam("The call was already accepted")
+			// A retried accept (e.g. after an HTTP timeout): same answer → the
+			// same success; a different answer is refused.
+			if normSDP(c.remote()) != normSDP(req.Session.SDP) {
+				return nil, errParam("Invalid parameter session.sdp: differs from the answer the call was accepted with")
+			}
+			return okResp, nil
 		}
 		if now := s.cfg.Clock(); now.Sub(c.ringAt) > s.cfg.AcceptTimeout {
 			c.end(endInfo{by: "error:138007", code: 138007, message: "Call was not accepted in time"})
-			return nil, errGraph(http.StatusBadRequest, 138007, "Connect timeout: the call was not accepted in time")
+			return nil, errGraph(http.StatusInternalServerError, 138007, "Connect timeout: the call was not accepted in time")
 		}
+	}
+	rec1, tr1, gerr := checkFeatures(req.Recording, req.Transcription)
+	if gerr != nil {
+		return nil, gerr
 	}
 	if gerr := c.applyAnswer(req.Session.SDP); gerr != nil {
 		return nil, gerr
@@ -224,10 +358,19 @@ func (s *Sim) graphCalls(ctx context.Context, body []byte, rec *GraphRequest) (a
 		c.mark(PreAccepted)
 		return okResp, nil
 	}
+	c.mu.Lock()
+	c.bizOpaque, c.recording, c.transcript = req.BizOpaque, rec1, tr1
+	c.mu.Unlock()
 	if !c.startAccepted(s.cfg.Clock()) {
 		return nil, errParam("Invalid parameter call_id: the call has already ended")
 	}
 	return okResp, nil
+}
+
+func (c *UserCall) remote() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.remoteSDP
 }
 
 // applyAnswer validates the business answer and applies it to the user peer

@@ -5,7 +5,9 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -130,7 +132,7 @@ func TestGraphValidation(t *testing.T) {
 		{"pre_accept passive answer", "POST", calls, testToken, map[string]any{"messaging_product": "whatsapp", "action": "pre_accept", "call_id": uc.ID(),
 			"session": map[string]any{"sdp_type": "answer", "sdp": passive}}, 400, 100},
 		{"connect without permission", "POST", calls, testToken, map[string]any{"messaging_product": "whatsapp", "action": "connect", "to": "+447700900999",
-			"session": map[string]any{"sdp_type": "offer", "sdp": offer}}, 400, 138006},
+			"session": map[string]any{"sdp_type": "offer", "sdp": offer}}, 401, 138006},
 		{"connect with answer type", "POST", calls, testToken, map[string]any{"messaging_product": "whatsapp", "action": "connect", "to": "447700900999",
 			"session": map[string]any{"sdp_type": "answer", "sdp": offer}}, 400, 100},
 		{"connect bad number", "POST", calls, testToken, map[string]any{"messaging_product": "whatsapp", "action": "connect", "to": "12ab",
@@ -196,15 +198,15 @@ func TestAcceptDeadline(t *testing.T) {
 		t.Fatal(err)
 	}
 	answer := newBizPeer(t).answer(t, uc.LocalSDP())
-	clk.Add(31 * time.Second)
+	clk.Add(46 * time.Second) // default accept window 45 s
 	st, body := e.calls(t, map[string]any{"action": "accept", "call_id": uc.ID(),
 		"session": map[string]any{"sdp_type": "answer", "sdp": answer}})
-	if st != 400 || errCode(body) != 138007 {
+	if st != 500 || errCode(body) != 138007 {
 		t.Fatalf("late accept = %d %v", st, body)
 	}
 	h := e.recv.wait(t, "terminate", callEventIs(uc.ID(), "terminate"))
 	ev := h.first("calls")
-	if ev["status"] != "FAILED" || ev["errors"] == nil || uc.EndedBy() != "error:138007" {
+	if ev["status"] != "FAILED" || ev["errors"] != nil || h.value()["errors"] == nil || uc.EndedBy() != "error:138007" {
 		t.Fatalf("terminate = %s", h.raw)
 	}
 }
@@ -254,4 +256,85 @@ func TestPlaceCallRejectsBadInput(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestSettingsShapeWebhookAndSIP(t *testing.T) {
+	e := newEnv(t, nil)
+	const path = "/v23.0/100000000000001/settings"
+	st, body := e.call(t, "GET", path, testToken, nil)
+	c := body["calling"].(map[string]any)
+	for _, k := range []string{"status", "call_icon_visibility", "call_icons", "callback_permission_status", "call_hours", "sip",
+		"srtp_key_exchange_protocol", "audio", "restrictions"} {
+		if _, ok := c[k]; st != 200 || !ok {
+			t.Fatalf("GET settings lacks %s: %v", k, body)
+		}
+	}
+	bad := []map[string]any{
+		{"call_hours": map[string]any{"status": "ENABLED", "timezone_id": "Europe/London", "weekly_operating_hours": []any{
+			map[string]any{"day_of_week": "MONDAY", "open_time": "0900", "close_time": "1200"},
+			map[string]any{"day_of_week": "MONDAY", "open_time": "1100", "close_time": "1700"}}}},
+		{"call_hours": map[string]any{"status": "ENABLED", "timezone_id": "Europe/London", "weekly_operating_hours": []any{
+			map[string]any{"day_of_week": "MONDAY", "open_time": "0900", "close_time": "1700"}},
+			"holiday_schedule": []any{map[string]any{"date": "2026-13-01", "start_time": "0000", "end_time": "2359"}}}},
+		{"sip": map[string]any{"status": "MAYBE"}},
+		{"restrictions": map[string]any{}},
+		{"status": "ON"},
+		{"unknown_key": 1},
+	}
+	for i, b := range bad {
+		if st, body := e.call(t, "POST", path, testToken, map[string]any{"calling": b}); st != 400 || errCode(body) != 100 {
+			t.Fatalf("bad settings %d = %d %v", i, st, body)
+		}
+	}
+	if st, after := e.call(t, "GET", path, testToken, nil); st != 200 || fmt.Sprint(after) != fmt.Sprint(body) {
+		t.Fatalf("bad input changed the settings: %v", after)
+	}
+	if st, body := e.call(t, "POST", path, testToken, map[string]any{"calling": map[string]any{
+		"call_icon_visibility": "DISABLE_ALL",
+		"sip":                  map[string]any{"status": "ENABLED", "servers": []any{map[string]any{"hostname": "sip.example.com", "port": 5061}}}}}); st != 200 {
+		t.Fatalf("POST = %d %v", st, body)
+	}
+	h := e.recv.wait(t, "account_settings_update", func(h hook) bool { return h.field() == "account_settings_update" })
+	v := h.value()
+	pns := v["phone_number_settings"].(map[string]any)
+	if v["type"] != "PHONE_NUMBER_SETTINGS" || pns["phone_number_id"] != "100000000000001" ||
+		pns["calling"].(map[string]any)["call_icon_visibility"] != "DISABLE_ALL" {
+		t.Fatalf("account_settings_update = %s", h.raw)
+	}
+	// SIP enabled: Graph calling is refused with 131055
+	if st, body := e.calls(t, map[string]any{"action": "connect", "to": "447700900123",
+		"session": map[string]any{"sdp_type": "offer", "sdp": "v=0"}}); st != 400 || errCode(body) != 131055 {
+		t.Fatalf("connect with SIP enabled = %d %v", st, body)
+	}
+}
+
+// FuzzGraphCalls: no request body crashes the handler or changes state on error.
+func FuzzGraphCalls(f *testing.F) {
+	for _, s := range []string{`{"messaging_product":"whatsapp","action":"connect","to":"447700900123"}`,
+		`{"messaging_product":"whatsapp","action":"accept","call_id":"wacid.x","session":{"sdp_type":"answer","sdp":"v=0"}}`,
+		`{"messaging_product":"whatsapp","action":"connect","recipient":"US.1","session":{"sdp_type":"offer","sdp":"v=0\r\n"}}`,
+		`{`, `[]`, `{"recording":{"status":"ENABLED"}}`} {
+		f.Add(s)
+	}
+	recv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {}))
+	defer recv.Close()
+	sim, err := New(Config{AppSecret: "s", AccessToken: "t", WebhookURL: recv.URL, LoopbackOnly: true})
+	if err != nil {
+		f.Fatal(err)
+	}
+	defer sim.Close()
+	h := sim.GraphHandler()
+	f.Fuzz(func(t *testing.T, body string) {
+		req := httptest.NewRequest("POST", "/v23.0/100000000000001/calls", strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer t")
+		rr := httptest.NewRecorder()
+		before := len(sim.Calls())
+		h.ServeHTTP(rr, req)
+		if rr.Code != 200 && len(sim.Calls()) != before {
+			t.Fatalf("an error (%d) created a call", rr.Code)
+		}
+		for _, c := range sim.Calls() {
+			c.end(endInfo{by: "closed", silent: true})
+		}
+	})
 }

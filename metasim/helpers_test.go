@@ -51,13 +51,25 @@ func (h hook) field() string {
 	return e["changes"].([]any)[0].(map[string]any)["field"].(string)
 }
 
-// first returns value[key][0].
-func (h hook) first(key string) map[string]any {
-	l, ok := h.value()[key].([]any)
-	if !ok || len(l) == 0 {
-		return nil
+// values returns every change value of every entry (batched POSTs carry several).
+func (h hook) values() []map[string]any {
+	var out []map[string]any
+	for _, e := range h.body["entry"].([]any) {
+		for _, c := range e.(map[string]any)["changes"].([]any) {
+			out = append(out, c.(map[string]any)["value"].(map[string]any))
+		}
 	}
-	return l[0].(map[string]any)
+	return out
+}
+
+// first returns value[key][0] of the first change that has key.
+func (h hook) first(key string) map[string]any {
+	for _, v := range h.values() {
+		if l, ok := v[key].([]any); ok && len(l) > 0 {
+			return l[0].(map[string]any)
+		}
+	}
+	return nil
 }
 
 // receiver is callgw's webhook endpoint as far as the tests care: it checks
@@ -82,6 +94,7 @@ func newReceiver(t *testing.T) *receiver {
 			w.WriteHeader(http.StatusUnauthorized)
 			return
 		}
+		status := int(r.status.Load()) // decided before the test can see the hook
 		var body map[string]any
 		if err := json.Unmarshal(raw, &body); err != nil {
 			w.WriteHeader(http.StatusBadRequest)
@@ -91,7 +104,7 @@ func newReceiver(t *testing.T) *receiver {
 		case r.hooks <- hook{raw: raw, body: body}:
 		default:
 		}
-		w.WriteHeader(int(r.status.Load()))
+		w.WriteHeader(status)
 	}))
 	t.Cleanup(r.srv.Close)
 	return r
@@ -115,8 +128,14 @@ func (r *receiver) wait(t *testing.T, what string, pred func(hook) bool) hook {
 
 func callEventIs(id, event string) func(hook) bool {
 	return func(h hook) bool {
-		c := h.first("calls")
-		return c != nil && c["id"] == id && c["event"] == event
+		for _, v := range h.values() {
+			if l, ok := v["calls"].([]any); ok && len(l) > 0 {
+				if c := l[0].(map[string]any); c["id"] == id && c["event"] == event {
+					return true
+				}
+			}
+		}
+		return false
 	}
 }
 
@@ -129,7 +148,11 @@ func statusIs(id, status string) func(hook) bool {
 
 func permissionReplyHook(h hook) bool {
 	m := h.first("messages")
-	return m != nil && m["type"] == "interactive"
+	if m == nil {
+		return false
+	}
+	i, _ := m["interactive"].(map[string]any)
+	return i != nil && i["type"] == "call_permission_reply"
 }
 
 type env struct {

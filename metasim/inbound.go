@@ -12,11 +12,22 @@ import (
 
 // CallOptions describe a user-initiated call.
 type CallOptions struct {
-	From            string // caller's number, E.164 ('+' optional); required unless FromUserID is set
-	Name            string // profile name (default "WhatsApp User")
-	Audio           []byte // Ogg Opus the caller plays in a loop (nil: the embedded greeting)
-	FromUserID      string // username user without a phone number: webhooks carry from_user_id, no from
+	From string // caller's number, E.164 ('+' optional); required unless FromUserID is set
+	Name string // profile name (default: the user's, else "WhatsApp User")
+	// Audio is the Ogg Opus the caller plays in a loop after accept (nil: the
+	// user's UserBehavior.Audio, else the embedded greeting).
+	Audio []byte
+	// FromUserID is the caller's BSUID. Alone (no From) it places the call as
+	// a phone-less user: webhooks carry from_user_id and no from.
+	FromUserID      string
 	DeeplinkPayload string // wa.me/call biz_payload, echoed as deeplink_payload
+	CTAPayload      string // call button payload, echoed as cta_payload
+	// Companion: the call is placed from a companion device: Meta grants no
+	// callback permission for it (not supported yet, per the reference).
+	Companion bool
+	// To is the business number called: its phone number id or display
+	// number ("" = the primary number).
+	To string
 }
 
 func (s *Sim) packets(audio []byte) ([][]byte, error) {
@@ -38,31 +49,41 @@ func (s *Sim) packets(audio []byte) ([][]byte, error) {
 // call reaches Ringing once the webhook is delivered; unless accepted within
 // Config.AcceptTimeout it ends with a FAILED terminate webhook.
 func (s *Sim) PlaceCall(ctx context.Context, o CallOptions) (*UserCall, error) {
-	var user string
-	if o.From != "" || o.FromUserID == "" {
-		n, err := normalizeNumber(o.From)
-		if err != nil {
-			return nil, err
-		}
-		user = n
+	num := s.number(o.To)
+	if num == nil {
+		return nil, fmt.Errorf("%w: %q", ErrUnknownNumber, o.To)
 	}
-	if !s.callingEnabled() {
-		return nil, ErrCallingDisabled
-	}
-	pkts, err := s.packets(o.Audio)
+	u, err := s.userForCall(o)
 	if err != nil {
 		return nil, err
 	}
-	name := o.Name
-	if name == "" {
-		name = "WhatsApp User"
+	if !s.callingEnabled(num) {
+		return nil, ErrCallingDisabled
+	}
+	audio := o.Audio
+	if audio == nil {
+		audio = u.b.Audio
+	}
+	pkts, err := s.packets(audio)
+	if err != nil {
+		return nil, err
 	}
 	pc, track, err := s.newUserPeer()
 	if err != nil {
 		return nil, err
 	}
-	c := s.newCall(userInitiated, user, o.FromUserID, name, pkts, pc, track)
-	c.deeplink = o.DeeplinkPayload
+	c := s.newCall(userInitiated, num, u, pkts, pc, track)
+	if o.Name != "" && o.Name != u.b.Name {
+		b := u.b
+		b.Name = o.Name
+		if err := s.AddUser(u.key, b); err == nil {
+			s.mu.Lock()
+			c.usr = s.users[u.key]
+			s.mu.Unlock()
+		}
+		c.name = o.Name
+	}
+	c.deeplink, c.cta, c.companion = o.DeeplinkPayload, o.CTAPayload, o.Companion
 	fail := func(err error) (*UserCall, error) {
 		_ = pc.Close()
 		return nil, err
@@ -88,21 +109,17 @@ func (s *Sim) PlaceCall(ctx context.Context, o CallOptions) (*UserCall, error) {
 	}
 	c.wireMedia()
 
+	s.openWindow(num, u.key, now) // a user's call opens the customer service window
 	ev := c.event("connect", now)
 	ev.Session = &session{SDPType: "offer", SDP: c.localSDP}
-	s.enqueue("calls", c.callsValue(ev), func(int) { c.mark(Ringing) })
-	if user != "" && s.callbackEnabled() {
-		exp := s.grant(user, grantTemporary, now)
-		if !exp.IsZero() {
-			s.sendPermissionReply(user, name, permissionReply{
-				Response: "accept", ExpirationTimestamp: exp.Unix(), ResponseSource: "automatic",
-			}, c.id)
-		}
+	if s.chance(s.Adversary().OmitDirection) {
+		ev.Direction = "" // one Meta UIC sample has no direction
 	}
+	s.enqueue(num, "calls", "connect", c.callsValue(ev), func(int) { c.mark(Ringing) })
 	c.mu.Lock()
 	c.goLocked(c.acceptDeadline)
 	c.mu.Unlock()
-	s.log.Info("metasim: user call placed", "call", c.id, "from", mask(user))
+	s.log.Info("metasim: user call placed", "call", c.id, "from", mask(u.phone), "number", num.PhoneNumberID)
 	return c, nil
 }
 

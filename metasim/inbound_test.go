@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/callgw/callgw/internal/audiotest"
+	"github.com/callgw/callgw/internal/testkit/audiotest"
 )
 
 func TestInboundCallAudioBothWays(t *testing.T) {

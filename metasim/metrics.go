@@ -9,6 +9,7 @@ type Metrics struct {
 	Webhooks      *prometheus.CounterVec // callgw_metasim_webhooks_total{field,result}
 	Calls         *prometheus.CounterVec // callgw_metasim_calls_total{direction}
 	ActiveCalls   prometheus.Gauge       // callgw_metasim_active_calls
+	Adversary     *prometheus.CounterVec // callgw_metasim_adversary_actions_total{action}
 }
 
 // NewMetrics builds the metrics and registers them on reg (nil: not registered).
@@ -30,9 +31,13 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Namespace: "callgw", Subsystem: "metasim", Name: "active_calls",
 			Help: "Simulated calls not yet ended.",
 		}),
+		Adversary: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "callgw", Subsystem: "metasim", Name: "adversary_actions_total",
+			Help: "Adversarial delivery actions taken: batched, held, duplicated, retried_after_200.",
+		}, []string{"action"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.GraphRequests, m.Webhooks, m.Calls, m.ActiveCalls)
+		reg.MustRegister(m.GraphRequests, m.Webhooks, m.Calls, m.ActiveCalls, m.Adversary)
 	}
 	return m
 }

@@ -1,11 +1,10 @@
 package metasim
 
 import (
+	"strconv"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/callgw/callgw/internal/audiotest"
 )
 
 func permissionRequest(to string) map[string]any {
@@ -22,6 +21,11 @@ func TestPermissionRequestFlow(t *testing.T) {
 	e.sim.SetUser("+447700900123", UserBehavior{Permission: PermissionAccept, Name: "Alice"})
 	e.sim.SetUser("+447700900200", UserBehavior{Permission: PermissionAcceptPermanent})
 	e.sim.SetUser("+447700900300", UserBehavior{Permission: PermissionReject})
+	for _, u := range []string{"447700900123", "447700900200", "447700900300"} {
+		if _, err := e.sim.SendUserMessage("", u, "hi"); err != nil { // opens the customer service window
+			t.Fatal(err)
+		}
+	}
 
 	tests := []struct {
 		name      string
@@ -50,11 +54,12 @@ func TestPermissionRequestFlow(t *testing.T) {
 			m := h.first("messages")
 			r := m["interactive"].(map[string]any)["call_permission_reply"].(map[string]any)
 			if h.field() != "messages" || m["from"] != waID || r["response"] != tt.response || r["is_permanent"] != tt.permanent ||
-				r["response_source"] != "user_action" || m["context"].(map[string]any)["id"] != wamid {
+				r["response_source"] != "user_action" || m["context"].(map[string]any)["id"] != wamid || m["type"] != nil ||
+				!IsBSUID(m["from_user_id"].(string)) {
 				t.Fatalf("reply = %s", h.raw)
 			}
 			if tt.status == "temporary" {
-				want := float64(clk.Now().Add(7 * 24 * time.Hour).Unix())
+				want := strconv.FormatInt(clk.Now().Add(7*24*time.Hour).Unix(), 10)
 				if r["expiration_timestamp"] != want {
 					t.Fatalf("expiration_timestamp = %v, want %v", r["expiration_timestamp"], want)
 				}
@@ -87,11 +92,17 @@ func TestPermissionRequestFlow(t *testing.T) {
 			t.Fatalf("start_call = %v", sc)
 		}
 		clk.Add(25 * time.Hour) // next day: allowed again (2nd of 7 days)
+		if _, err := e.sim.SendUserMessage("", "447700900123", "hi again"); err != nil {
+			t.Fatal(err)
+		}
 		if st, body := e.call(t, "POST", messages, testToken, permissionRequest("447700900123")); st != 200 {
 			t.Fatalf("next-day request = %d %v", st, body)
 		}
 		e.recv.wait(t, "reply", permissionReplyHook)
 		clk.Add(25 * time.Hour) // third in 7 days: refused
+		if _, err := e.sim.SendUserMessage("", "447700900123", "hi again"); err != nil {
+			t.Fatal(err)
+		}
 		if st, body := e.call(t, "POST", messages, testToken, permissionRequest("447700900123")); st != 400 || errCode(body) != 138009 {
 			t.Fatalf("third request in 7 days = %d %v", st, body)
 		}
@@ -104,6 +115,9 @@ func TestCallbackPermissionOnUserCall(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if err := uc.Hangup(ctxT(t)); err != nil { // a missed call: the prompt follows the call
+		t.Fatal(err)
+	}
 	h := e.recv.wait(t, "callback reply", permissionReplyHook)
 	m := h.first("messages")
 	r := m["interactive"].(map[string]any)["call_permission_reply"].(map[string]any)
@@ -114,11 +128,27 @@ func TestCallbackPermissionOnUserCall(t *testing.T) {
 	if view["permission"].(map[string]any)["status"] != "temporary" {
 		t.Fatalf("permission = %v", view)
 	}
+	// from a companion device: no callback permission
+	uc, err = e.sim.PlaceCall(ctxT(t), CallOptions{From: "447700900124", Companion: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := uc.Hangup(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	e.recv.wait(t, "terminate", callEventIs(uc.ID(), "terminate"))
+	_, view = e.call(t, "GET", "/v23.0/100000000000001/call_permissions?user_wa_id=447700900124", testToken, nil)
+	if view["permission"].(map[string]any)["status"] != "no_permission" {
+		t.Fatalf("companion call granted a permission: %v", view)
+	}
 }
 
 // grantByRequest gives user a temporary permission through the Graph API.
 func grantByRequest(t *testing.T, e *env, user string) {
 	t.Helper()
+	if _, err := e.sim.SendUserMessage("", user, "hello"); err != nil { // opens the customer service window
+		t.Fatal(err)
+	}
 	if st, body := e.call(t, "POST", messages, testToken, permissionRequest(user)); st != 200 {
 		t.Fatalf("permission request = %d %v", st, body)
 	}
@@ -128,82 +158,6 @@ func grantByRequest(t *testing.T, e *env, user string) {
 func connect(t *testing.T, e *env, to, offer string) (int, map[string]any) {
 	t.Helper()
 	return e.calls(t, map[string]any{"action": "connect", "to": to, "session": map[string]any{"sdp_type": "offer", "sdp": offer}})
-}
-
-func TestOutboundCall(t *testing.T) {
-	tests := []struct {
-		name   string
-		answer CallAnswer
-		status string // the decisive status webhook
-		end    string // terminate status
-	}{
-		{"answer", Answer, "ACCEPTED", "COMPLETED"},
-		{"decline", Decline, "REJECTED", "FAILED"},
-		{"no answer", NoAnswer, "", "FAILED"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			e := newEnv(t, func(c *Config) { c.RingTimeout = 300 * time.Millisecond })
-			const user = "447700900123"
-			e.sim.SetUser(user, UserBehavior{Answer: tt.answer, AnswerAfter: 50 * time.Millisecond, Audio: ToneAudio()})
-			grantByRequest(t, e, user)
-			biz := newBizPeer(t)
-			st, body := connect(t, e, "+"+user, biz.offer(t))
-			if st != 200 {
-				t.Fatalf("connect = %d %v", st, body)
-			}
-			id := body["calls"].([]any)[0].(map[string]any)["id"].(string)
-			uc, ok := e.sim.OutboundCall(id)
-			if !ok || !strings.HasPrefix(id, "wacid.") {
-				t.Fatalf("OutboundCall(%q) missing", id)
-			}
-			rh := e.recv.wait(t, "RINGING", statusIs(id, "RINGING"))
-			if s := rh.first("statuses"); s["type"] != "call" || s["recipient_id"] != user {
-				t.Fatalf("status = %s", rh.raw)
-			}
-			if tt.answer == Answer {
-				ch := e.recv.wait(t, "connect answer", callEventIs(id, "connect"))
-				ev := ch.first("calls")
-				sess := ev["session"].(map[string]any)
-				if sess["sdp_type"] != "answer" || ev["direction"] != "BUSINESS_INITIATED" || ev["to"] != user || ev["from"] != "15550001111" {
-					t.Fatalf("connect webhook = %s", ch.raw)
-				}
-				biz.setAnswer(t, sess["sdp"].(string))
-				biz.play(readOgg(t, "../testdata/audio/agent-1000.ogg"))
-				ctx := ctxT(t)
-				if err := uc.WaitState(ctx, Connected); err != nil {
-					t.Fatal(err)
-				}
-				pcm, err := audiotest.DecodeAll(biz.waitOpus(t, 60)[10:])
-				if err != nil {
-					t.Fatal(err)
-				}
-				if ok, f := audiotest.HasTone(pcm, 440, 15); !ok {
-					t.Fatalf("business heard %.0f Hz, want 440", f)
-				}
-				if err := uc.WaitReceived(ctx, 30); err != nil {
-					t.Fatal(err)
-				}
-			}
-			if tt.status != "" {
-				e.recv.wait(t, tt.status, statusIs(id, tt.status))
-			}
-			if tt.answer == Answer {
-				if st, _ := e.calls(t, map[string]any{"action": "terminate", "call_id": id}); st != 200 {
-					t.Fatal("terminate failed")
-				}
-			}
-			th := e.recv.wait(t, "terminate", callEventIs(id, "terminate"))
-			if ev := th.first("calls"); ev["status"] != tt.end || (tt.end == "COMPLETED") != (ev["duration"] != nil) {
-				t.Fatalf("terminate = %s", th.raw)
-			}
-			_, view := e.call(t, "GET", "/v23.0/100000000000001/call_permissions?user_wa_id="+user, testToken, nil)
-			usage := view["actions"].([]any)[1].(map[string]any)["limits"].([]any)[0].(map[string]any)["current_usage"]
-			if want := map[bool]float64{true: 1, false: 0}[tt.answer == Answer]; usage != want {
-				t.Fatalf("connected-call usage = %v, want %v", usage, want)
-			}
-		})
-	}
 }
 
 func TestOutboundLimitsAndRevocation(t *testing.T) {
@@ -230,12 +184,12 @@ func TestOutboundLimitsAndRevocation(t *testing.T) {
 	if r["response"] != "reject" || r["response_source"] != "automatic" || m["context"] != nil {
 		t.Fatalf("revoke = %s", h.raw)
 	}
-	if st, body := connect(t, e, user, newBizPeer(t).offer(t)); st != 400 || errCode(body) != 138006 {
+	if st, body := connect(t, e, user, newBizPeer(t).offer(t)); st != 401 || errCode(body) != 138006 {
 		t.Fatalf("connect after revoke = %d %v", st, body)
 	}
 
 	// connected-call limit (1 per 24 h): the second connect is refused with 138012
-	e.sim.SetUser(other, UserBehavior{Answer: Answer, AnswerAfter: 300 * time.Millisecond})
+	e.sim.SetUser(other, UserBehavior{Answer: Answer, AnswerAfter: 50 * time.Millisecond})
 	grantByRequest(t, e, other)
 	biz := newBizPeer(t)
 	st, body := connect(t, e, other, biz.offer(t))
@@ -275,7 +229,7 @@ func TestNoBusinessMediaEndsCall(t *testing.T) {
 	}
 	h := e.recv.wait(t, "terminate", callEventIs(uc.ID(), "terminate"))
 	ev := h.first("calls")
-	errs, _ := ev["errors"].([]any)
+	errs, _ := h.value()["errors"].([]any) // a sibling of calls, not inside the call
 	if ev["status"] != "FAILED" || len(errs) != 1 || errs[0].(map[string]any)["code"] != 138021.0 || uc.EndedBy() != "error:138021" {
 		t.Fatalf("terminate = %s (ended by %q)", h.raw, uc.EndedBy())
 	}

@@ -17,9 +17,11 @@ import (
 
 // Meta's audio profile.
 const (
-	opusPT    = 111
-	dtmfPT    = 126
-	opusFmtp  = "maxaveragebitrate=20000;maxplaybackrate=16000;minptime=20;useinbandfec=1"
+	opusPT = 111
+	dtmfPT = 126
+	// opusFmtp is the Opus fmtp of Meta's live offers (the doc samples use
+	// minptime=10;useinbandfec=1).
+	opusFmtp  = "maxaveragebitrate=20000;maxplaybackrate=16000;minptime=20;sprop-maxcapturerate=16000;useinbandfec=1"
 	audioMid  = "audio"
 	frameTime = 20 // ms
 )
@@ -64,7 +66,8 @@ func (s *Sim) newUserPeer() (*webrtc.PeerConnection, *audioTrack, error) {
 	se := webrtc.SettingEngine{}
 	se.SetLite(true)
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
-	if err := se.SetAnsweringDTLSRole(webrtc.DTLSRoleServer); err != nil {
+	// BIC: Meta answers a=setup:active (it is the DTLS client, the business the server).
+	if err := se.SetAnsweringDTLSRole(webrtc.DTLSRoleClient); err != nil {
 		return nil, nil, fmt.Errorf("%w: dtls role: %w", ErrPeer, err)
 	}
 	if s.cfg.LoopbackOnly {

@@ -2,6 +2,7 @@ package metasim
 
 import (
 	"fmt"
+	"net/http"
 	"time"
 )
 
@@ -23,12 +24,14 @@ type userPerm struct {
 	unanswered int         // unanswered business-initiated calls in a row
 }
 
-// permLocked returns the state for user n, pruned at now. s.mu must be held.
-func (s *Sim) permLocked(n string, now time.Time) *userPerm {
-	p := s.perms[n]
+func permKey(num *bizNumber, key string) string { return num.PhoneNumberID + "|" + key }
+
+// permLocked returns the state for user key on num, pruned at now. s.mu must be held.
+func (s *Sim) permLocked(num *bizNumber, key string, now time.Time) *userPerm {
+	p := s.perms[permKey(num, key)]
 	if p == nil {
 		p = &userPerm{}
-		s.perms[n] = p
+		s.perms[permKey(num, key)] = p
 	}
 	if p.kind == grantTemporary && !now.Before(p.expires) {
 		p.kind, p.expires = grantNone, time.Time{}
@@ -59,10 +62,10 @@ func countSince(ts []time.Time, from time.Time) (n int, oldest time.Time) {
 }
 
 // checkRequest decides a permission request at now and records it when allowed.
-func (s *Sim) checkRequest(n string, now time.Time) *graphError {
+func (s *Sim) checkRequest(num *bizNumber, n string, now time.Time) *graphError {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	p := s.permLocked(n, now)
+	p := s.permLocked(num, n, now)
 	if p.kind == grantPermanent {
 		return errGraph(400, 138017, "A permanent call permission already exists for this user")
 	}
@@ -76,12 +79,12 @@ func (s *Sim) checkRequest(n string, now time.Time) *graphError {
 }
 
 // checkConnect decides whether a business-initiated call to n may start.
-func (s *Sim) checkConnect(n string, now time.Time) *graphError {
+func (s *Sim) checkConnect(num *bizNumber, n string, now time.Time) *graphError {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	p := s.permLocked(n, now)
+	p := s.permLocked(num, n, now)
 	if p.kind == grantNone {
-		return errGraph(400, 138006, "No approved call permission from the recipient")
+		return errGraph(http.StatusUnauthorized, 138006, "No approved call permission from the recipient")
 	}
 	if c, oldest := countSince(p.connected, now.Add(-24*time.Hour)); c >= s.cfg.Limits.ConnectedCallsPer24h {
 		e := errGraph(400, 138012, "Business-initiated connected call limit reached for this user")
@@ -89,7 +92,7 @@ func (s *Sim) checkConnect(n string, now time.Time) *graphError {
 		return e
 	}
 	for _, c := range s.calls {
-		if c.user == n && !c.Reached(Ended) {
+		if c.num == num && c.key == n && !c.Reached(Ended) {
 			return errGraph(400, 138003, "A call with this user is already in progress")
 		}
 	}
@@ -97,10 +100,10 @@ func (s *Sim) checkConnect(n string, now time.Time) *graphError {
 }
 
 // grant stores a permission for user n.
-func (s *Sim) grant(n string, kind grantKind, now time.Time) time.Time {
+func (s *Sim) grant(num *bizNumber, n string, kind grantKind, now time.Time) time.Time {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	p := s.permLocked(n, now)
+	p := s.permLocked(num, n, now)
 	if p.kind == grantPermanent && kind == grantTemporary {
 		return time.Time{}
 	}
@@ -115,13 +118,13 @@ func (s *Sim) grant(n string, kind grantKind, now time.Time) time.Time {
 // callConnected records a connected call: request counters reset (either
 // direction); a business-initiated one counts toward the 24 h limit and
 // breaks the unanswered streak.
-func (s *Sim) callConnected(n string, dir direction, now time.Time) {
+func (s *Sim) callConnected(num *bizNumber, n string, dir direction, now time.Time) {
 	if n == "" {
 		return
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	p := s.permLocked(n, now)
+	p := s.permLocked(num, n, now)
 	p.requests = nil
 	if dir == businessInitiated {
 		p.connected = append(p.connected, now)
@@ -131,10 +134,10 @@ func (s *Sim) callConnected(n string, dir direction, now time.Time) {
 
 // callUnanswered counts an unanswered business-initiated call and reports
 // whether the permission was just revoked.
-func (s *Sim) callUnanswered(n string, now time.Time) bool {
+func (s *Sim) callUnanswered(num *bizNumber, n string, now time.Time) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	p := s.permLocked(n, now)
+	p := s.permLocked(num, n, now)
 	p.unanswered++
 	if p.unanswered < s.cfg.Limits.UnansweredRevoke {
 		return false
@@ -145,10 +148,10 @@ func (s *Sim) callUnanswered(n string, now time.Time) bool {
 }
 
 // permissionsView builds the call_permissions answer for user n.
-func (s *Sim) permissionsView(n string, now time.Time) map[string]any {
+func (s *Sim) permissionsView(num *bizNumber, n string, now time.Time) map[string]any {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	p := s.permLocked(n, now)
+	p := s.permLocked(num, n, now)
 	perm := map[string]any{"status": "no_permission"}
 	switch p.kind {
 	case grantTemporary:
@@ -160,7 +163,7 @@ func (s *Sim) permissionsView(n string, now time.Time) map[string]any {
 	limit := func(period string, max int, ts []time.Time, window time.Duration) map[string]any {
 		n, oldest := countSince(ts, now.Add(-window))
 		l := map[string]any{"time_period": period, "max_allowed": max, "current_usage": n}
-		if n > 0 {
+		if n >= max && n > 0 { // only when the limit is used up
 			l["limit_expiration_time"] = oldest.Add(window).Unix()
 		}
 		return l
@@ -183,17 +186,59 @@ func (s *Sim) permissionsView(n string, now time.Time) map[string]any {
 	}
 }
 
-// DropPermission removes a user's permission on Meta's side without sending
-// any webhook, as when a webhook is lost: tests use it to check that callgw
-// corrects its own state from Meta's refusal (138006).
-func (s *Sim) DropPermission(number string) error {
-	n, err := normalizeNumber(number)
-	if err != nil {
-		return err
+// DropPermission removes a user's permission (phone or BSUID) on Meta's side
+// for every business number without sending any webhook, as when a webhook is
+// lost: tests use it to check that callgw corrects its own state from Meta's
+// refusal (138006).
+func (s *Sim) DropPermission(user string) error {
+	u, gerr := s.lookup(user)
+	if gerr != nil {
+		return fmt.Errorf("%w: %s", ErrInvalidNumber, gerr.msg)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	p := s.permLocked(n, s.cfg.Clock())
-	p.kind, p.expires = grantNone, time.Time{}
+	for _, num := range s.order {
+		p := s.permLocked(num, u.key, s.cfg.Clock())
+		p.kind, p.expires = grantNone, time.Time{}
+	}
+	return nil
+}
+
+// GrantPermission gives a user (phone or BSUID) a permission on number pnid
+// ("" = primary) without any message, as a grant from the business profile
+// (permanent) would: no webhook is sent.
+func (s *Sim) GrantPermission(pnid, user string, permanent bool) error {
+	num := s.number(pnid)
+	if num == nil {
+		return fmt.Errorf("%w: unknown business number %q", ErrInvalidNumber, pnid)
+	}
+	u, gerr := s.lookup(user)
+	if gerr != nil {
+		return fmt.Errorf("%w: %s", ErrInvalidNumber, gerr.msg)
+	}
+	kind := grantTemporary
+	if permanent {
+		kind = grantPermanent
+	}
+	s.grant(num, u.key, kind, s.cfg.Clock())
+	return nil
+}
+
+// checkRate applies the call_permissions rate limit of num at now: at most
+// PermissionChecksPerSecond requests per 1-second window → 613 / HTTP 429.
+func (s *Sim) checkRate(num *bizNumber, now time.Time) *graphError {
+	max := s.cfg.PermissionChecksPerSecond
+	if max < 0 {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	num.checks = since(num.checks, now.Add(-time.Second))
+	if len(num.checks) >= max {
+		e := errGraph(http.StatusTooManyRequests, 613, "Calls to this api have exceeded the rate limit.")
+		e.typ = "OAuthException"
+		return e
+	}
+	num.checks = append(num.checks, now)
 	return nil
 }

@@ -3,11 +3,12 @@ package metasim
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
+	crand "crypto/rand"
 	_ "embed"
 	"encoding/base64"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"regexp"
 	"strings"
 	"sync"
@@ -32,20 +33,41 @@ func ToneAudio() []byte { return bytes.Clone(toneOgg) }
 type UserBehavior struct {
 	Permission  PermissionReply // reply to call permission requests (zero: accept)
 	Answer      CallAnswer      // reaction to business-initiated calls (zero: answer)
-	AnswerAfter time.Duration   // delay before answering or declining
+	AnswerAfter time.Duration   // ring delay before answering or declining
 	Audio       []byte          // Ogg Opus the user plays (nil: greeting)
 	Name        string          // profile name in webhooks (default "WhatsApp User")
+
+	// BSUID is the user's business-scoped user id (default: derived from the
+	// phone number, "GB.1…"). ParentBSUID ("GB.ENT.…") is optional.
+	BSUID, ParentBSUID string
+	// Username is the user's WhatsApp username (contacts[].profile.username).
+	Username string
+	// HidePhone withholds the phone number in webhooks (a username user the
+	// number has not been in contact with): only *_user_id fields.
+	HidePhone bool
+	// MessageFailCode makes every message to the user fail: statuses
+	// "failed" with errors[{code}] (e.g. 131026 old client).
+	MessageFailCode int
+	// NoRead stops statuses at "delivered".
+	NoRead bool
 }
 
 // GraphRequest is one Graph API request the simulator received.
 type GraphRequest struct {
-	Time      time.Time // Clock time
-	Method    string
-	Path      string // as seen by the handler: /{version}/{phone-number-id}/{edge}
-	Edge      string // calls, messages, call_permissions, settings ("" if unknown)
-	Action    string // calls: pre_accept, accept, reject, terminate, connect
+	Time          time.Time // Clock time
+	Method        string
+	Path          string // as seen by the handler: /{version}/{phone-number-id}/{edge}
+	Query         string // raw query string
+	PhoneNumberID string // the business number addressed ("" for WABA and media paths)
+	// Edge: calls, messages, call_permissions, settings, message_templates,
+	// analytics, media ("" if unknown).
+	Edge string
+	// Action: calls: pre_accept, accept, reject, terminate, connect;
+	// messages: the message type (interactive subtype, template, text).
+	Action    string
 	CallID    string
-	To        string
+	To        string // `to` (or user_wa_id)
+	Recipient string // `recipient` (BSUID)
 	SDPType   string
 	Body      []byte
 	Status    int // HTTP status answered
@@ -61,23 +83,39 @@ type Sim struct {
 	defPkts [][]byte // greeting packets
 
 	cancel context.CancelFunc
+	stopCh chan struct{} // closed by Close
 	wg     sync.WaitGroup
 
 	qmu     sync.Mutex
-	queue   []outgoing
+	queue   []pending
 	qclosed bool
 	qsignal chan struct{}
+
+	numbers map[string]*bizNumber // by phone number id
+	order   []*bizNumber          // primary first
+
+	amu sync.Mutex
+	adv Adversary
+	rng *rand.Rand
 
 	mu        sync.Mutex
 	closed    bool
 	calls     map[string]*UserCall
 	callOrder []string
-	users     map[string]UserBehavior
-	perms     map[string]*userPerm
-	settings  map[string]any // the "calling" object
+	users     map[string]*simUser  // by key (phone digits or BSUID)
+	byBSUID   map[string]string    // BSUID or parent BSUID -> key
+	windows   map[string]time.Time // customer service windows: pnid|key -> opened
+	perms     map[string]*userPerm // pnid|key
+	templates map[string]Template  // WABA|name|language
+	sent      []sentMessage        // business messages, for pricing_analytics
+	history   []callRecord         // ended calls, for call_analytics
+	skew      AnalyticsSkew
+	media     map[string]*mediaObj
+	graphBase string
 	requests  []GraphRequest
 	reqNotify chan struct{} // closed and replaced on each new request
 	webhooks  []SentWebhook
+	whNotify  chan struct{}
 }
 
 // New validates cfg, applies defaults and starts the webhook sender.
@@ -90,19 +128,20 @@ func New(cfg Config) (*Sim, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: embedded greeting: %w", ErrInvalidAudio, err)
 	}
-	cbs := "DISABLED"
-	if cfg.CallbackPermission {
-		cbs = "ENABLED"
-	}
 	s := &Sim{
 		cfg: cfg, log: cfg.Logger.With("component", "metasim"), metrics: NewMetrics(cfg.Registerer),
-		defPkts: pkts, qsignal: make(chan struct{}, 1),
-		calls: map[string]*UserCall{}, users: map[string]UserBehavior{}, perms: map[string]*userPerm{},
-		settings: map[string]any{
-			"status": "ENABLED", "call_icon_visibility": "DEFAULT",
-			"callback_permission_status": cbs, "srtp_key_exchange_protocol": "DTLS",
-		},
-		reqNotify: make(chan struct{}),
+		defPkts: pkts, qsignal: make(chan struct{}, 1), stopCh: make(chan struct{}),
+		calls: map[string]*UserCall{}, users: map[string]*simUser{}, byBSUID: map[string]string{},
+		windows: map[string]time.Time{}, perms: map[string]*userPerm{}, templates: map[string]Template{},
+		media: map[string]*mediaObj{}, graphBase: strings.TrimSuffix(cfg.GraphBaseURL, "/"),
+		reqNotify: make(chan struct{}), whNotify: make(chan struct{}),
+	}
+	s.numbers, s.order = buildNumbers(cfg)
+	for _, t := range cfg.Templates {
+		s.templates[templateKey(cfg.WABAID, t.Name, t.Language)] = t
+	}
+	if err := s.SetAdversary(cfg.Adversary); err != nil {
+		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
@@ -130,28 +169,10 @@ func (s *Sim) Close() error {
 	for _, c := range calls {
 		c.end(endInfo{by: "closed", silent: true})
 	}
+	close(s.stopCh)
 	s.cancel()
 	s.wg.Wait()
 	return nil
-}
-
-// SetUser sets how the user with this number (E.164, '+' optional) behaves.
-// Numbers that are not E.164 are ignored (logged).
-func (s *Sim) SetUser(number string, b UserBehavior) {
-	n, err := normalizeNumber(number)
-	if err != nil {
-		s.log.Warn("metasim: SetUser ignored", "err", err)
-		return
-	}
-	s.mu.Lock()
-	s.users[n] = b
-	s.mu.Unlock()
-}
-
-func (s *Sim) user(n string) UserBehavior {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.users[n]
 }
 
 func (b UserBehavior) name() string {
@@ -282,20 +303,14 @@ func mask(n string) string {
 
 func newID(prefix string) string {
 	b := make([]byte, 24)
-	_, _ = rand.Read(b)
+	_, _ = crand.Read(b)
 	return prefix + base64.RawURLEncoding.EncodeToString(b)
 }
 
-func (s *Sim) callingEnabled() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	st, _ := s.settings["status"].(string)
-	return st != "DISABLED"
+func (s *Sim) callingEnabled(num *bizNumber) bool {
+	return s.numberSetting(num, "status") != "DISABLED"
 }
 
-func (s *Sim) callbackEnabled() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	st, _ := s.settings["callback_permission_status"].(string)
-	return st == "ENABLED"
+func (s *Sim) callbackEnabled(num *bizNumber) bool {
+	return s.numberSetting(num, "callback_permission_status") == "ENABLED"
 }

@@ -19,22 +19,30 @@ import (
 
 // UserCall is the WhatsApp user's side of one call.
 type UserCall struct {
-	s        *Sim
-	id       string
-	dir      direction
-	user     string // wa_id digits ("" for a username-only user)
-	userID   string
-	name     string
-	deeplink string
-	pkts     [][]byte
-	pc       *webrtc.PeerConnection
-	track    *audioTrack
-	done     chan struct{} // closed when the call ends; stops its goroutines
-	localSDP string        // our offer (inbound) or answer (outbound), as sent
+	s         *Sim
+	id        string
+	dir       direction
+	num       *bizNumber
+	key       string // the user's key (phone digits, or BSUID when phone-less)
+	usr       *simUser
+	user      string // wa_id digits ("" for a phone-less user)
+	userID    string // BSUID
+	name      string
+	deeplink  string
+	cta       string
+	companion bool
+	pkts      [][]byte
+	pc        *webrtc.PeerConnection
+	track     *audioTrack
+	done      chan struct{} // closed when the call ends; stops its goroutines
+	localSDP  string        // our offer (inbound) or answer (outbound), as sent
 
-	lastRecv atomic.Int64 // unix nanos of the last business RTP packet (real time)
-	mediaOff atomic.Bool  // StopMedia: the user's network died; nothing is sent
-	rtcp     atomic.Int64
+	lastRecv     atomic.Int64 // unix nanos of the last business RTP packet (real time)
+	firstRecv    atomic.Int64 // unix nanos of the first business RTP packet (real time)
+	acceptDone   atomic.Bool  // the accept 200 was written (UIC)
+	beforeAccept atomic.Int64 // business RTP packets that arrived before acceptDone
+	mediaOff     atomic.Bool  // StopMedia: the user's network died; nothing is sent
+	rtcp         atomic.Int64
 
 	mu          sync.Mutex
 	reached     [numStates]chan struct{}
@@ -54,6 +62,11 @@ type UserCall struct {
 	dtmfSeen    bool
 	dtmfOut     []byte
 	mediaStart  bool
+	bizOpaque   string
+	recording   *featureOpts
+	transcript  *featureOpts
+	played      [][]byte // user's audio frames sent after pickup (recording), bounded
+	playedTotal int
 }
 
 type recvWaiter struct {
@@ -61,9 +74,9 @@ type recvWaiter struct {
 	ch chan struct{}
 }
 
-func (s *Sim) newCall(dir direction, user, userID, name string, pkts [][]byte, pc *webrtc.PeerConnection, t *audioTrack) *UserCall {
-	c := &UserCall{s: s, id: newID("wacid."), dir: dir, user: user, userID: userID, name: name, pkts: pkts, pc: pc, track: t,
-		done: make(chan struct{})}
+func (s *Sim) newCall(dir direction, num *bizNumber, u *simUser, pkts [][]byte, pc *webrtc.PeerConnection, t *audioTrack) *UserCall {
+	c := &UserCall{s: s, id: newID("wacid."), dir: dir, num: num, key: u.key, usr: u, user: u.phone, userID: u.b.BSUID,
+		name: u.b.name(), pkts: pkts, pc: pc, track: t, done: make(chan struct{})}
 	for i := range c.reached {
 		c.reached[i] = make(chan struct{})
 	}
@@ -73,8 +86,43 @@ func (s *Sim) newCall(dir direction, user, userID, name string, pkts [][]byte, p
 // ID returns Meta's call id ("wacid....").
 func (c *UserCall) ID() string { return c.id }
 
-// User returns the user's wa_id ("" for a username-only user).
+// User returns the user's wa_id ("" for a phone-less user).
 func (c *UserCall) User() string { return c.user }
+
+// UserID returns the user's BSUID.
+func (c *UserCall) UserID() string { return c.userID }
+
+// PhoneNumberID returns the business number's Graph id the call belongs to.
+func (c *UserCall) PhoneNumberID() string { return c.num.PhoneNumberID }
+
+// RTPBeforeAccept counts business RTP packets (audio or DTMF) that reached
+// the user before the accept call returned 200 (user-initiated calls). The
+// real client treats the first one as "answered": it must stay 0.
+func (c *UserCall) RTPBeforeAccept() int { return int(c.beforeAccept.Load()) }
+
+// ClientAnsweredAt is when the user's client considered the call answered
+// (real time): the first business media packet or the accept, whichever came
+// first; zero before either.
+func (c *UserCall) ClientAnsweredAt() time.Time {
+	c.mu.Lock()
+	acc := c.acceptedRT
+	c.mu.Unlock()
+	first := c.firstRecv.Load()
+	switch {
+	case first != 0 && (acc.IsZero() || time.Unix(0, first).Before(acc)):
+		return time.Unix(0, first)
+	default:
+		return acc
+	}
+}
+
+// AcceptedAt returns Meta's pickup time (Clock): accept (UIC) or the user
+// answering (BIC); zero if never.
+func (c *UserCall) AcceptedAt() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.acceptedAt
+}
 
 // Direction returns "USER_INITIATED" or "BUSINESS_INITIATED".
 func (c *UserCall) Direction() string { return c.dir.String() }
@@ -283,47 +331,110 @@ func (c *UserCall) end(e endInfo) bool {
 	}
 	ev := c.event("terminate", endedAt)
 	ev.Status = "FAILED"
+	var dur int64
 	if accepted {
 		ev.Status = "COMPLETED"
-		d := int64(endedAt.Sub(acceptedAt) / time.Second)
+		dur = int64(endedAt.Sub(acceptedAt) / time.Second)
+		d := dur
+		if s.chance(s.Adversary().DurationMismatch) {
+			d = dur*4 + 1 // Meta's sample: duration 480 with end−start 120
+		}
 		ev.StartTime, ev.EndTime, ev.Duration = epoch(acceptedAt), epoch(endedAt), &d
 	}
+	v := c.callsValue(ev)
 	if e.code != 0 {
 		ev.Status = "FAILED"
-		ev.Errors = []metaError{{Code: e.code, Title: e.message, Message: e.message}}
+		me := metaError{Code: e.code, Title: e.message, Message: e.message,
+			Href:      "https://developers.facebook.com/docs/whatsapp/cloud-api/support/error-codes/",
+			ErrorData: &errorData{Details: e.message}}
+		v.Calls[0].Status = "FAILED"
+		v.Errors = []metaError{me}
+		if s.Adversary().ExtraErrorsInCall {
+			v.Calls[0].Errors = []metaError{me}
+		}
 	}
-	s.enqueue("calls", c.callsValue(ev), nil)
+	s.enqueue(c.num, "calls", "terminate", v, nil)
+	s.recordCall(c, accepted, acceptedAt, endedAt, dur)
+	if accepted {
+		c.sendRecordings(endedAt)
+	}
 	if c.dir == businessInitiated && !accepted {
-		if s.callUnanswered(c.user, endedAt) {
+		if s.callUnanswered(c.num, c.key, endedAt) {
 			s.log.Info("metasim: permission revoked after unanswered calls", "user", mask(c.user))
-			s.sendPermissionReply(c.user, c.name, permissionReply{Response: "reject", ResponseSource: "automatic"}, "")
+			s.sendPermissionReply(c.num, s.view(c.usr), permissionReply{Response: "reject", ResponseSource: "automatic"}, "")
+		}
+	}
+	if c.dir == userInitiated && !c.companion && s.callbackEnabled(c.num) {
+		// callback permission: the user gets a prompt after a missed or
+		// connected call and grants it (automatic accept, context = wacid).
+		if exp := s.grant(c.num, c.key, grantTemporary, endedAt); !exp.IsZero() {
+			s.sendPermissionReply(c.num, s.view(c.usr), permissionReply{
+				Response: "accept", ExpirationTimestamp: epoch(exp), ResponseSource: "automatic",
+			}, c.id)
 		}
 	}
 	s.log.Info("metasim: call ended", "call", c.id, "by", e.by, "status", ev.Status)
 	return true
 }
 
+// EndWithError ends the call from Meta's side with a terminate-only error
+// (138019 setup failed, 138020 relay unreachable, 138021 no media from the
+// business, 138022 client could not transmit, 138023 no media signals): the
+// terminate webhook has status FAILED and errors[] at value.errors.
+func (c *UserCall) EndWithError(code int) error {
+	msg, ok := terminateErrors[code]
+	if !ok {
+		return fmt.Errorf("%w: %d is not a terminate error code (138019-138023)", ErrInvalidCode, code)
+	}
+	if !c.end(endInfo{by: fmt.Sprintf("error:%d", code), code: code, message: msg}) {
+		return ErrCallEnded
+	}
+	return nil
+}
+
+var terminateErrors = map[int]string{
+	138019: "The WhatsApp client failed to set up the call",
+	138020: "The WhatsApp client could not reach the relay server",
+	138021: "The WhatsApp client ended the call: not receiving any media for a long time",
+	138022: "The WhatsApp client could not transmit media",
+	138023: "The call was accepted and ended with no media signals",
+}
+
 // event builds a calls[] event of this call.
 func (c *UserCall) event(name string, at time.Time) callEvent {
 	s := c.s
-	ev := callEvent{ID: c.id, Event: name, Timestamp: epoch(at), Direction: c.dir.String(), DeeplinkPayload: c.deeplink}
+	u := s.view(c.usr)
+	c.mu.Lock()
+	opaque := c.bizOpaque
+	c.mu.Unlock()
+	ev := callEvent{ID: c.id, Event: name, Timestamp: epoch(at), Direction: c.dir.String(),
+		DeeplinkPayload: c.deeplink, CTAPayload: c.cta}
+	if name == "terminate" || c.dir == businessInitiated {
+		ev.BizOpaque = opaque
+	}
 	if c.dir == userInitiated {
-		ev.From, ev.FromUserID, ev.To = c.user, c.userID, s.cfg.DisplayPhoneNumber
+		ev.From, ev.FromUserID, ev.FromParentUserID, ev.To = u.phone, u.bsuid, u.parent, c.num.DisplayPhoneNumber
 	} else {
-		ev.From, ev.To = s.cfg.DisplayPhoneNumber, c.user
+		ev.From, ev.To, ev.ToUserID, ev.ToParentUserID = c.num.DisplayPhoneNumber, u.phone, u.bsuid, u.parent
 	}
 	return ev
 }
 
 func (c *UserCall) callsValue(ev callEvent) callsValue {
-	return callsValue{MessagingProduct: "whatsapp", Metadata: c.s.meta(),
-		Contacts: []contact{newContact(c.name, c.user, c.userID)}, Calls: []callEvent{ev}}
+	return callsValue{MessagingProduct: "whatsapp", Metadata: c.num.meta(),
+		Contacts: []contact{c.s.view(c.usr).contact()}, Calls: []callEvent{ev}}
 }
 
-func (c *UserCall) statusValue(status string) callsValue {
-	return callsValue{MessagingProduct: "whatsapp", Metadata: c.s.meta(),
-		Contacts: []contact{newContact(c.name, c.user, c.userID)},
-		Statuses: []callStatus{{ID: c.id, Timestamp: epoch(c.s.cfg.Clock()), Type: "call", Status: status, RecipientID: c.user}}}
+// statusValue builds a BIC statuses[] change at the given Clock time.
+func (c *UserCall) statusValue(status string, at time.Time) callsValue {
+	u := c.s.view(c.usr)
+	c.mu.Lock()
+	opaque := c.bizOpaque
+	c.mu.Unlock()
+	return callsValue{MessagingProduct: "whatsapp", Metadata: c.num.meta(),
+		Contacts: []contact{u.contact()},
+		Statuses: []callStatus{{ID: c.id, Timestamp: epoch(at), Type: "call", Status: status,
+			RecipientID: u.phone, RecipientUserID: u.bsuid, RecipientParentUserID: u.parent, BizOpaque: opaque}}}
 }
 
 // goLocked starts a goroutine owned by the simulator unless the call is
@@ -399,6 +510,12 @@ func (c *UserCall) readLoop(tr *webrtc.TrackRemote, rcv *webrtc.RTPReceiver) {
 		var p rtp.Packet
 		if err := p.Unmarshal(buf[:n]); err != nil {
 			continue
+		}
+		if p.PayloadType == opus || p.PayloadType == dtmf {
+			c.firstRecv.CompareAndSwap(0, time.Now().UnixNano())
+			if c.dir == userInitiated && !c.acceptDone.Load() {
+				c.beforeAccept.Add(1)
+			}
 		}
 		switch p.PayloadType {
 		case opus:
@@ -510,14 +627,37 @@ func (c *UserCall) playLoop() {
 		if gap > 0 {
 			gap--
 		}
+		if !c.Reached(Accepted) {
+			// before pickup: silence only (no meaningful audio before ACCEPTED / accept)
+			h := &rtp.Header{SequenceNumber: seq, Timestamp: ts}
+			if c.track.write(h, opusSilence, false) {
+				seq++
+			}
+			ts += 960
+			continue
+		}
 		pkt := c.pkts[i%len(c.pkts)]
 		i++
 		h := &rtp.Header{SequenceNumber: seq, Timestamp: ts}
 		if c.track.write(h, pkt, false) {
 			seq++
+			c.keepPlayed(pkt)
 		}
 		ts += opusSamples(pkt)
 	}
+}
+
+// opusSilence is a 20 ms CELT silence frame (TOC 0xF8).
+var opusSilence = []byte{0xf8, 0xff, 0xfe}
+
+// keepPlayed keeps the user's audio after pickup for the call recording.
+func (c *UserCall) keepPlayed(pkt []byte) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.played) < c.s.cfg.RecordLimit {
+		c.played = append(c.played, pkt) // the packets are shared, read-only
+	}
+	c.playedTotal++
 }
 
 // watchMedia ends an accepted call when the business sends no media:
@@ -558,6 +698,6 @@ func (c *UserCall) startAccepted(now time.Time) bool {
 	rt := c.acceptedRT
 	c.goLocked(func() { c.watchMedia(rt) })
 	c.mu.Unlock()
-	c.s.callConnected(c.user, c.dir, now)
+	c.s.callConnected(c.num, c.key, c.dir, now)
 	return true
 }

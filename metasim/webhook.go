@@ -24,6 +24,12 @@ type SentWebhook struct {
 	Status   int    // HTTP status of the last attempt (0 when it never got an answer)
 	Err      string // transport error of the last attempt, if any
 	Attempts int
+	Fields   []string // field of every change in the POST (batches carry several)
+	Keys     []string // event or status name of every change ("connect", "RINGING", "sent", ...)
+	// Duplicate: the POST carries a change delivered before (Adversary.Duplicate).
+	Duplicate bool
+	// TimedOut counts 200 answers treated as timeouts and retried (Adversary.RetryProcessed).
+	TimedOut int
 }
 
 // Sign returns the X-Hub-Signature-256 value for body: "sha256=<hex HMAC-SHA256>".
@@ -66,6 +72,8 @@ func (s *Sim) post(ctx context.Context, body []byte) (int, error) {
 func (s *Sim) recordWebhook(wh SentWebhook) {
 	s.mu.Lock()
 	s.webhooks = append(s.webhooks, wh)
+	close(s.whNotify)
+	s.whNotify = make(chan struct{})
 	s.mu.Unlock()
 	result := "ok"
 	switch {
@@ -81,6 +89,28 @@ func (s *Sim) recordWebhook(wh SentWebhook) {
 	s.metrics.Webhooks.WithLabelValues(field, result).Inc()
 }
 
+// WaitWebhook returns the first delivered webhook (past or future) for which
+// match returns true, or ctx's error.
+func (s *Sim) WaitWebhook(ctx context.Context, match func(SentWebhook) bool) (SentWebhook, error) {
+	seen := 0
+	for {
+		s.mu.Lock()
+		for ; seen < len(s.webhooks); seen++ {
+			if w := s.webhooks[seen]; match(w) {
+				s.mu.Unlock()
+				return w, nil
+			}
+		}
+		ch := s.whNotify
+		s.mu.Unlock()
+		select {
+		case <-ctx.Done():
+			return SentWebhook{}, fmt.Errorf("metasim: wait webhook: %w", ctx.Err())
+		case <-ch:
+		}
+	}
+}
+
 // Webhooks returns every webhook delivered so far, in order of completion.
 func (s *Sim) Webhooks() []SentWebhook {
 	s.mu.Lock()
@@ -90,26 +120,45 @@ func (s *Sim) Webhooks() []SentWebhook {
 	return out
 }
 
-// outgoing is a queued webhook; done (may be nil) runs after the last attempt.
-type outgoing struct {
-	field string
-	body  []byte
-	done  func(status int)
+// pending is one queued change; done (may be nil) runs after its POST's last attempt.
+type pending struct {
+	waba      string
+	field     string
+	key       string // event or status name (Adversary.Hold)
+	value     json.RawMessage
+	notBefore time.Time // real time
+	dup       bool
+	done      func(status int)
 }
 
-// enqueue queues a webhook for in-order delivery. It never blocks.
-func (s *Sim) enqueue(field string, value any, done func(int)) {
-	body, err := json.Marshal(s.envelope(field, value))
+// enqueue queues one change of number num for delivery. key names the event
+// or status it carries. It never blocks.
+func (s *Sim) enqueue(num *bizNumber, field, key string, value any, done func(int)) {
+	raw, err := s.drift(value)
 	if err != nil { // our own types always marshal
-		s.log.Error("metasim: marshal webhook", "err", err)
+		s.log.Error("metasim: webhook value", "err", err)
 		return
 	}
+	adv := s.Adversary()
+	p := pending{waba: num.WABAID, field: field, key: key, value: raw, done: done, notBefore: time.Now()}
+	if d, ok := adv.Hold[key]; ok {
+		p.notBefore = p.notBefore.Add(d)
+		s.metrics.Adversary.WithLabelValues("held").Inc()
+	}
+	if s.chance(adv.Reorder) {
+		p.notBefore = p.notBefore.Add(s.randDur(adv.ReorderDelay))
+		s.metrics.Adversary.WithLabelValues("held").Inc()
+	}
+	s.push(p)
+}
+
+func (s *Sim) push(p pending) {
 	s.qmu.Lock()
 	if s.qclosed {
 		s.qmu.Unlock()
 		return
 	}
-	s.queue = append(s.queue, outgoing{field: field, body: body, done: done})
+	s.queue = append(s.queue, p)
 	s.qmu.Unlock()
 	select {
 	case s.qsignal <- struct{}{}:
@@ -117,53 +166,151 @@ func (s *Sim) enqueue(field string, value any, done func(int)) {
 	}
 }
 
-// deliverLoop sends queued webhooks one at a time, in order, retrying
-// non-200 answers with exponential backoff. It ends when ctx is cancelled.
+// take removes up to max ready changes (in queue order) and returns them, or
+// how long until the next one is ready (0: queue empty).
+func (s *Sim) take(max int) ([]pending, time.Duration) {
+	s.qmu.Lock()
+	defer s.qmu.Unlock()
+	now := time.Now()
+	var (
+		out  []pending
+		kept = s.queue[:0]
+		wait time.Duration
+	)
+	for _, p := range s.queue {
+		if len(out) < max && !p.notBefore.After(now) {
+			out = append(out, p)
+			continue
+		}
+		if d := p.notBefore.Sub(now); d > 0 && (wait == 0 || d < wait) {
+			wait = d
+		}
+		kept = append(kept, p)
+	}
+	for i := len(kept); i < len(s.queue); i++ {
+		s.queue[i] = pending{}
+	}
+	s.queue = kept
+	if len(out) == 0 && wait == 0 && len(kept) > 0 {
+		wait = time.Millisecond
+	}
+	return out, wait
+}
+
+// sleep waits d (or a queue signal when wake is set); false when ctx ends.
+func (s *Sim) sleep(ctx context.Context, d time.Duration, wake bool) bool {
+	var tc <-chan time.Time
+	if d > 0 {
+		t := time.NewTimer(d)
+		defer t.Stop()
+		tc = t.C
+	}
+	var sig chan struct{}
+	if wake {
+		sig = s.qsignal
+	}
+	select {
+	case <-ctx.Done():
+		return false
+	case <-tc:
+	case <-sig:
+	}
+	return true
+}
+
+// deliverLoop sends queued changes, alone or batched, retrying non-200
+// answers with exponential backoff (decreasing frequency, WebhookRetries
+// bounded). It ends when ctx is cancelled.
 func (s *Sim) deliverLoop(ctx context.Context) {
-	for {
-		s.qmu.Lock()
-		var item outgoing
-		ok := len(s.queue) > 0
-		if ok {
-			item = s.queue[0]
-			s.queue[0] = outgoing{}
-			s.queue = s.queue[1:]
+	for ctx.Err() == nil {
+		adv := s.Adversary()
+		max := 1
+		if adv.BatchMax > 1 {
+			max = adv.BatchMax
 		}
-		s.qmu.Unlock()
-		if !ok {
-			select {
-			case <-ctx.Done():
+		batch, wait := s.take(max)
+		if len(batch) == 0 {
+			if !s.sleep(ctx, wait, true) {
 				return
-			case <-s.qsignal:
-				continue
 			}
+			continue
 		}
-		wh := SentWebhook{Time: s.cfg.Clock(), Field: item.field, Body: item.body}
-		backoff := s.cfg.WebhookBackoff
-		for attempt := 0; ; attempt++ {
-			status, err := s.post(ctx, item.body)
-			wh.Attempts++
-			wh.Status, wh.Err = status, ""
-			if err != nil {
-				wh.Err = err.Error()
+		if max > 1 && len(batch) < max && adv.BatchWindow > 0 {
+			if !s.sleep(ctx, adv.BatchWindow, false) {
+				return
 			}
-			if (err == nil && status == http.StatusOK) || attempt >= s.cfg.WebhookRetries || ctx.Err() != nil {
-				break
-			}
-			s.log.Warn("metasim: webhook not accepted, retrying", "status", status, "err", err, "attempt", attempt+1)
-			t := time.NewTimer(backoff)
-			select {
-			case <-ctx.Done():
-				t.Stop()
-			case <-t.C:
-			}
-			backoff *= 2
+			more, _ := s.take(max - len(batch))
+			batch = append(batch, more...)
 		}
-		s.recordWebhook(wh)
-		if item.done != nil {
-			item.done(wh.Status)
+		s.deliver(ctx, batch, adv)
+	}
+}
+
+func (s *Sim) deliver(ctx context.Context, batch []pending, adv Adversary) {
+	body := buildEnvelope(batch)
+	if len(batch) > 1 {
+		s.metrics.Adversary.WithLabelValues("batched").Inc()
+	}
+	wh := SentWebhook{Time: s.cfg.Clock(), Field: batch[0].field, Body: body}
+	for _, p := range batch {
+		wh.Fields = append(wh.Fields, p.field)
+		wh.Keys = append(wh.Keys, p.key)
+		wh.Duplicate = wh.Duplicate || p.dup
+	}
+	backoff := s.cfg.WebhookBackoff
+	for attempt := 0; ; attempt++ {
+		status, err := s.post(ctx, body)
+		wh.Attempts++
+		wh.Status, wh.Err = status, ""
+		if err != nil {
+			wh.Err = err.Error()
+		}
+		ok := err == nil && status == http.StatusOK
+		if ok && attempt < s.cfg.WebhookRetries && s.chance(adv.RetryProcessed) {
+			ok = false
+			wh.TimedOut++
+			s.metrics.Adversary.WithLabelValues("retried_after_200").Inc()
+			s.log.Info("metasim: adversary: treating a 200 as a timeout, delivering again", "attempt", attempt+1)
+		}
+		if ok || attempt >= s.cfg.WebhookRetries || ctx.Err() != nil {
+			break
+		}
+		s.log.Warn("metasim: webhook not accepted, retrying", "status", status, "err", err, "attempt", attempt+1)
+		if !s.sleep(ctx, backoff, false) {
+			break
+		}
+		backoff *= 2
+	}
+	s.recordWebhook(wh)
+	for _, p := range batch {
+		if p.done != nil {
+			p.done(wh.Status)
+		}
+		if !p.dup && s.chance(adv.Duplicate) {
+			d := p
+			d.dup, d.done = true, nil
+			d.notBefore = time.Now().Add(s.randDur(adv.ReorderDelay))
+			s.push(d)
+			s.metrics.Adversary.WithLabelValues("duplicated").Inc()
 		}
 	}
+}
+
+// buildEnvelope groups changes by WABA (entries in order of first appearance).
+func buildEnvelope(batch []pending) []byte {
+	env := envelope{Object: "whatsapp_business_account"}
+	idx := map[string]int{}
+	for _, p := range batch {
+		i, ok := idx[p.waba]
+		if !ok {
+			i = len(env.Entry)
+			idx[p.waba] = i
+			env.Entry = append(env.Entry, entry{ID: p.waba})
+		}
+		env.Entry[i].Changes = append(env.Entry[i].Changes, change{Field: p.field, Value: p.value})
+	}
+	b, _ := json.Marshal(env) // RawMessage values are valid JSON
+	return b
 }
 
 // --- envelope and values (Meta's wire format) ---
@@ -179,8 +326,8 @@ type entry struct {
 }
 
 type change struct {
-	Field string `json:"field"`
-	Value any    `json:"value"`
+	Field string          `json:"field"`
+	Value json.RawMessage `json:"value"`
 }
 
 type metadata struct {
@@ -188,12 +335,16 @@ type metadata struct {
 	PhoneNumberID      string `json:"phone_number_id"`
 }
 
+type profile struct {
+	Name     string `json:"name,omitempty"`
+	Username string `json:"username,omitempty"`
+}
+
 type contact struct {
-	Profile struct {
-		Name string `json:"name"`
-	} `json:"profile"`
-	WaID   string `json:"wa_id,omitempty"`
-	UserID string `json:"user_id,omitempty"`
+	Profile      profile `json:"profile"`
+	WaID         string  `json:"wa_id,omitempty"`
+	UserID       string  `json:"user_id,omitempty"`
+	ParentUserID string  `json:"parent_user_id,omitempty"`
 }
 
 type session struct {
@@ -201,40 +352,63 @@ type session struct {
 	SDP     string `json:"sdp"`
 }
 
+type errorData struct {
+	Details string `json:"details"`
+}
+
 type metaError struct {
-	Code      int    `json:"code"`
-	Title     string `json:"title,omitempty"`
-	Message   string `json:"message"`
-	ErrorData *struct {
-		Details string `json:"details"`
-	} `json:"error_data,omitempty"`
+	Code      int        `json:"code"`
+	Title     string     `json:"title,omitempty"`
+	Message   string     `json:"message"`
+	Href      string     `json:"href,omitempty"`
+	ErrorData *errorData `json:"error_data,omitempty"`
+}
+
+type mediaRef struct {
+	ID       string `json:"id"`
+	SHA256   string `json:"sha256"`
+	MimeType string `json:"mime_type"`
+	URL      string `json:"url"`
 }
 
 type callEvent struct {
-	ID              string      `json:"id"`
-	From            string      `json:"from,omitempty"`
-	FromUserID      string      `json:"from_user_id,omitempty"`
-	To              string      `json:"to,omitempty"`
-	Event           string      `json:"event"`
-	Timestamp       string      `json:"timestamp"`
-	Direction       string      `json:"direction"`
-	Session         *session    `json:"session,omitempty"`
-	Status          string      `json:"status,omitempty"`
-	StartTime       string      `json:"start_time,omitempty"`
-	EndTime         string      `json:"end_time,omitempty"`
-	Duration        *int64      `json:"duration,omitempty"`
-	Errors          []metaError `json:"errors,omitempty"`
-	DeeplinkPayload string      `json:"deeplink_payload,omitempty"`
-	BizOpaque       string      `json:"biz_opaque_callback_data,omitempty"`
+	ID               string      `json:"id"`
+	From             string      `json:"from,omitempty"`
+	FromUserID       string      `json:"from_user_id,omitempty"`
+	FromParentUserID string      `json:"from_parent_user_id,omitempty"`
+	To               string      `json:"to,omitempty"`
+	ToUserID         string      `json:"to_user_id,omitempty"`
+	ToParentUserID   string      `json:"to_parent_user_id,omitempty"`
+	Event            string      `json:"event"`
+	Timestamp        string      `json:"timestamp"`
+	Direction        string      `json:"direction,omitempty"`
+	Session          *session    `json:"session,omitempty"`
+	Status           string      `json:"status,omitempty"`
+	StartTime        string      `json:"start_time,omitempty"`
+	EndTime          string      `json:"end_time,omitempty"`
+	Duration         *int64      `json:"duration,omitempty"`
+	Errors           []metaError `json:"errors,omitempty"` // only with Adversary.ExtraErrorsInCall
+	DeeplinkPayload  string      `json:"deeplink_payload,omitempty"`
+	CTAPayload       string      `json:"cta_payload,omitempty"`
+	BizOpaque        string      `json:"biz_opaque_callback_data,omitempty"`
+	CallRecording    *struct {
+		Type  string   `json:"type"`
+		Audio mediaRef `json:"audio"`
+	} `json:"call_recording,omitempty"`
+	CallTranscript *struct {
+		Document mediaRef `json:"document"`
+	} `json:"call_transcript,omitempty"`
 }
 
 type callStatus struct {
-	ID          string `json:"id"`
-	Timestamp   string `json:"timestamp"`
-	Type        string `json:"type"`
-	Status      string `json:"status"`
-	RecipientID string `json:"recipient_id"`
-	BizOpaque   string `json:"biz_opaque_callback_data,omitempty"`
+	ID                    string `json:"id"`
+	Timestamp             string `json:"timestamp"`
+	Type                  string `json:"type"`
+	Status                string `json:"status"`
+	RecipientID           string `json:"recipient_id,omitempty"`
+	RecipientUserID       string `json:"recipient_user_id,omitempty"`
+	RecipientParentUserID string `json:"recipient_parent_user_id,omitempty"`
+	BizOpaque             string `json:"biz_opaque_callback_data,omitempty"`
 }
 
 type callsValue struct {
@@ -243,72 +417,93 @@ type callsValue struct {
 	Contacts         []contact    `json:"contacts,omitempty"`
 	Calls            []callEvent  `json:"calls,omitempty"`
 	Statuses         []callStatus `json:"statuses,omitempty"`
+	Errors           []metaError  `json:"errors,omitempty"` // terminate errors: a sibling of calls
 }
 
 type permissionReply struct {
 	Response            string `json:"response"`
 	IsPermanent         bool   `json:"is_permanent"`
-	ExpirationTimestamp int64  `json:"expiration_timestamp,omitempty"`
+	ExpirationTimestamp string `json:"expiration_timestamp,omitempty"`
 	ResponseSource      string `json:"response_source"`
 }
 
+type msgContext struct {
+	From string `json:"from,omitempty"`
+	ID   string `json:"id"`
+}
+
 type inboundMessage struct {
-	From        string `json:"from"`
-	ID          string `json:"id"`
-	Timestamp   string `json:"timestamp"`
-	Type        string `json:"type"`
-	Interactive struct {
+	From             string      `json:"from,omitempty"`
+	FromUserID       string      `json:"from_user_id,omitempty"`
+	FromParentUserID string      `json:"from_parent_user_id,omitempty"`
+	ID               string      `json:"id"`
+	Timestamp        string      `json:"timestamp"`
+	Type             string      `json:"type,omitempty"` // absent on call_permission_reply (Meta's sample)
+	Context          *msgContext `json:"context,omitempty"`
+	Interactive      *struct {
 		Type                string          `json:"type"`
 		CallPermissionReply permissionReply `json:"call_permission_reply"`
-	} `json:"interactive"`
-	Context *struct {
-		From string `json:"from"`
-		ID   string `json:"id"`
-	} `json:"context,omitempty"`
+	} `json:"interactive,omitempty"`
+	Text *struct {
+		Body string `json:"body"`
+	} `json:"text,omitempty"`
+	System *systemMessage `json:"system,omitempty"`
+}
+
+type systemMessage struct {
+	Body                 string `json:"body"`
+	Type                 string `json:"type"`
+	WaID                 string `json:"wa_id,omitempty"`
+	UserID               string `json:"user_id,omitempty"`
+	PreviousUserID       string `json:"previous_user_id,omitempty"`
+	PreviousParentUserID string `json:"previous_parent_user_id,omitempty"`
+	ParentUserID         string `json:"parent_user_id,omitempty"`
+}
+
+type pricingObj struct {
+	Billable     bool   `json:"billable"`
+	PricingModel string `json:"pricing_model"`
+	Type         string `json:"type"`
+	Category     string `json:"category"`
+}
+
+type msgStatus struct {
+	ID                    string      `json:"id"`
+	Status                string      `json:"status"`
+	Timestamp             string      `json:"timestamp"`
+	RecipientID           string      `json:"recipient_id,omitempty"`
+	RecipientUserID       string      `json:"recipient_user_id,omitempty"`
+	RecipientParentUserID string      `json:"recipient_parent_user_id,omitempty"`
+	Pricing               *pricingObj `json:"pricing,omitempty"`
+	Errors                []metaError `json:"errors,omitempty"`
 }
 
 type messagesValue struct {
 	MessagingProduct string           `json:"messaging_product"`
 	Metadata         metadata         `json:"metadata"`
-	Contacts         []contact        `json:"contacts"`
-	Messages         []inboundMessage `json:"messages"`
-}
-
-func (s *Sim) envelope(field string, value any) envelope {
-	return envelope{Object: "whatsapp_business_account", Entry: []entry{{
-		ID: s.cfg.WABAID, Changes: []change{{Field: field, Value: value}},
-	}}}
-}
-
-func (s *Sim) meta() metadata {
-	return metadata{DisplayPhoneNumber: s.cfg.DisplayPhoneNumber, PhoneNumberID: s.cfg.PhoneNumberID}
+	Contacts         []contact        `json:"contacts,omitempty"`
+	Messages         []inboundMessage `json:"messages,omitempty"`
+	Statuses         []msgStatus      `json:"statuses,omitempty"`
 }
 
 func epoch(t time.Time) string { return strconv.FormatInt(t.Unix(), 10) }
 
-func newContact(name, waID, userID string) contact {
-	var c contact
-	c.Profile.Name = name
-	c.WaID, c.UserID = waID, userID
-	return c
-}
-
-// sendPermissionReply queues a messages webhook carrying a call_permission_reply.
-func (s *Sim) sendPermissionReply(user, name string, r permissionReply, contextID string) {
+// sendPermissionReply queues a messages webhook carrying a call_permission_reply
+// in Meta's shape: no message-level type, interactive.type, context.id when
+// contextID is set.
+func (s *Sim) sendPermissionReply(num *bizNumber, u userView, r permissionReply, contextID string) {
 	now := s.cfg.Clock()
-	msg := inboundMessage{From: user, ID: newID("wamid."), Timestamp: epoch(now), Type: "interactive"}
-	msg.Interactive.Type = "call_permission_reply"
-	msg.Interactive.CallPermissionReply = r
+	msg := inboundMessage{From: u.phone, FromUserID: u.bsuid, FromParentUserID: u.parent, ID: newID("wamid."), Timestamp: epoch(now)}
+	msg.Interactive = &struct {
+		Type                string          `json:"type"`
+		CallPermissionReply permissionReply `json:"call_permission_reply"`
+	}{Type: "call_permission_reply", CallPermissionReply: r}
 	if contextID != "" {
-		msg.Context = &struct {
-			From string `json:"from"`
-			ID   string `json:"id"`
-		}{From: s.cfg.DisplayPhoneNumber, ID: contextID}
+		msg.Context = &msgContext{From: num.DisplayPhoneNumber, ID: contextID}
 	}
-	s.enqueue("messages", messagesValue{
-		MessagingProduct: "whatsapp", Metadata: s.meta(),
-		Contacts: []contact{newContact(name, user, "")},
-		Messages: []inboundMessage{msg},
+	s.enqueue(num, "messages", "call_permission_reply", messagesValue{
+		MessagingProduct: "whatsapp", Metadata: num.meta(),
+		Contacts: []contact{u.contact()}, Messages: []inboundMessage{msg},
 	}, nil)
 }
 

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/callgw/callgw/internal/redistest"
+	"github.com/callgw/callgw/internal/testkit/redistest"
 )
 
 // benchDecisions runs op b.N times against a local redis-server and reports

@@ -288,12 +288,12 @@ var scenarios = []scenario{
 		{7 * time.Minute, call("u6", CallUnanswered), []expect{is(true, ""), streak(3, true)}},
 		{8 * time.Minute, inbound("in1", true), []expect{streak(0, false)}},
 	}},
-	{name: "same call id twice counts once, declined leaves the streak", steps: []step{
+	{name: "same call id twice counts once, a decline extends the streak", steps: []step{
 		{0, grantTemp("g1", 0), nil},
 		{time.Minute, call("u1", CallUnanswered), []expect{streak(1, false)}},
 		{2 * time.Minute, call("u1", CallUnanswered), []expect{streak(1, false)}},
 		{3 * time.Minute, call("u1", CallConnected), []expect{streak(1, false), callsLeft(100)}},
-		{4 * time.Minute, call("d1", CallDeclined), []expect{streak(1, false), is(true, "")}},
+		{4 * time.Minute, call("d1", CallDeclined), []expect{streak(2, true), is(true, "")}},
 	}},
 	{name: "callback permission grants temporary permission", cfg: Config{CallbackPermission: true, TemporaryValidity: 72 * time.Hour}, steps: []step{
 		{0, check, []expect{is(false, ReasonNoPermission)}},

@@ -162,7 +162,8 @@ elseif op == 'call' then
   elseif a1 == 'connected' then
     redis.call('ZADD', KEYS[3], ARGV[2], id)
     connected()
-  elseif a1 == 'unanswered' then
+  elseif a1 == 'unanswered' or a1 == 'declined' then
+    -- the reference counts declines: "unanswered or rejected"
     local s = redis.call('HINCRBY', KEYS[1], 'streak', 1)
     local st, exp, valid = grantState()
     if s >= revokeAt and valid then doRevoke('unanswered_calls', '1') end

@@ -359,8 +359,8 @@ func (t *Tracker) UndoRequest(ctx context.Context, p Pair, requestID string) err
 // RecordCall records how a business-initiated call ended. CallConnected
 // counts toward the 24 h connected-call limit and resets the request counters
 // and the unanswered streak; CallUnanswered extends the streak (Reminder at
-// UnansweredReminder, revocation at UnansweredRevoke); CallDeclined changes
-// neither. Idempotent per callID: the first result recorded wins.
+// UnansweredReminder, revocation at UnansweredRevoke); CallDeclined extends
+// it too (the reference: "unanswered or rejected" calls count). Idempotent per callID: the first result recorded wins.
 func (t *Tracker) RecordCall(ctx context.Context, p Pair, callID string, o CallResult) (Decision, error) {
 	start := time.Now()
 	defer t.observe(opRecordCall, start)

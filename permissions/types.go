@@ -161,7 +161,7 @@ const (
 	CallResultUnknown CallResult = iota
 	CallConnected                // media connected: resets request counters and the streak, counts toward the 24 h limit
 	CallUnanswered               // nobody answered: extends the unanswered streak
-	CallDeclined                 // the user declined: neither extends nor resets the streak
+	CallDeclined                 // the user declined: extends the streak too (Meta's rule: "unanswered or rejected")
 )
 
 var callResultNames = [...]string{"unknown", "connected", "unanswered", "declined"}

@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/callgw/callgw/call"
-	"github.com/callgw/callgw/internal/phone"
+	"github.com/callgw/callgw/phone"
 	"github.com/callgw/callgw/signaling/agents"
 	lc "github.com/callgw/callgw/signaling/lifecycle"
 )
@@ -40,9 +40,9 @@ func (c *Controller) allCalls() []agents.CallInfo {
 	for _, ci := range local {
 		out = append(out, ci)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	ctx, cancel := c.opCtx(2 * time.Second)
 	defer cancel()
-	ids, err := c.cl.rdb.ZRange(ctx, c.cl.leasesKey(), 0, 999).Result()
+	ids, err := c.cl.liveCallIDs(ctx, 1000)
 	if err != nil {
 		return out
 	}
@@ -63,7 +63,7 @@ func (c *Controller) allCalls() []agents.CallInfo {
 // hears the calls already ringing, on every instance.
 func (c *Controller) PresenceChanged(s *agents.Session) {
 	ref := refOf(s)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	ctx, cancel := c.opCtx(2 * time.Second)
 	defer cancel()
 	c.syncPresence(ctx)
 	if !ref.Available {
@@ -98,11 +98,12 @@ func (c *Controller) handle(ctx context.Context, s *agents.Session, m *agents.Cl
 		}
 		switch m.Type {
 		case agents.TypeDial:
-			ci, err := c.Dial(ctx, s.Agent, to)
+			ci, start, err := c.dialStart(ctx, s.Agent, to)
 			if err != nil {
 				return err
 			}
 			s.Send(agents.CallMsg{Type: agents.TypeCall, Ref: m.Ref, Call: ci})
+			start() // the offer follows the reply
 			return nil
 		case agents.TypePermissionQuery:
 			c.watchPermission(ctx, to, s.Agent, shown == to)
@@ -211,11 +212,11 @@ func (c *Controller) numberFor(ctx context.Context, m *agents.ClientMessage) (nu
 // the user's reply is pushed to the agents who asked, and only to them, in
 // the form they know it (full, or masked for a call back of a masked caller).
 func (c *Controller) watchPermission(ctx context.Context, to, agent string, full bool) {
-	n, err := phone.Parse(to)
+	u, err := c.resolveUser(ctx, to)
 	if err != nil {
 		return
 	}
-	if err := c.store.watchPermission(ctx, n.Digits, watcher{Agent: agent, Masked: !full}); err != nil {
+	if err := c.store.watchPermission(ctx, u.Key(), watcher{Agent: agent, Masked: !full}); err != nil {
 		c.m.redisErrors.WithLabelValues("permission_watch").Inc()
 	}
 }

@@ -127,7 +127,7 @@ func (c *Controller) tell(to audience, v any) {
 	if err != nil {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	ctx, cancel := c.opCtx(2 * time.Second)
 	defer cancel()
 	_, _ = c.cl.publish(ctx, c.cl.agentsChannel(), busMsg{Kind: busAgents, To: to, Msg: b})
 }
@@ -143,7 +143,7 @@ func (c *Controller) availableAgents() map[string]bool {
 			out[a] = true
 		}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	ctx, cancel := c.opCtx(2 * time.Second)
 	defer cancel()
 	all, err := c.cl.rdb.HGetAll(ctx, c.cl.presenceKey()).Result()
 	if err != nil {
@@ -188,7 +188,7 @@ func (c *Controller) syncPresence(ctx context.Context) {
 }
 
 func (c *Controller) dropPresence(session string) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	ctx, cancel := c.opCtx(2 * time.Second)
 	defer cancel()
 	_ = c.cl.rdb.HDel(ctx, c.cl.presenceKey(), session).Err()
 }
@@ -228,7 +228,7 @@ func (c *Controller) own(ctx context.Context, id call.ID) error {
 }
 
 func (c *Controller) disown(id call.ID) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	ctx, cancel := c.opCtx(2 * time.Second)
 	defer cancel()
 	_, _ = c.cl.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		p.ZRem(ctx, c.cl.leasesKey(), string(id))
@@ -442,7 +442,7 @@ func (c *Controller) onBus(ctx context.Context, m busMsg) {
 				}
 				reply.Err = &agents.CodedError{Code: ce.Code, Message: ce.Message, MetaCode: ce.MetaCode}
 			}
-			rctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			rctx, cancel := c.opCtx(2 * time.Second)
 			defer cancel()
 			_, _ = c.cl.publish(rctx, c.cl.instChannel(m.ReplyTo), reply)
 		}()
@@ -468,3 +468,12 @@ func randomID() string {
 // AvailableAgents returns the agents with an available session on any
 // instance (for the REST API, which may run on an instance with no agents).
 func (c *Controller) AvailableAgents() map[string]bool { return c.availableAgents() }
+
+// liveCallIDs lists up to max calls leased by any instance.
+func (k *cluster) liveCallIDs(ctx context.Context, max int64) ([]string, error) {
+	ids, err := k.rdb.ZRange(ctx, k.leasesKey(), 0, max-1).Result()
+	if err != nil {
+		return nil, storeErr("leases", err)
+	}
+	return ids, nil
+}

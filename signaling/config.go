@@ -26,10 +26,10 @@ type Config struct {
 	// customer service window, as "name:language". Empty: outside the
 	// window a request is refused (template_required) before anything is sent.
 	PermissionTemplate string
-	LeaseTTL          time.Duration // call ownership lease; another instance ends a dead owner's calls after it (default 15s)
-	RingCeiling       time.Duration // business-initiated: end a call not picked up after this (default 60s; Meta's own ceiling is undocumented)
-	AcceptWindow      time.Duration // a user-initiated connect older than this is stale: recorded, not acted on (default 60s, Meta's accept window is 30-60 s)
-	EarlyWait         time.Duration // webhooks for a call nobody placed wait this long before they are settled alone (default 30s)
+	LeaseTTL           time.Duration // call ownership lease; another instance ends a dead owner's calls after it (default 15s)
+	RingCeiling        time.Duration // business-initiated: end a call not picked up after this (default 60s; Meta's own ceiling is undocumented)
+	AcceptWindow       time.Duration // a user-initiated connect older than this is stale: recorded, not acted on (default 60s, Meta's accept window is 30-60 s)
+	EarlyWait          time.Duration // webhooks for a call nobody placed wait this long before they are settled alone (default 30s)
 }
 
 func (c *Config) defaults() {

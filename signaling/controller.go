@@ -13,7 +13,7 @@ import (
 
 	"github.com/callgw/callgw/call"
 	"github.com/callgw/callgw/internal/clock"
-	"github.com/callgw/callgw/internal/phone"
+	"github.com/callgw/callgw/phone"
 	"github.com/callgw/callgw/signaling/agents"
 	"github.com/callgw/callgw/signaling/lifecycle"
 )
@@ -35,7 +35,8 @@ type Deps struct {
 	Media       Media
 	Recorder    Recorder
 	Permissions Permissions
-	Messages    Conversations
+	Messages    Messages
+	Quotes      Quoter // running cost of outbound calls (nil: none shown)
 	Registerer  prometheus.Registerer
 	Logger      *slog.Logger
 	Now         func() time.Time // deprecated: use Clock
@@ -55,7 +56,8 @@ type Controller struct {
 	media   Media
 	rec     Recorder
 	perms   Permissions
-	msgs    Conversations
+	msgs    Messages
+	quotes  Quoter
 	store   *store
 	m       *metrics
 	now     func() time.Time
@@ -104,7 +106,7 @@ func New(cfg Config, d Deps) (*Controller, error) {
 	}
 	c := &Controller{
 		cfg: cfg, log: d.Logger, graph: d.Graph, dial: d.Dialer, live: d.Live, media: d.Media, rec: d.Recorder,
-		perms: d.Permissions, msgs: d.Messages, now: d.Clock.Now, clock: d.Clock, graphs: d.GraphFor,
+		perms: d.Permissions, msgs: d.Messages, quotes: d.Quotes, now: d.Clock.Now, clock: d.Clock, graphs: d.GraphFor,
 		rules: lifecycle.Rules{RingTimeout: cfg.RingTimeout, RingCeiling: cfg.RingCeiling, AgentGrace: cfg.AgentGrace,
 			MetaWait: cfg.MetaTerminateWait},
 		store: &store{rdb: d.Redis, prefix: cfg.KeyPrefix, ttl: cfg.StateTTL},
@@ -338,6 +340,7 @@ func (c *Controller) info(l *liveCall) agents.CallInfo {
 	if !r.AnsweredAt.IsZero() {
 		ci.ConnectedAt = r.AnsweredAt.UTC()
 	}
+	ci.Price = l.price
 	if st.AgentOwned() {
 		ci.Media = "connecting"
 		if l.lc.AgentLeg == lifecycle.LegUp {

@@ -8,8 +8,8 @@ import (
 	"time"
 
 	"github.com/callgw/callgw/call"
-	"github.com/callgw/callgw/internal/phone"
 	"github.com/callgw/callgw/permissions"
+	"github.com/callgw/callgw/phone"
 	"github.com/callgw/callgw/signaling/agents"
 	"github.com/callgw/callgw/signaling/cloudapi"
 	lc "github.com/callgw/callgw/signaling/lifecycle"
@@ -20,19 +20,42 @@ import (
 // (Meta's connect webhook brings its answer while the phone rings; ACCEPTED
 // is pickup).
 func (c *Controller) Dial(ctx context.Context, agent, to string) (agents.CallInfo, error) {
+	ci, start, err := c.dialStart(ctx, agent, to)
+	if err != nil {
+		return ci, err
+	}
+	start()
+	return ci, nil
+}
+
+// dialStart places the call and returns its first description and start, which
+// begins its lifecycle (the agent-leg offer): the agent's reply to `dial`
+// goes out first, so that the page knows the call when the offer comes.
+func (c *Controller) dialStart(ctx context.Context, agent, to string) (agents.CallInfo, func(), error) {
+	ci, l, err := c.place(ctx, agent, to)
+	if err != nil {
+		return ci, nil, err
+	}
+	return ci, func() {
+		l.fire(lc.Begin{When: l.when()})
+		c.drainEarly(context.WithoutCancel(ctx), l)
+	}, nil
+}
+
+func (c *Controller) place(ctx context.Context, agent, to string) (agents.CallInfo, *liveCall, error) {
 	u, err := c.resolveUser(ctx, to)
 	if err != nil {
-		return agents.CallInfo{}, err
+		return agents.CallInfo{}, nil, err
 	}
 	if c.dial == nil {
-		return agents.CallInfo{}, fmt.Errorf("%w: outbound calling", ErrNotConfigured)
+		return agents.CallInfo{}, nil, fmt.Errorf("%w: outbound calling", ErrNotConfigured)
 	}
 	if c.draining.Load() {
-		return agents.CallInfo{}, ErrDraining
+		return agents.CallInfo{}, nil, ErrDraining
 	}
 	pair := c.pairOf(u)
 	if err := c.mayCall(ctx, u, pair); err != nil {
-		return agents.CallInfo{}, err
+		return agents.CallInfo{}, nil, err
 	}
 	dialID := newRequestID()
 	l := newLiveCall(c, call.Record{Direction: call.BusinessInitiated, PhoneNumberID: c.cfg.PhoneNumberID,
@@ -40,14 +63,14 @@ func (c *Controller) Dial(ctx context.Context, agent, to string) (agents.CallInf
 		Opaque: opaqueFor(dialID, agent)})
 	b, err := c.media.NewBridge("dial-"+dialID, l.events())
 	if err != nil {
-		return agents.CallInfo{}, fmt.Errorf("%w: %w", ErrMediaSetup, err)
+		return agents.CallInfo{}, nil, fmt.Errorf("%w: %w", ErrMediaSetup, err)
 	}
 	octx, cancel := c.opCtx(10 * time.Second)
 	defer cancel()
 	offer, err := b.OfferWhatsApp(octx)
 	if err != nil {
 		_ = b.Close()
-		return agents.CallInfo{}, fmt.Errorf("%w: %w", ErrMediaSetup, err)
+		return agents.CallInfo{}, nil, fmt.Errorf("%w: %w", ErrMediaSetup, err)
 	}
 	id, err := c.dial.ConnectUser(octx, cloudapi.ConnectRequest{User: metaUser(u), OfferSDP: offer, BizOpaque: l.lc.Rec.Opaque})
 	if err != nil {
@@ -62,7 +85,7 @@ func (c *Controller) Dial(ctx context.Context, agent, to string) (agents.CallInf
 			c.live.Invalidate(metaUser(u))
 		}
 		c.m.dials.WithLabelValues("refused").Inc()
-		return agents.CallInfo{}, &MetaError{Code: code, Err: err}
+		return agents.CallInfo{}, nil, &MetaError{Code: code, Err: err}
 	}
 	c.m.dials.WithLabelValues("placed").Inc()
 	l.id = call.ID(id)
@@ -76,9 +99,7 @@ func (c *Controller) Dial(ctx context.Context, agent, to string) (agents.CallInf
 	if err := c.own(context.WithoutCancel(ctx), l.id); err != nil {
 		l.log.Warn("cannot record ownership: other instances will not route to this call", "err", err)
 	}
-	l.fire(lc.Begin{When: l.when()})
-	c.drainEarly(context.WithoutCancel(ctx), l)
-	return ci, nil
+	return ci, l, nil
 }
 
 // mayCall checks WhatsApp's rules before a call: the local model, then
@@ -107,8 +128,19 @@ func (c *Controller) mayCall(ctx context.Context, u phone.User, pair permissions
 		c.disagree("call", u, false, "allowed")
 		return nil
 	case !allowed:
-		if d.Allowed {
-			c.disagree("call", u, true, string(reason))
+		if !d.Allowed && d.Reason != "" {
+			return permissionError(d) // both say no: ours names the rule
+		}
+		c.disagree("call", u, true, string(reason))
+		// Meta wins: correct the local model as Meta's refusal would.
+		if c.perms != nil {
+			code := cloudapi.CodeNoPermission
+			if reason == permissions.ReasonConnectedCallLimit {
+				code = cloudapi.CodeConnectedCallLimit
+			}
+			if _, err := c.perms.MetaRefused(ctx, pair, code, frees); err != nil {
+				c.log.Warn("permissions: Meta's live state not recorded", "err", err)
+			}
 		}
 		d.Allowed, d.CanCall, d.Reason = false, false, reason
 		if reason == permissions.ReasonConnectedCallLimit {

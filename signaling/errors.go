@@ -39,6 +39,11 @@ var (
 	// ErrTemplateRequired: outside the user's customer service window a
 	// permission request must be a template, and none is configured.
 	ErrTemplateRequired = errors.New("signaling: outside the 24 h window a permission request needs a template (none configured)")
+	// ErrOutsideWindow: the message may only be sent inside the user's 24 h
+	// customer service window.
+	ErrOutsideWindow = errors.New("signaling: only possible inside the user's 24 h customer service window")
+	// ErrUnknownNumber: a business number this deployment does not serve.
+	ErrUnknownNumber = errors.New("signaling: not a number this deployment serves")
 	// ErrNoCallback: the earlier call named has no number to call back.
 	ErrNoCallback = errors.New("signaling: that caller has no number or user id to call back")
 

@@ -7,7 +7,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/callgw/callgw/internal/phone"
+	"github.com/callgw/callgw/phone"
 	"github.com/callgw/callgw/signaling/webhook"
 )
 

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/callgw/callgw/call"
-	"github.com/callgw/callgw/internal/phone"
+	"github.com/callgw/callgw/phone"
 	lc "github.com/callgw/callgw/signaling/lifecycle"
 	"github.com/callgw/callgw/signaling/webhook"
 )
@@ -217,20 +217,27 @@ func (c *Controller) applyOnce(ctx context.Context, id call.ID, event, detail st
 func applier(ev webhook.Event, at time.Time) func(*liveCall) {
 	w := lc.When{At: at}
 	var e lc.Event
-	var sdp string
+	var sdp, opaque string
 	switch {
 	case ev.Call != nil && ev.Call.Event == webhook.CallConnect:
 		e, sdp = lc.MetaConnect{When: w}, ev.Call.SDP
 	case ev.Call != nil && ev.Call.Event == webhook.CallTerminate:
-		e = terminateOf(ev.Call, at)
+		e, opaque = terminateOf(ev.Call, at), ev.Call.BizOpaque
 	case ev.Status != nil:
-		e = lc.MetaStatus{When: w, Status: userStatus(ev.Status.Status), Stamp: ev.Status.Timestamp}
+		e, opaque = lc.MetaStatus{When: w, Status: userStatus(ev.Status.Status), Stamp: ev.Status.Timestamp}, ev.Status.BizOpaque
 	default:
 		return func(*liveCall) {}
 	}
 	return func(l *liveCall) {
 		if sdp != "" && l.metaSDP == "" && !l.lc.MetaAnswer {
 			l.metaSDP = sdp
+		}
+		if opaque != "" && l.lc.Rec.Opaque != "" && opaque != l.lc.Rec.Opaque {
+			// Meta echoes biz_opaque_callback_data: ours carries the dial
+			// id and agent. A different echo is logged and counted, not
+			// acted on (Meta's call id is what routes the event).
+			l.c.m.opaqueMismatch.Inc()
+			l.log.Warn("biz_opaque_callback_data echoed differently from what we sent")
 		}
 		if err := l.step(e); err != nil {
 			l.log.Debug("webhook event refused", "err", err)

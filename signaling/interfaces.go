@@ -67,10 +67,17 @@ type Recorder interface {
 	Record(ctx context.Context, rec call.Record) error
 }
 
-// Conversations meters the messages the gateway sends (billing's
-// conversation-based pricing).
-type Conversations interface {
-	Conversation(ctx context.Context, m billing.Message) (billing.ConversationCharge, error)
+// Messages meters the messages the gateway sends (billing's per-message
+// meter): Sent when Meta took the message, Status for each status webhook
+// with Meta's pricing. Both are idempotent on the message id.
+type Messages interface {
+	Sent(ctx context.Context, m billing.MessageSent) (billing.MessageCharge, error)
+	Status(ctx context.Context, s billing.MessageStatus) (billing.MessageCharge, error)
+}
+
+// Quoter prices a live business-initiated call pulse by pulse (billing).
+type Quoter interface {
+	LiveQuote(ctx context.Context, userPhone, userID string, start time.Time) (billing.Quote, error)
 }
 
 // Permissions is the business-initiated call permission tracker.

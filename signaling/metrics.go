@@ -15,6 +15,7 @@ type metrics struct {
 	dials              *prometheus.CounterVec
 	permissionRequests prometheus.Counter
 	liveChecks         *prometheus.CounterVec
+	opaqueMismatch     prometheus.Counter
 	disagreements      *prometheus.CounterVec
 }
 
@@ -45,7 +46,9 @@ func newMetrics(reg prometheus.Registerer, c *Controller) *metrics {
 	for _, r := range []string{"placed", "refused"} {
 		m.dials.WithLabelValues(r)
 	}
-	reg.MustRegister(m.liveChecks, m.disagreements, m.webhooks, m.calls, m.setup, m.ring, m.redisErrors, m.dials, m.permissionRequests,
+	m.opaqueMismatch = prometheus.NewCounter(prometheus.CounterOpts{Namespace: "callgw", Name: "opaque_mismatches_total",
+		Help: "Webhooks whose biz_opaque_callback_data echo differs from what callgw sent for the call."})
+	reg.MustRegister(m.opaqueMismatch, m.liveChecks, m.disagreements, m.webhooks, m.calls, m.setup, m.ring, m.redisErrors, m.dials, m.permissionRequests,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "callgw", Name: "calls_active",
 			Help: "Calls owned by this instance that are dialing, connecting or connected."},
 			func() float64 { _, a := c.ActiveCalls(); return float64(a) }),

@@ -2,6 +2,7 @@ package signaling
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -9,8 +10,8 @@ import (
 
 	"github.com/callgw/callgw/billing"
 	"github.com/callgw/callgw/call"
-	"github.com/callgw/callgw/internal/phone"
 	"github.com/callgw/callgw/permissions"
+	"github.com/callgw/callgw/phone"
 	"github.com/callgw/callgw/signaling/agents"
 	"github.com/callgw/callgw/signaling/cloudapi"
 	"github.com/callgw/callgw/signaling/webhook"
@@ -89,14 +90,20 @@ func metaCallVerdict(p *cloudapi.Permission) (allowed bool, reason permissions.R
 		return false, permissions.ReasonNoPermission, time.Time{}
 	}
 	if a, ok := p.Action(cloudapi.ActionNameStartCall); ok && !a.CanPerform {
-		for _, l := range a.Limits {
-			if l.ExpiresAt.After(frees) {
-				frees = l.ExpiresAt
-			}
-		}
-		return false, permissions.ReasonConnectedCallLimit, frees
+		return false, permissions.ReasonConnectedCallLimit, freesAt(a)
 	}
 	return true, "", time.Time{}
+}
+
+// freesAt is when the last used-up limit of an action frees (zero if Meta
+// did not say).
+func freesAt(a cloudapi.Action) (t time.Time) {
+	for _, l := range a.Limits {
+		if l.ExpiresAt.After(t) {
+			t = l.ExpiresAt
+		}
+	}
+	return t
 }
 
 // metaRequestVerdict reads whether Meta lets the business send a
@@ -106,12 +113,7 @@ func metaRequestVerdict(p *cloudapi.Permission) (allowed bool, reason permission
 		return false, permissions.ReasonPermanentExists, time.Time{}
 	}
 	if a, ok := p.Action(cloudapi.ActionNameSendPermissionRequest); ok && !a.CanPerform {
-		for _, l := range a.Limits {
-			if l.ExpiresAt.After(frees) {
-				frees = l.ExpiresAt
-			}
-		}
-		return false, permissions.ReasonRequestLimitMeta, frees
+		return false, permissions.ReasonRequestLimitMeta, freesAt(a)
 	}
 	return true, "", time.Time{}
 }
@@ -149,9 +151,11 @@ func (c *Controller) RequestPermission(ctx context.Context, to, text string) (pe
 		metaAllows = allowed
 		if !allowed {
 			d, _ := c.perms.State(ctx, pair)
-			if d.CanRequest {
-				c.disagree("request", u, true, string(reason))
+			if r := localRequestReason(d); r != "" {
+				d.Allowed, d.Reason = false, r
+				return d, permissionError(d) // both say no: ours names the rule
 			}
+			c.disagree("request", u, true, string(reason))
 			d.Allowed, d.CanRequest, d.Reason = false, false, reason
 			if !frees.IsZero() {
 				d.NextRequestAt = frees
@@ -206,11 +210,28 @@ func (c *Controller) RequestPermission(ctx context.Context, to, text string) (pe
 		User: pair.User, RequestID: reqID}); err != nil {
 		c.m.redisErrors.WithLabelValues("track_message").Inc()
 	}
-	c.meterMessage(ctx, msgID, u, open)
+	c.meterMessage(ctx, msgID, u, billing.KindPermissionRequest)
+	c.applyParkedStatuses(ctx, msgID)
 	if st, err := c.perms.State(ctx, pair); err == nil {
 		d = st
 	}
 	return d, nil
+}
+
+// localRequestReason is the rule of the local model that forbids a
+// permission request now ("" when it allows one).
+func localRequestReason(d permissions.Decision) permissions.Reason {
+	switch {
+	case d.CanRequest:
+		return ""
+	case d.Status == permissions.Permanent:
+		return permissions.ReasonPermanentExists
+	case d.RequestsLeft24h == 0:
+		return permissions.ReasonRequestLimit24h
+	case d.RequestsLeft7d == 0:
+		return permissions.ReasonRequestLimit7d
+	}
+	return d.Reason
 }
 
 func nextAllowed(err error) time.Time {
@@ -225,6 +246,7 @@ var reasonTexts = map[string]string{
 	"revoked":              "This person withdrew their call permission.",
 	"request_limit_24h":    "You already sent a permission request in the last 24 hours.",
 	"request_limit_7d":     "You already sent two permission requests in the last 7 days.",
+	"request_limit_meta":   "WhatsApp does not allow another permission request to this person yet.",
 	"connected_call_limit": "You reached the limit of connected calls with this person for the last 24 hours.",
 	"permanent_exists":     "This person already gave permanent permission: just call.",
 	"redis_unavailable":    "Permission state is unavailable right now: try again shortly.",
@@ -241,25 +263,18 @@ func reasonText(r string) string {
 	return "not allowed: " + r
 }
 
-// meterMessage runs a message the gateway sent through the conversation
-// meter: inside the user's 24 h customer service window (opened by the
-// user's calls) it is a service conversation, otherwise a utility one (a
-// template, as Meta requires outside the window).
-func (c *Controller) meterMessage(ctx context.Context, msgID string, u phone.User, inWindow bool) {
-	if c.msgs == nil {
+// meterMessage hands a message the gateway sent to the per-message meter;
+// what it costs comes with Meta's status webhooks (pricing), pending until
+// then.
+func (c *Controller) meterMessage(ctx context.Context, msgID string, u phone.User, kind billing.MessageKind) {
+	if c.msgs == nil || msgID == "" {
 		return
 	}
-	cat := billing.Utility
-	if inWindow {
-		cat = billing.Service
-	}
-	ch, err := c.msgs.Conversation(ctx, billing.Message{ID: msgID, Business: c.cfg.PhoneNumberID, User: firstNonEmpty(u.Phone.E164, u.BSUID),
-		Category: cat, At: c.now()})
+	_, err := c.msgs.Sent(ctx, billing.MessageSent{ID: msgID, Business: c.cfg.PhoneNumberID,
+		User: firstNonEmpty(u.Phone.E164, u.BSUID), Country: u.Country(), At: c.now(), Kind: kind})
 	if err != nil {
-		c.log.Warn("conversation meter", "err", err)
-		return
+		c.log.Warn("message meter", "err", err)
 	}
-	c.log.Debug("permission request metered", "category", string(cat), "opened", ch.Opened, "cost_micros", ch.CostMicros)
 }
 
 // countPermissionOutcome counts permission requests by outcome per month
@@ -410,12 +425,20 @@ func (c *Controller) handleMessageStatus(ctx context.Context, ev webhook.Event) 
 	if ms.MessageID == "" {
 		return fmt.Errorf("%w: message status without id", ErrBadEvent)
 	}
+	sm, err := c.store.trackedMessage(ctx, ms.MessageID)
+	if err != nil {
+		return err
+	}
+	if sm == nil {
+		// Not ours, or Meta's status beat the answer to our own request:
+		// keep it a while; the sender applies it once it knows the id.
+		return c.store.parkMessageStatus(ctx, ev)
+	}
+	if err := c.meterStatus(ctx, ms); err != nil {
+		return err
+	}
 	if ms.Status != webhook.DeliveryFailed {
 		return nil
-	}
-	sm, err := c.store.trackedMessage(ctx, ms.MessageID)
-	if err != nil || sm == nil {
-		return err // not ours, or already settled
 	}
 	return c.applyOnce(ctx, call.ID(ms.MessageID), "status:", "failed", func() error {
 		if sm.Kind != msgPermissionRequest || c.perms == nil {
@@ -438,4 +461,122 @@ func (c *Controller) handleMessageStatus(ctx context.Context, ev webhook.Event) 
 		})
 		return nil
 	})
+}
+
+// meterStatus gives the meter what Meta says a message cost (its pricing
+// object); a failed message is never charged.
+func (c *Controller) meterStatus(ctx context.Context, ms *webhook.MessageStatus) error {
+	if c.msgs == nil {
+		return nil
+	}
+	var kind billing.StatusKind
+	switch ms.Status {
+	case webhook.DeliverySent:
+		kind = billing.StatusSent
+	case webhook.DeliveryDelivered:
+		kind = billing.StatusDelivered
+	case webhook.DeliveryRead:
+		kind = billing.StatusRead
+	case webhook.DeliveryFailed:
+		kind = billing.StatusFailed
+	default:
+		return nil
+	}
+	st := billing.MessageStatus{ID: ms.MessageID, Status: kind, At: ms.Timestamp}
+	if st.At.IsZero() {
+		st.At = c.now()
+	}
+	if p := ms.Pricing; p != nil {
+		st.Billable, st.PricingModel, st.Type, st.Category = p.Billable, p.Model, p.Type, p.Category
+	}
+	if _, err := c.msgs.Status(ctx, st); err != nil {
+		if errors.Is(err, billing.ErrInvalidMessage) {
+			c.log.Warn("message status not metered", "err", err)
+			return nil
+		}
+		return fmt.Errorf("%w: message meter: %w", ErrStore, err)
+	}
+	return nil
+}
+
+// applyParkedStatuses applies the statuses of a message we sent that
+// arrived before we knew its id.
+func (c *Controller) applyParkedStatuses(ctx context.Context, wamid string) {
+	evs, err := c.store.parkedMessageStatuses(ctx, wamid)
+	if err != nil {
+		c.m.redisErrors.WithLabelValues("track_message").Inc()
+		return
+	}
+	for _, ev := range evs {
+		if err := c.handleMessageStatus(ctx, ev); err != nil {
+			c.log.Warn("early message status", "err", err)
+		}
+	}
+}
+
+// CallButton is a call-button message (interactive voice_call): a tap calls
+// the business number; Payload comes back as cta_payload on that call.
+type CallButton struct {
+	To          string // phone number or BSUID
+	Text        string // body text (required)
+	DisplayText string // button text, ≤ 20 characters (default "Call Now")
+	TTLMinutes  int    // 1-43200 (default 10080)
+	Payload     string // ≤ 512 characters
+}
+
+// SendCallButton sends a call button inside the user's customer service
+// window (outside it Meta needs a template: refused with
+// ErrOutsideWindow before anything is sent). It returns the message id.
+func (c *Controller) SendCallButton(ctx context.Context, b CallButton) (string, error) {
+	u, err := c.resolveUser(ctx, b.To)
+	if err != nil {
+		return "", err
+	}
+	if strings.TrimSpace(b.Text) == "" {
+		return "", fmt.Errorf("%w: text is required", ErrBadCommand)
+	}
+	if c.dial == nil {
+		return "", fmt.Errorf("%w: messages", ErrNotConfigured)
+	}
+	open, err := c.store.windowOpen(ctx, c.cfg.PhoneNumberID, u)
+	if err != nil {
+		return "", err
+	}
+	if !open {
+		return "", ErrOutsideWindow
+	}
+	id, err := c.dial.SendCallButton(ctx, metaUser(u), cloudapi.CallButton{BodyText: b.Text, DisplayText: b.DisplayText,
+		TTLMinutes: b.TTLMinutes, Payload: b.Payload})
+	if err != nil {
+		if errors.Is(err, cloudapi.ErrBadInput) {
+			return "", fmt.Errorf("%w: %w", ErrBadCommand, err)
+		}
+		return "", &MetaError{Code: metaCode(err), Err: err}
+	}
+	if err := c.store.trackMessage(ctx, id, sentMessage{Kind: msgCallButton, Business: c.cfg.PhoneNumberID, User: u.Key()}); err != nil {
+		c.m.redisErrors.WithLabelValues("track_message").Inc()
+	}
+	c.meterMessage(ctx, id, u, billing.KindCallButton)
+	c.applyParkedStatuses(ctx, id)
+	return id, nil
+}
+
+// NumberSettings returns a business number's calling settings as Meta
+// last reported them (GET /settings at start, account_settings_update
+// webhooks after); nil when never seen.
+func (c *Controller) NumberSettings(ctx context.Context, pnid string) (json.RawMessage, error) {
+	if !c.serves(pnid) {
+		return nil, ErrUnknownNumber
+	}
+	return c.store.settings(ctx, pnid)
+}
+
+// RefreshSettings reads a number's calling settings from Meta and keeps
+// them (at start and on demand).
+func (c *Controller) RefreshSettings(ctx context.Context, pnid string, get func(context.Context) (json.RawMessage, error)) error {
+	raw, err := get(ctx)
+	if err != nil {
+		return &MetaError{Code: metaCode(err), Err: err}
+	}
+	return c.store.saveSettings(ctx, pnid, raw)
 }

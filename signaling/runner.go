@@ -10,9 +10,9 @@ import (
 
 	"github.com/callgw/callgw/call"
 	"github.com/callgw/callgw/internal/clock"
-	"github.com/callgw/callgw/internal/phone"
 	"github.com/callgw/callgw/media"
 	"github.com/callgw/callgw/permissions"
+	"github.com/callgw/callgw/phone"
 	"github.com/callgw/callgw/signaling/agents"
 	lc "github.com/callgw/callgw/signaling/lifecycle"
 )
@@ -44,6 +44,7 @@ type liveCall struct {
 	ref         string // the ref of the agent command being applied (multi-tab matching)
 	webhookAt   time.Time
 	ringExpires time.Time
+	price       *agents.Price // business-initiated, once picked up
 
 	timers map[lc.TimerKind]clock.Timer
 	queue  []lc.Event // results of effects, applied after the current step
@@ -407,6 +408,7 @@ func (l *liveCall) notify(n lc.Notify) {
 	case lc.NoticeDeclinedAck:
 		c.toAgent(n.Agent, agents.CallTaken{Type: agents.TypeCallTaken, CallID: string(l.id)})
 	case lc.NoticeState:
+		l.quote()
 		if l.lc.Agent != "" {
 			c.toAgent(l.lc.Agent, agents.CallMsg{Type: agents.TypeCall, Ref: l.ref, Call: c.info(l)})
 		}
@@ -496,4 +498,26 @@ func recUser(r call.Record) phone.User {
 		u.Phone = n
 	}
 	return u
+}
+
+// quote prices a business-initiated call once it is picked up, for the
+// agent's running cost (one Redis read).
+func (l *liveCall) quote() {
+	r := l.lc.Rec
+	if l.price != nil || l.c.quotes == nil || r.Direction != call.BusinessInitiated || !l.lc.PickedUp {
+		return
+	}
+	ctx, cancel := l.c.opCtx(2 * time.Second)
+	defer cancel()
+	q, err := l.c.quotes.LiveQuote(ctx, r.UserPhone, r.UserID, r.AnsweredAt)
+	if err != nil {
+		l.log.Warn("no running cost for the agent", "err", err)
+		return
+	}
+	p := &agents.Price{IncrementS: q.IncrementSeconds, UsedSeconds: q.UsedSeconds, Market: q.Market}
+	for _, t := range q.Tiers {
+		p.Tiers = append(p.Tiers, agents.PriceTier{FromMinutes: t.FromMinutes, RateMicros: t.RateMicrosPerMinute})
+	}
+	l.price = p
+	l.mirror()
 }

@@ -220,7 +220,11 @@ func (s *store) earlyDone(ctx context.Context, id call.ID) error {
 
 // popEarly takes the events kept by pushEarly.
 func (s *store) popEarly(ctx context.Context, id call.ID) ([]webhook.Event, error) {
-	k := s.key(id, "early")
+	return s.takeEvents(ctx, s.key(id, "early"), "early")
+}
+
+// takeEvents reads and deletes a list of events in one transaction.
+func (s *store) takeEvents(ctx context.Context, k, op string) ([]webhook.Event, error) {
 	var get *redis.StringSliceCmd
 	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		get = p.LRange(ctx, k, 0, -1)
@@ -228,7 +232,7 @@ func (s *store) popEarly(ctx context.Context, id call.ID) ([]webhook.Event, erro
 		return nil
 	})
 	if err != nil {
-		return nil, storeErr("early", err)
+		return nil, storeErr(op, err)
 	}
 	var out []webhook.Event
 	for _, b := range get.Val() {
@@ -370,4 +374,35 @@ func (s *store) trackedMessage(ctx context.Context, wamid string) (*sentMessage,
 		return nil, fmt.Errorf("signaling: stored message %s: %w", wamid, err)
 	}
 	return &m, nil
+}
+
+// parkMessageStatus keeps the status of a message we do not know (yet) for
+// ten minutes: our own request's status can beat Meta's answer to it.
+func (s *store) parkMessageStatus(ctx context.Context, ev webhook.Event) error {
+	b, err := json.Marshal(ev)
+	if err != nil {
+		return fmt.Errorf("signaling: marshal status: %w", err)
+	}
+	k := s.prefix + "msgearly:{" + ev.MessageStatus.MessageID + "}"
+	_, err = s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.RPush(ctx, k, b)
+		p.Expire(ctx, k, 10*time.Minute)
+		return nil
+	})
+	if err != nil {
+		return storeErr("park status", err)
+	}
+	return nil
+}
+
+// parkedMessageStatuses takes the statuses parked for wamid.
+func (s *store) parkedMessageStatuses(ctx context.Context, wamid string) ([]webhook.Event, error) {
+	evs, err := s.takeEvents(ctx, s.prefix+"msgearly:{"+wamid+"}", "parked statuses")
+	out := evs[:0]
+	for _, ev := range evs {
+		if ev.MessageStatus != nil {
+			out = append(out, ev)
+		}
+	}
+	return out, err
 }

@@ -19,9 +19,9 @@ import (
 	"github.com/pion/webrtc/v4"
 	"github.com/pion/webrtc/v4/pkg/media"
 
-	"github.com/callgw/callgw/internal/audiotest"
-	"github.com/callgw/callgw/internal/browsertest"
 	"github.com/callgw/callgw/internal/oggopus"
+	"github.com/callgw/callgw/internal/testkit/audiotest"
+	"github.com/callgw/callgw/internal/testkit/browsertest"
 )
 
 const (
@@ -132,7 +132,8 @@ func (h *hub) expect(t testing.TB, typ string) msg {
 }
 
 // gatewayPeer plays the gateway's agent leg: a real Pion peer that offers
-// Opus + telephone-event, plays caller-440.ogg and records what it receives.
+// Opus + telephone-event (its offer carries ref, the accept, resume or dial
+// that led to it), plays caller-440.ogg and records what it receives.
 type gatewayPeer struct {
 	t      *testing.T
 	callID string
@@ -148,7 +149,7 @@ type gatewayPeer struct {
 	want    int
 }
 
-func newGatewayPeer(t *testing.T, h *hub, callID string, packets [][]byte) *gatewayPeer {
+func newGatewayPeer(t *testing.T, h *hub, callID, ref string, packets [][]byte) *gatewayPeer {
 	t.Helper()
 	me := &webrtc.MediaEngine{}
 	for _, c := range []webrtc.RTPCodecParameters{
@@ -239,7 +240,7 @@ func newGatewayPeer(t *testing.T, h *hub, callID string, packets [][]byte) *gate
 		t.Fatal(err)
 	}
 	h.peer.Store(g)
-	h.send(t, msg{"type": "offer", "call_id": callID, "sdp": offer.SDP})
+	h.send(t, msg{"type": "offer", "ref": ref, "call_id": callID, "sdp": offer.SDP})
 	if err := pc.SetLocalDescription(offer); err != nil {
 		t.Fatal(err)
 	}
@@ -349,24 +350,38 @@ func welcome(presence string, calls ...msg) msg {
 		"settings": msg{"mask_numbers": true, "ring_timeout_s": 25, "demo": true}}
 }
 
+// ringingCall is a CallInfo as the server sends it: empty optional keys
+// (agent, connected_at, payload, media, quality) are left out.
 func ringingCall(id, name string) msg {
 	now := time.Now().UTC()
 	return msg{"id": id, "direction": "user_initiated", "from": "+44*******123", "to": "+15550001111",
-		"name": name, "state": "ringing", "agent": "", "created_at": now.Format(time.RFC3339),
-		"ring_expires_at": now.Add(25 * time.Second).Format(time.RFC3339), "connected_at": "", "payload": ""}
+		"name": name, "state": "ringing", "created_at": now.Format(time.RFC3339),
+		"ring_expires_at": now.Add(25 * time.Second).Format(time.RFC3339)}
 }
 
-func withState(c msg, state string) msg {
+// withState is c owned by alice in state, with its agent leg's media state
+// ("connecting" or "up"; "" leaves it out).
+func withState(c msg, state, media string) msg {
 	out := msg{}
 	for k, v := range c {
 		out[k] = v
 	}
+	delete(out, "ring_expires_at")
 	out["state"] = state
 	out["agent"] = "alice"
+	if media != "" {
+		out["media"] = media
+	}
 	if state == "connected" {
 		out["connected_at"] = time.Now().UTC().Format(time.RFC3339)
 	}
 	return out
+}
+
+// callState waits until the in-call pill says text (data-state state).
+func callState(t *testing.T, ctx context.Context, state, text string) {
+	t.Helper()
+	must(t, browsertest.WaitTrue(ctx, fmt.Sprintf(`(e => e.dataset.state === %q && e.textContent === %q)(document.querySelector('[data-testid="call-state"]'))`, state, text), step))
 }
 
 func must(t *testing.T, err error) {
@@ -411,8 +426,18 @@ func TestAgentPage(t *testing.T) {
 	})
 
 	t.Run("call_taken stops ringing", func(t *testing.T) {
-		h.send(t, msg{"type": "call_offered", "call": ringingCall("wacid.taken", "Bob")})
+		// payload is what brought the user (deeplink/CTA): untrusted, shown as text.
+		const payload = `<img src=x data-x="1"> spring promo`
+		ring := ringingCall("wacid.taken", "Bob")
+		ring["payload"] = payload
+		h.send(t, msg{"type": "call_offered", "call": ring})
 		must(t, browsertest.WaitVisible(ctx, "incoming-call", step))
+		if got, _ := browsertest.Text(ctx, "caller-payload"); got != payload {
+			t.Errorf("payload shown as %q, want the text %q", got, payload)
+		}
+		if n, err := browsertest.Eval[int](ctx, `document.querySelectorAll('[data-testid="incoming-call"] img').length`); err != nil || n != 0 {
+			t.Errorf("the payload made %d elements (%v)", n, err)
+		}
 		must(t, browsertest.WaitTrue(ctx, `window.callgwTest.state === "ringing" && window.callgwTest.ringing === true`, step))
 		if name, _ := browsertest.Text(ctx, "caller-name"); name != "Bob" {
 			t.Errorf("caller name = %q", name)
@@ -431,18 +456,34 @@ func TestAgentPage(t *testing.T) {
 		must(t, browsertest.WaitVisible(ctx, "incoming-call", step))
 		must(t, browsertest.Screenshot(ctx, "agent-ringing"))
 		must(t, browsertest.Click(ctx, "accept", step))
-		if m := h.expect(t, "accept"); m.str("call_id") != "wacid.live" {
-			t.Fatalf("accept = %v", m)
+		acc := h.expect(t, "accept")
+		if acc.str("call_id") != "wacid.live" || acc.str("ref") == "" {
+			t.Fatalf("accept = %v", acc)
 		}
-		h.send(t, msg{"type": "call", "call": withState(call, "connecting")})
-		g := newGatewayPeer(t, h, "wacid.live", packets)
+		// The call and the offer that follow the accept carry its ref.
+		h.send(t, msg{"type": "call", "ref": acc.str("ref"), "call": withState(call, "connecting", "connecting")})
+		callState(t, ctx, "connecting", "Connecting audio…")
+		// An offer that followed another tab's command is not this tab's to answer.
+		h.send(t, msg{"type": "offer", "ref": "othertab.1", "call_id": "wacid.live", "sdp": "v=0\r\n"})
+		h.send(t, msg{"type": "dtmf", "call_id": "wacid.live", "digit": "7"}) // handled after the offer
+		must(t, browsertest.WaitTrue(ctx, `window.callgwTest.callerKeys === "7"`, step))
+		if n, err := browsertest.Eval[int](ctx, `window.callgwTest.offers`); err != nil || n != 0 {
+			t.Fatalf("the page answered %d offers meant for another tab (%v)", n, err)
+		}
+		g := newGatewayPeer(t, h, "wacid.live", acc.str("ref"), packets)
 		ans := h.expect(t, "answer")
 		if ans.str("call_id") != "wacid.live" || !strings.Contains(ans.str("sdp"), "opus/48000") {
 			t.Fatalf("answer = %.200v", ans)
 		}
 		g.setAnswer(ans.str("sdp"))
-		h.send(t, msg{"type": "call", "call": withState(call, "connected")})
-		must(t, browsertest.WaitTrue(ctx, `window.callgwTest.state === "connected" && window.callgwTest.ringing === false`, step))
+		// Answered on WhatsApp while the agent leg still connects, then up.
+		h.send(t, msg{"type": "call", "call": withState(call, "connected", "connecting")})
+		callState(t, ctx, "connected", "Connecting audio…")
+		h.send(t, msg{"type": "call", "call": withState(call, "connected", "up")})
+		callState(t, ctx, "connected", "Connected")
+		must(t, browsertest.WaitTrue(ctx, `window.callgwTest.state === "connected" && window.callgwTest.media === "up" && window.callgwTest.ringing === false`, step))
+		// The call's media runs its level and stats intervals.
+		must(t, browsertest.WaitTrue(ctx, `window.callgwTest.timers.call === 2`, step))
 
 		// The page hears the caller: 440 Hz through its AnalyserNode.
 		must(t, browsertest.WaitTrue(ctx, `Math.abs(window.callgwTest.remoteFreq - 440) < 20 && window.callgwTest.remoteLevel > 0.01`, step))
@@ -481,6 +522,8 @@ func TestAgentPage(t *testing.T) {
 		if last, _ := browsertest.Text(ctx, "last-call"); !strings.Contains(last, "You hung up") {
 			t.Errorf("last call = %q", last)
 		}
+		// The call's timers went with it; nothing ticks for a call any more.
+		must(t, browsertest.WaitTrue(ctx, `window.callgwTest.timers.call === undefined && window.callgwTest.timers.view === undefined`, step))
 	})
 
 	t.Run("missed call offers call back", func(t *testing.T) {
@@ -503,8 +546,8 @@ func TestAgentPage(t *testing.T) {
 		if req.str("to") != "+447700900123" {
 			t.Fatalf("permission_request = %v", req)
 		}
-		h.send(t, msg{"type": "error", "code": "request_limit_24h", "message": "limit", "ref": req.str("ref")})
-		must(t, browsertest.WaitTrue(ctx, `document.querySelector('[data-testid="dial-message"]').textContent.includes("today’s limit")`, step))
+		h.send(t, msg{"type": "error", "code": "request_limit_24h", "message": "You already sent a permission request in the last 24 hours.", "ref": req.str("ref")})
+		must(t, browsertest.WaitTrue(ctx, `document.querySelector('[data-testid="dial-message"]').textContent === "You already sent a permission request in the last 24 hours."`, step))
 		// The user accepts later: the push enables the Call button.
 		h.send(t, msg{"type": "permission", "to": "+447700900123", "permission": msg{"status": "temporary", "can_call": true, "can_request": false,
 			"expires_at": time.Now().Add(72 * time.Hour).UTC().Format(time.RFC3339), "requests_left_24h": 0, "requests_left_7d": 1, "calls_left_24h": 99}})
@@ -513,15 +556,58 @@ func TestAgentPage(t *testing.T) {
 		if d.str("to") != "+447700900123" {
 			t.Fatalf("dial = %v", d)
 		}
+		// The call's first push and the agent leg's offer may overtake the
+		// dial's reply, even without a ref (the worst case): the page keeps
+		// the offer and answers it once the reply makes the call its own.
 		out := msg{"id": "wacid.out", "direction": "business_initiated", "from": "+15550001111", "to": "+447700900123",
-			"name": "", "state": "dialing", "agent": "alice", "created_at": time.Now().UTC().Format(time.RFC3339)}
+			"state": "dialing", "agent": "alice", "created_at": time.Now().UTC().Format(time.RFC3339), "media": "connecting"}
+		h.send(t, msg{"type": "call", "call": out})
+		g := newGatewayPeer(t, h, "wacid.out", "", packets)
+		must(t, browsertest.WaitTrue(ctx, `window.callgwTest.callId === "wacid.out"`, step))
 		h.send(t, msg{"type": "call", "call": out, "ref": d.str("ref")})
 		must(t, browsertest.WaitTrue(ctx, `window.callgwTest.state === "dialing" && window.callgwTest.callId === "wacid.out"`, step))
+		ans := h.expect(t, "answer")
+		if ans.str("call_id") != "wacid.out" {
+			t.Fatalf("answer = %.200v", ans)
+		}
+		g.setAnswer(ans.str("sdp"))
+		// The phone rings while the agent leg is already up: "Ringing…" until connected.
+		out["media"] = "up"
+		h.send(t, msg{"type": "call", "call": out})
+		callState(t, ctx, "dialing", "Ringing…")
 		h.send(t, msg{"type": "call_ended", "call_id": "wacid.out", "reason": "user_declined", "outcome": "declined", "duration_s": 0})
 		must(t, browsertest.WaitTrue(ctx, `window.callgwTest.state === "idle"`, step))
 		if last, _ := browsertest.Text(ctx, "last-call"); !strings.Contains(last, "The customer declined") {
 			t.Errorf("last call = %q", last)
 		}
+	})
+
+	t.Run("refused commands show the server's text", func(t *testing.T) {
+		// An accept the server refuses: its message, not a text of the page's.
+		h.send(t, msg{"type": "call_offered", "call": ringingCall("wacid.refused", "Fay")})
+		must(t, browsertest.WaitVisible(ctx, "incoming-call", step))
+		must(t, browsertest.Click(ctx, "accept", step))
+		acc := h.expect(t, "accept")
+		const taken = "another agent took the call"
+		h.send(t, msg{"type": "error", "code": "call_taken", "message": taken, "ref": acc.str("ref"), "call_id": "wacid.refused"})
+		must(t, browsertest.WaitTrue(ctx, fmt.Sprintf(`(e => !e.hidden && e.textContent === %q)(document.querySelector('[data-testid="notice"]'))`, taken), step))
+		must(t, browsertest.WaitTrue(ctx, `window.callgwTest.state === "idle" && (e => e && e.code === "call_taken" && e.kind === "accept")(window.callgwTest.lastError)`, step))
+		must(t, browsertest.WaitNotVisible(ctx, "incoming-call", step))
+
+		// Meta refuses: the server's reason and Meta's code.
+		_, err := browsertest.Eval[bool](ctx, `(document.querySelector('[data-testid="dial-input"]').value = '') === ''`)
+		must(t, err)
+		must(t, browsertest.Type(ctx, "dial-input", "+1 555 000 2222\n", step))
+		q := h.expect(t, "permission_query")
+		const refused = "This person has not allowed calls from you. Send a permission request first."
+		h.send(t, msg{"type": "error", "code": "meta_error", "message": refused, "meta_code": 138006, "ref": q.str("ref")})
+		must(t, browsertest.WaitTrue(ctx, fmt.Sprintf(`document.querySelector('[data-testid="dial-message"]').textContent === %q`, refused+" (WhatsApp error 138006)"), step))
+
+		// Without a message, a plain fallback naming the code.
+		must(t, browsertest.Click(ctx, "dial-check", step))
+		q = h.expect(t, "permission_query")
+		h.send(t, msg{"type": "error", "code": "unavailable", "ref": q.str("ref")})
+		must(t, browsertest.WaitTrue(ctx, `document.querySelector('[data-testid="dial-message"]').textContent === "The request failed (unavailable)."`, step))
 	})
 
 	t.Run("reload re-rings and resumes", func(t *testing.T) {
@@ -534,11 +620,29 @@ func TestAgentPage(t *testing.T) {
 		// A call in progress whose RTCPeerConnection was lost is resumed.
 		must(t, browsertest.Navigate(ctx, srv.URL+"/agent"))
 		h.expect(t, "hello")
-		h.send(t, welcome("available", withState(ringingCall("wacid.resume", "Eve"), "connected")))
+		h.send(t, welcome("available", withState(ringingCall("wacid.resume", "Eve"), "connected", "connecting")))
 		if m := h.expect(t, "resume"); m.str("call_id") != "wacid.resume" {
 			t.Fatalf("resume = %v", m)
 		}
 		must(t, browsertest.WaitTrue(ctx, `window.callgwTest.state === "connected" && window.callgwTest.callId === "wacid.resume"`, step))
+	})
+
+	t.Run("refused sign-in shows the server's text and stops", func(t *testing.T) {
+		// End the resumed call first: leaving during a call asks for confirmation.
+		h.send(t, msg{"type": "call_ended", "call_id": "wacid.resume", "reason": "user_hangup", "outcome": "answered", "duration_s": 3})
+		must(t, browsertest.WaitTrue(ctx, `window.callgwTest.state === "idle"`, step))
+		must(t, browsertest.Navigate(ctx, srv.URL+"/agent"))
+		h.expect(t, "hello")
+		const why = "bad or expired token"
+		h.send(t, msg{"type": "error", "code": "unauthenticated", "message": why})
+		h.mu.Lock()
+		err := h.conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(4001, "unauthenticated"), time.Now().Add(time.Second))
+		h.mu.Unlock()
+		must(t, err)
+		must(t, browsertest.WaitVisible(ctx, "signin", step))
+		must(t, browsertest.WaitTrue(ctx, fmt.Sprintf(`document.querySelector('[data-testid="signin-error"]').textContent === %q && window.callgwTest.state === "signed_out"`, "Sign-in refused: "+why), step))
+		// No reconnect, nothing left running.
+		must(t, browsertest.WaitTrue(ctx, `Object.keys(window.callgwTest.timers).filter(k => k !== "notice" && k !== "sound").length === 0`, step))
 	})
 }
 

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"runtime"
 	"strconv"
@@ -58,6 +59,9 @@ type gatewayStats struct {
 	DroppedToAgent   uint64 `json:"dropped_to_agent"`
 	DroppedToWA      uint64 `json:"dropped_to_whatsapp"`
 	Silence          uint64 `json:"silence"`
+	// The bare relay baseline in the same process (0: none).
+	RelayPort      int    `json:"relay_port,omitempty"`
+	RelayForwarded uint64 `json:"relay_forwarded,omitempty"`
 }
 
 type sdpMsg struct {
@@ -74,6 +78,8 @@ type gatewayServer struct {
 	eng *media.Engine
 	reg *prometheus.Registry
 	log *slog.Logger
+	// relay is the bare relay baseline (nil: none).
+	relay *relay
 
 	mu      sync.Mutex
 	next    int
@@ -104,6 +110,7 @@ func (s *gatewayServer) handler() http.Handler {
 	m.HandleFunc("GET /bridges/{id}/connected", s.connected)
 	m.HandleFunc("DELETE /bridges/{id}", s.remove)
 	m.HandleFunc("GET /stats", s.stats)
+	m.HandleFunc("GET /debug/pprof/profile", pprof.Profile) // CPU profile of a window: ?seconds=N
 	return m
 }
 
@@ -309,6 +316,9 @@ func (s *gatewayServer) snapshot(gc bool) (gatewayStats, error) {
 	st.ForwardedToAgent, st.ForwardedToWA = c.forwarded["to_agent"], c.forwarded["to_whatsapp"]
 	st.DroppedToAgent, st.DroppedToWA = c.dropped["to_agent"], c.dropped["to_whatsapp"]
 	st.Silence = c.silence
+	if s.relay != nil {
+		st.RelayPort, st.RelayForwarded = s.relay.port(), s.relay.forwarded.Load()
+	}
 	return st, nil
 }
 

@@ -7,7 +7,9 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"runtime"
+	"runtime/pprof"
 
 	"github.com/callgw/callgw/media"
 	"github.com/prometheus/client_golang/prometheus"
@@ -17,6 +19,9 @@ import (
 type gatewayConfig struct {
 	UDPPort int    // engine UDP port (ICE UDP mux); default 0 = a free one
 	Ctl     string // control API listen address, loopback only; default 127.0.0.1:7480
+	Path    media.PacketPath
+	// CPUProfile, when set, receives a CPU profile of the whole gateway run.
+	CPUProfile string
 }
 
 func (c gatewayConfig) validate() error {
@@ -34,8 +39,14 @@ func parseGatewayFlags(args []string) (gatewayConfig, error) {
 	fs := flag.NewFlagSet("callgw-load gateway", flag.ContinueOnError)
 	fs.IntVar(&c.UDPPort, "port", 0, "engine UDP port (0: a free one)")
 	fs.StringVar(&c.Ctl, "ctl", "127.0.0.1:7480", "control API address (loopback)")
+	path := fs.String("path", "default", "engine packet path: default, pion or fast")
+	fs.StringVar(&c.CPUProfile, "cpuprofile", "", "write a CPU profile of the run to this file")
 	if err := fs.Parse(args); err != nil {
 		return c, err
+	}
+	var err error
+	if c.Path, err = media.ParsePacketPath(*path); err != nil {
+		return c, fmt.Errorf("-path: %w", err)
 	}
 	if fs.NArg() > 0 {
 		return c, fmt.Errorf("unexpected arguments %q", fs.Args())
@@ -62,7 +73,7 @@ func startGateway(cfg gatewayConfig, log *slog.Logger) (*gateway, error) {
 		}
 	}
 	reg := prometheus.NewRegistry()
-	eng, err := media.NewEngine(media.Config{LoopbackOnly: true, UDPPort: port, Logger: log}, reg)
+	eng, err := media.NewEngine(media.Config{LoopbackOnly: true, UDPPort: port, PacketPath: cfg.Path, Logger: log}, reg)
 	if err != nil {
 		return nil, err
 	}
@@ -71,7 +82,15 @@ func startGateway(cfg gatewayConfig, log *slog.Logger) (*gateway, error) {
 		_ = eng.Close()
 		return nil, fmt.Errorf("control api: %w", err)
 	}
-	return &gateway{eng: eng, srv: newGatewayServer(eng, reg, log), ln: ln, udpPort: port}, nil
+	rl, err := startRelay()
+	if err != nil {
+		_ = ln.Close()
+		_ = eng.Close()
+		return nil, err
+	}
+	srv := newGatewayServer(eng, reg, log)
+	srv.relay = rl
+	return &gateway{eng: eng, srv: srv, ln: ln, udpPort: port}, nil
 }
 
 func (g *gateway) addr() string { return g.ln.Addr().String() }
@@ -80,6 +99,9 @@ func (g *gateway) addr() string { return g.ln.Addr().String() }
 // and the engine.
 func (g *gateway) serve(ctx context.Context) error {
 	err := serveGateway(ctx, g.srv, g.ln)
+	if g.srv.relay != nil {
+		g.srv.relay.close()
+	}
 	if cerr := g.eng.Close(); cerr != nil && err == nil {
 		err = fmt.Errorf("close engine: %w", cerr)
 	}
@@ -97,13 +119,26 @@ func runGateway(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if cfg.CPUProfile != "" {
+		f, err := os.Create(cfg.CPUProfile)
+		if err != nil {
+			_ = g.serve(canceled(ctx))
+			return fmt.Errorf("-cpuprofile: %w", err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			_ = g.serve(canceled(ctx))
+			return fmt.Errorf("-cpuprofile: %w", err)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	st, err := g.srv.snapshot(false)
 	if err != nil {
 		_ = g.serve(canceled(ctx))
 		return err
 	}
-	fmt.Fprintf(stdout, "gateway ready: control http://%s media udp 127.0.0.1:%d pid %d GOMAXPROCS %d\n",
-		g.addr(), g.udpPort, st.PID, runtime.GOMAXPROCS(0))
+	fmt.Fprintf(stdout, "gateway ready: control http://%s media udp 127.0.0.1:%d pid %d GOMAXPROCS %d path %v\n",
+		g.addr(), g.udpPort, st.PID, runtime.GOMAXPROCS(0), cfg.Path)
 	err = g.serve(ctx)
 	if st, serr := g.srv.snapshot(false); serr == nil {
 		fmt.Fprintf(stdout, "gateway done: cpu %.2f s, peak rss %d MB, forwarded to_agent %d to_whatsapp %d, dropped %d/%d, silence %d\n",

@@ -50,7 +50,8 @@ func runMain(ctx context.Context, args []string, stdout io.Writer) error {
 		gw = newCtlClient(g.addr(), cfg.SetupParallel)
 		defer gw.close()
 	}
-	return report1(ctx, cfg, gw, stdout)
+	_, err = report1(ctx, cfg, gw, stdout)
+	return err
 }
 
 // runPeers is `callgw-load peers`: the simulated peers against a gateway
@@ -68,21 +69,73 @@ func runPeers(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	return report1(ctx, cfg, gw, stdout)
+	var base *relayResult
+	if cfg.Baseline {
+		if base, err = blastRelay(ctx, gw, cfg.Calls, cfg.Duration); err != nil {
+			return fmt.Errorf("bare relay baseline: %w", err)
+		}
+		base.print(stdout)
+	}
+	rep, err := report1(ctx, cfg, gw, stdout)
+	if err != nil {
+		return err
+	}
+	printRatio(stdout, "bridge", rep, base)
+	if cfg.StockCtl != "" {
+		stock := newCtlClient(cfg.StockCtl, cfg.SetupParallel)
+		defer stock.close()
+		rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		err = stock.waitReady(rctx)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("stock bridge: %w", err)
+		}
+		fmt.Fprintln(stdout, "--- the same run against the stock bridge at", cfg.StockCtl)
+		srep, err := report1(ctx, cfg, stock, stdout)
+		// the ratios stand even when a few of the stock bridge's calls failed
+		printRatio(stdout, "stock bridge", srep, base)
+		if pp, sp := perPacket(rep), perPacket(srep); pp > 0 && sp > 0 {
+			fmt.Fprintf(stdout, "ratio bridge / stock bridge (CPU per forwarded packet): %.2f\n", pp/sp)
+		}
+		if err != nil {
+			return fmt.Errorf("stock bridge: %w", err)
+		}
+	}
+	return nil
 }
 
-func report1(ctx context.Context, cfg config, gw *ctlClient, stdout io.Writer) error {
+// perPacket is the gateway's CPU µs per forwarded packet in rep's window
+// (0: unknown).
+func perPacket(rep *report) float64 {
+	if rep == nil || rep.Gateway == nil || rep.Gateway.Forwarded == 0 {
+		return 0
+	}
+	return float64(rep.Gateway.CPU.Nanoseconds()) / 1e3 / float64(rep.Gateway.Forwarded)
+}
+
+// printRatio prints what rep's gateway costs per forwarded packet as a
+// multiple of the bare relay's.
+func printRatio(w io.Writer, name string, rep *report, base *relayResult) {
+	pp := perPacket(rep)
+	if base == nil || base.PerPacket <= 0 || pp == 0 {
+		return
+	}
+	rel := float64(base.PerPacket.Nanoseconds()) / 1e3
+	fmt.Fprintf(w, "ratio %s / bare relay (CPU per forwarded packet): %.1f µs / %.2f µs = %.2f\n", name, pp, rel, pp/rel)
+}
+
+func report1(ctx context.Context, cfg config, gw *ctlClient, stdout io.Writer) (*report, error) {
 	rep, err := run(ctx, cfg, gw)
 	if rep != nil {
 		rep.print(stdout)
 	}
 	if err != nil {
-		return err
+		return rep, err
 	}
 	if rep.Established < cfg.Calls {
-		return fmt.Errorf("%d of %d calls established", rep.Established, cfg.Calls)
+		return rep, fmt.Errorf("%d of %d calls established", rep.Established, cfg.Calls)
 	}
-	return nil
+	return rep, nil
 }
 
 func commonFlags(fs *flag.FlagSet, c *config) {
@@ -114,6 +167,8 @@ func parsePeersFlags(args []string) (config, error) {
 	fs := flag.NewFlagSet("callgw-load peers", flag.ContinueOnError)
 	commonFlags(fs, &c)
 	fs.StringVar(&c.Ctl, "ctl", "", "the gateway's control API address (required, loopback)")
+	fs.BoolVar(&c.Baseline, "baseline", true, "first measure the gateway process's bare UDP relay at the same call count and print the ratio")
+	fs.StringVar(&c.StockCtl, "stock-ctl", "", "also run against the stock bridge's control API at this address and print its ratios")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
@@ -122,6 +177,11 @@ func parsePeersFlags(args []string) (config, error) {
 	}
 	if c.Ctl == "" {
 		return c, errors.New("-ctl is required")
+	}
+	if c.StockCtl != "" {
+		if err := loopbackAddr(c.StockCtl); err != nil {
+			return c, fmt.Errorf("-stock-ctl: %w", err)
+		}
 	}
 	return c, c.validate()
 }

@@ -65,6 +65,10 @@ func TestFlags(t *testing.T) {
 		{name: "gateway ctl not loopback", args: "gateway -ctl 0.0.0.0:7480", wantErr: "loopback"},
 		{name: "gateway ctl no port", args: "gateway -ctl 127.0.0.1", wantErr: "-ctl"},
 		{name: "gateway bad udp port", args: "gateway -port 70000", wantErr: "-port"},
+		{name: "gateway fast path", args: "gateway -path fast"},
+		{name: "gateway bad path", args: "gateway -path quick", wantErr: "-path"},
+		{name: "peers stock bridge", args: "peers -ctl 127.0.0.1:7480 -stock-ctl 127.0.0.1:7490 -baseline=false"},
+		{name: "peers stock not loopback", args: "peers -ctl 127.0.0.1:7480 -stock-ctl 10.0.0.1:7490", wantErr: "-stock-ctl"},
 		{name: "peers", args: "peers -ctl 127.0.0.1:7480 -calls 50 -ramp 5s"},
 		{name: "peers without ctl", args: "peers -calls 5", wantErr: "-ctl is required"},
 		{name: "peers ctl not loopback", args: "peers -ctl 10.0.0.1:7480", wantErr: "loopback"},
@@ -239,7 +243,7 @@ func TestTwoProcesses(t *testing.T) {
 	bcancel()
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
-	gwCmd := exec.CommandContext(ctx, bin, "gateway", "-ctl", "127.0.0.1:0")
+	gwCmd := exec.CommandContext(ctx, bin, "gateway", "-ctl", "127.0.0.1:0", "-path", "fast")
 	gwOut, err := gwCmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -288,6 +292,8 @@ func TestTwoProcesses(t *testing.T) {
 		regexp.MustCompile(`to_whatsapp +sent (\d+) forwarded (\d+) received (\d+) gaps 0 not_delivered 0 `),
 		regexp.MustCompile(`gateway pid \d+ \(separate process\)`),
 		regexp.MustCompile(`peers pid \d+`),
+		regexp.MustCompile(`bare relay \(in the gateway process, pid \d+, GOMAXPROCS \d+\): 3 calls, sent \d+ forwarded [1-9]\d* received [1-9]\d*;`),
+		regexp.MustCompile(`ratio bridge / bare relay \(CPU per forwarded packet\): [\d.]+ µs / [\d.]+ µs = [\d.]+`),
 	} {
 		m := want.FindStringSubmatch(string(out))
 		if m == nil {

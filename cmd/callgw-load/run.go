@@ -46,6 +46,8 @@ type config struct {
 	SetupParallel int           // calls set up at once; default 8
 	Direct        bool          // baseline without the bridge (single-process mode only)
 	UDPPort       int           // engine UDP port; 0 = a free one (single-process mode only)
+	Baseline      bool          // peers: measure the gateway's bare relay first
+	StockCtl      string        // peers: also run against the stock bridge here
 	Ctl           string        // peers mode: the gateway's control API address
 }
 
@@ -544,6 +546,10 @@ func (r *report) print(w io.Writer) {
 		fmt.Fprintf(w, "gateway threads runnable but waiting for a CPU: %.2f s in the window (its own threads on its core included; more means other processes took the core)\n", gw.RunDelay.Seconds())
 	}
 	fmt.Fprintf(w, "gateway silence frames toward whatsapp in the window: %d (filling late agent audio)\n", gw.Silence)
+	if n := gw.Forwarded + gw.Silence; n > 0 {
+		// silence frames cost a send each: with starved peers they are many
+		fmt.Fprintf(w, "gateway cpu per packet sent (forwarded + silence): %.1f µs\n", float64(gw.CPU.Nanoseconds())/1e3/float64(n))
+	}
 	fmt.Fprintf(w, "gateway memory: rss %d MB (at rest %d MB, peak %d MB), per call rss %d KB heap %d KB goroutines %.1f\n",
 		gw.Steady.RSSBytes>>20, gw.Rest.RSSBytes>>20, gw.Steady.MaxRSSBytes>>20,
 		gw.RSSPerCall/1024, gw.HeapPerCall/1024, gw.GoroutinesPerCall)

@@ -1,7 +1,7 @@
 // Command callgw is the WhatsApp Business calling gateway: one binary that
 // serves webhooks, agents, media and the pages. With no configuration it
 // starts a complete local demo (embedded store, built-in Cloud API
-// simulator). Subcommands: token, usage, metrics.
+// simulator). Subcommands: token, usage, ratecard, metrics, doctor.
 package main
 
 import (
@@ -37,8 +37,12 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 			err = tokenCmd(args[1:], getenv, stdout, stderr)
 		case "usage":
 			err = usageCmd(args[1:], getenv, stdout, stderr)
+		case "ratecard":
+			err = ratecardCmd(args[1:], stdout)
 		case "metrics":
 			err = metricsCmd(stdout)
+		case "doctor":
+			return doctorCmd(args[1:], getenv, stdout, stderr)
 		case "help":
 			fmt.Fprintln(stdout, usageText)
 			return 0
@@ -61,7 +65,9 @@ const usageText = `usage:
   callgw [flags]                 serve (no configuration: local demo)
   callgw token --agent ID [--ttl 12h] [--role agent|supervisor]
   callgw usage --month 2026-11 [--format table|csv|json]
+  callgw ratecard check FILE     validate a rate card (exit 1 with the failing field)
   callgw metrics                 list the Prometheus metric names
+  callgw doctor [flags]          check the configuration against the network (same flags as serve)
 Flags and CALLGW_* variables: callgw -h`
 
 func newLogger(cfg app.Config, w io.Writer) *slog.Logger {
@@ -155,7 +161,11 @@ func tokenCmd(args []string, getenv func(string) string, stdout, stderr io.Write
 func usageCmd(args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("callgw usage", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	month := fs.String("month", time.Now().UTC().Format("2006-01"), "month, YYYY-MM")
+	loc, err := time.LoadLocation(getenv("CALLGW_BILLING_TIMEZONE"))
+	if err != nil {
+		return fmt.Errorf("CALLGW_BILLING_TIMEZONE: %w", err)
+	}
+	month := fs.String("month", time.Now().In(loc).Format("2006-01"), "month, YYYY-MM (default: this month in CALLGW_BILLING_TIMEZONE)")
 	format := fs.String("format", "table", "table, csv or json")
 	redisURL := fs.String("redis-url", getenv("CALLGW_REDIS_URL"), "Redis URL (CALLGW_REDIS_URL)")
 	rateCard := fs.String("rate-card", getenv("CALLGW_RATE_CARD"), "rate card (CALLGW_RATE_CARD)")
@@ -183,6 +193,20 @@ func usageCmd(args []string, getenv func(string) string, stdout, stderr io.Write
 		return app.WriteJSON(stdout, rep)
 	}
 	return fmt.Errorf("--format %q must be table, csv or json", *format)
+}
+
+// ratecardCmd validates a rate card file: `callgw ratecard check FILE`
+// prints a summary of its versions, or fails naming the field.
+func ratecardCmd(args []string, stdout io.Writer) error {
+	if len(args) != 2 || args[0] != "check" {
+		return errors.New("usage: callgw ratecard check FILE")
+	}
+	rc, err := billing.LoadRateCardFile(args[1])
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "%s: ok, %d card(s)\n%s", args[1], len(rc.Cards), rc.Summary())
+	return nil
 }
 
 // metricsCmd prints every metric family a demo instance registers.

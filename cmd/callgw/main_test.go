@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -12,7 +14,7 @@ import (
 
 	"github.com/callgw/callgw/billing"
 	"github.com/callgw/callgw/call"
-	"github.com/callgw/callgw/internal/redistest"
+	"github.com/callgw/callgw/internal/testkit/redistest"
 	"github.com/callgw/callgw/signaling/agents"
 )
 
@@ -150,11 +152,15 @@ func TestBadConfigurationExits2(t *testing.T) {
 		{"short token secret", nil, env("CALLGW_TOKEN_SECRET", "short"), []string{"CALLGW_TOKEN_SECRET", "16"}},
 		{"log level", nil, env("CALLGW_LOG_LEVEL", "loud"), []string{"CALLGW_LOG_LEVEL"}},
 		{"ice servers", nil, env("CALLGW_ICE_SERVERS", `[{"urls":["http://x"]}]`), []string{"CALLGW_ICE_SERVERS"}},
+		{"turn secret without urls", nil, env("CALLGW_TURN_SECRET", "0123456789abcdef0123"), []string{"CALLGW_TURN_SECRET", "turn:"}},
+		{"turn urls without secret", nil, env("CALLGW_TURN_URLS", "turn:t.example.com"), []string{"CALLGW_TURN_SECRET", "secret"}},
+		{"turn ttl too short", nil, env("CALLGW_TURN_SECRET", "0123456789abcdef0123", "CALLGW_TURN_URLS", "turn:t", "CALLGW_TURN_TTL", "1m"), []string{"CALLGW_TURN_TTL", "ttl"}},
 		{"api key role", nil, env("CALLGW_API_KEYS", "0123456789abcdef0123:root"), []string{"role", "root"}},
 		{"sentinel without addrs", nil, env("CALLGW_REDIS_SENTINEL_MASTER", "m"), []string{"CALLGW_REDIS_ADDRS"}},
 		{"flag wins and is checked", []string{"-ring-timeout", "0s"}, env(), []string{"CALLGW_RING_TIMEOUT"}},
 		{"serve subcommand", []string{"serve", "-udp-ports", "x-y"}, env(), []string{"CALLGW_UDP_PORTS"}},
 		{"stray argument", []string{"-addr", ":0", "extra"}, env(), []string{"unexpected arguments"}},
+		{"billing time zone", nil, env("CALLGW_BILLING_TIMEZONE", "Mars/Olympus"), []string{"CALLGW_BILLING_TIMEZONE", "Mars/Olympus"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			code, out, errOut := runCLI(t, tc.args, tc.env)
@@ -228,7 +234,7 @@ func TestUsageCommand(t *testing.T) {
 			}
 		}
 		// COUNTRY CALLS ALL-CALLS BILLED-SECONDS MINUTES COST
-		want := []string{"GB", "1", "1", "95", "1", cost}
+		want := []string{"GB", "1", "1", "96", "1", cost} // 95 s in 6 s pulses
 		if strings.Join(gb, " ") != strings.Join(want, " ") {
 			t.Fatalf("GB row %q, want %q in:\n%s", gb, want, out)
 		}
@@ -249,7 +255,7 @@ func TestUsageCommand(t *testing.T) {
 	})
 	t.Run("csv", func(t *testing.T) {
 		code, out, _ := runCLI(t, []string{"usage", "--month", "2026-11", "--format", "csv"}, getenv)
-		if code != 0 || !strings.Contains(out, "2026-11,call,GB,,1,1,95,,,") || !strings.Contains(out, cost) {
+		if code != 0 || !strings.Contains(out, "2026-11,call,GB,,1,1,96,,,") || !strings.Contains(out, cost) {
 			t.Fatalf("exit %d csv:\n%s", code, out)
 		}
 	})
@@ -275,6 +281,42 @@ func TestUsageCommand(t *testing.T) {
 			code, _, errOut := runCLI(t, tc.args, tc.env)
 			if code != 1 || !strings.Contains(errOut, tc.want) {
 				t.Fatalf("exit %d stderr %q, want 1 and %q", code, errOut, tc.want)
+			}
+		})
+	}
+}
+
+func TestRatecardCheck(t *testing.T) {
+	bad := filepath.Join(t.TempDir(), "bad.json")
+	card, err := os.ReadFile("../../billing/ratecards/sample.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The second card's (2026-04-01) GB tier 2.
+	const tier2 = `{"from_minutes": 250000, "rate_micros": 17600}`
+	i := strings.LastIndex(string(card), tier2)
+	if i < 0 {
+		t.Fatal("fixture edit did not apply")
+	}
+	broken := string(card[:i]) + `{"from_minutes": 250000, "rate_micros": 0}` + string(card[i+len(tier2):])
+	if err := os.WriteFile(bad, []byte(broken), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name      string
+		args      []string
+		code      int
+		out, errs string
+	}{
+		{"sample is valid", []string{"ratecard", "check", "../../billing/ratecards/sample.json"}, 0, "ok, 2 card(s)", ""},
+		{"names the failing field", []string{"ratecard", "check", bad}, 1, "", "cards[1].markets.GB.tiers[2].rate_micros: must be > 0"},
+		{"missing file", []string{"ratecard", "check", "nope.json"}, 1, "", "nope.json"},
+		{"no file", []string{"ratecard", "check"}, 1, "", "usage: callgw ratecard check FILE"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, out, errOut := runCLI(t, tc.args, env())
+			if code != tc.code || !strings.Contains(out, tc.out) || !strings.Contains(errOut, tc.errs) {
+				t.Fatalf("exit %d stdout %q stderr %q; want %d, %q, %q", code, out, errOut, tc.code, tc.out, tc.errs)
 			}
 		})
 	}

@@ -69,3 +69,28 @@ func (m metaChecker) CallPermissions(ctx context.Context, user string) (permissi
 type sysClock struct{}
 
 func (sysClock) Now() time.Time { return time.Now() }
+
+// analyticsFetcher reads Meta's analytics for the daily reconciliation.
+type analyticsFetcher struct {
+	c    *cloudapi.Client
+	waba string
+}
+
+func (f analyticsFetcher) CallAnalytics(ctx context.Context, from, to time.Time) ([]byte, error) {
+	a, err := f.c.CallAnalytics(ctx, f.waba, cloudapi.AnalyticsQuery{Start: from, End: to, Granularity: cloudapi.GranularityDaily,
+		Directions: []string{"BUSINESS_INITIATED"}, Dimensions: []string{"country"},
+		MetricTypes: []string{"COST", "COUNT", "AVERAGE_DURATION"}})
+	if err != nil {
+		return nil, err
+	}
+	return a.Raw, nil
+}
+
+func (f analyticsFetcher) PricingAnalytics(ctx context.Context, from, to time.Time) ([]byte, error) {
+	a, err := f.c.PricingAnalytics(ctx, f.waba, cloudapi.AnalyticsQuery{Start: from, End: to, Granularity: cloudapi.GranularityDaily,
+		Dimensions: []string{"COUNTRY", "PRICING_TYPE", "PRICING_CATEGORY"}})
+	if err != nil {
+		return nil, err
+	}
+	return a.Raw, nil
+}

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/callgw/callgw/internal/agentclient"
+	"github.com/callgw/callgw/internal/testkit/agentclient"
 	"github.com/callgw/callgw/metasim"
 	"github.com/callgw/callgw/signaling/agents"
 )
@@ -182,6 +182,12 @@ func TestAPIErrorTable(t *testing.T) {
 			{name: "agent calls for another", method: "POST", path: "/api/v1/calls", body: `{"to":"` + stranger + `","agent":"bob"}`, auth: agentAuth, status: 403, code: "forbidden"},
 			{name: "call no agent available", method: "POST", path: "/api/v1/calls", body: `{"to":"` + stranger + `"}`, auth: admin, status: 409, code: "no_agent"},
 			{name: "call without permission", method: "POST", path: "/api/v1/calls", body: `{"to":"` + stranger + `","agent":"alice"}`, auth: admin, status: 409, code: "no_permission"},
+			{name: "call button to not a number", method: "POST", path: "/api/v1/call-buttons", body: `{"to":"not a number","text":"call us"}`, auth: admin, status: 400, code: "invalid_number"},
+			{name: "call button without text", method: "POST", path: "/api/v1/call-buttons", body: `{"to":"` + stranger + `"}`, auth: admin, status: 400, code: "bad_request"},
+			{name: "call button not JSON", method: "POST", path: "/api/v1/call-buttons", body: `{`, auth: admin, status: 400, code: "bad_request"},
+			{name: "settings of abc", method: "GET", path: "/api/v1/numbers/abc/settings", auth: admin, status: 400, code: "bad_request"},
+			{name: "settings of a foreign number", method: "GET", path: "/api/v1/numbers/999/settings", auth: admin, status: 404, code: "unknown_number"},
+			{name: "unclean path", method: "GET", path: "/api/v1/permissions/.", auth: admin, status: 404, code: "not_found"},
 			{name: "call a BSUID without permission", method: "POST", path: "/api/v1/calls", body: `{"to":"` + bsuid + `","agent":"alice"}`, auth: admin, status: 409, code: "no_permission"},
 		})
 	})
@@ -230,6 +236,8 @@ func TestAPIErrorTable(t *testing.T) {
 					status: g.callStatus, code: "meta_error"},
 				{name: "state", method: "GET", path: "/api/v1/permissions/" + strings.TrimPrefix(granted, "+"), auth: admin, status: 200},
 				{name: "calls", method: "GET", path: "/api/v1/calls", auth: admin, status: 200},
+				{name: "call button", method: "POST", path: "/api/v1/call-buttons", body: `{"to":"` + granted + `","text":"call us"}`, auth: admin,
+					status: g.callStatus, code: "meta_error"},
 			})
 			if env.graph.failed.Load() == failedBefore {
 				t.Fatal("the Graph API never failed: the rows tested nothing")
@@ -260,6 +268,8 @@ func TestAPIErrorTable(t *testing.T) {
 			{name: "call without permission at Meta", method: "POST", path: "/api/v1/calls", body: `{"to":"` + stranger + `","agent":"alice"}`, auth: admin, status: 409, code: "no_permission"},
 			{name: "live", method: "GET", path: "/api/v1/live", auth: admin, status: 200},
 			{name: "config", method: "GET", path: "/api/v1/config", status: 200},
+			{name: "call button", method: "POST", path: "/api/v1/call-buttons", body: `{"to":"` + granted + `","text":"call us"}`, auth: admin, status: 503, code: "unavailable"},
+			{name: "settings", method: "GET", path: "/api/v1/numbers/" + faultPNID + "/settings", auth: admin, status: 503, code: "unavailable"},
 		})
 		t.Run("and the Graph API down", func(t *testing.T) {
 			env.graph.set(graph5xx, true, 0)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -23,6 +24,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/callgw/callgw/billing"
+	"github.com/callgw/callgw/internal/turncred"
 	"github.com/callgw/callgw/media"
 	"github.com/callgw/callgw/metasim"
 	"github.com/callgw/callgw/permissions"
@@ -66,9 +68,10 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (a *App, err error) 
 		log = slog.New(slog.DiscardHandler)
 	}
 	a = &App{Cfg: cfg, Log: log, Registry: prometheus.NewRegistry()}
+	built := a // the returns below set a to nil
 	defer func() {
 		if err != nil {
-			a.Close()
+			built.Close()
 		}
 	}()
 	a.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -105,9 +108,25 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (a *App, err error) 
 			WebhookURL: a.URL + "/webhooks/whatsapp", Logger: log.With("component", "metasim"),
 			LoopbackOnly: a.Cfg.MediaLoopback, CallbackPermission: a.Cfg.CallbackPerm,
 			Limits: metasim.Limits{TemporaryValidity: a.Cfg.PermissionTTL},
+			// The demo's approved call-permission template (Meta requires a
+			// template outside the user's 24 h window).
+			Templates: []metasim.Template{{Name: demoTemplate, Language: demoTemplateLang, Category: "UTILITY", PermissionRequest: true}},
+			// The simulated Meta's prices are the shipped sample card's
+			// (first tiers; GB message rates), so that its analytics and our
+			// ledger reconcile in the demo.
+			CallRates: metasim.RateCard{Default: 30000, PerMinute: map[string]int64{"GB": 22000, "IN": 3200, "BR": 12000,
+				"MX": 14000, "US": 12000, "CA": 12000, "JM": 45000, "KZ": 36000, "RU": 40000}},
+			Pricing: metasim.Pricing{MessageRates: map[string]int64{"utility": 22000, "marketing": 52900,
+				"authentication": 35800, "service": 22000}},
 		})
 		if err != nil {
 			return nil, fmt.Errorf("simulator: %w", err)
+		}
+		if a.Cfg.PermissionTemplate == "" {
+			a.Cfg.PermissionTemplate = demoTemplate + ":" + demoTemplateLang
+		}
+		if a.Cfg.WABAID == "" {
+			a.Cfg.WABAID = a.Sim.Numbers()[0].WABAID
 		}
 	}
 	a.Graph, err = cloudapi.New(cloudapi.Config{BaseURL: graphBase, Version: a.Cfg.GraphVersion,
@@ -129,7 +148,8 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (a *App, err error) 
 	}
 	a.Media, err = media.NewEngine(media.Config{PublicIPs: a.Cfg.PublicIPs, UDPPort: a.Cfg.UDPPort,
 		PortMin: a.Cfg.UDPPortMin, PortMax: a.Cfg.UDPPortMax, LoopbackOnly: a.Cfg.MediaLoopback,
-		MediaTimeout: a.Cfg.MediaTimeout, AgentICEServers: agentICE,
+		MediaTimeout: a.Cfg.MediaTimeout, MediaStartTimeout: a.Cfg.MediaStartTimeout,
+		SilenceBeforeAccept: a.Cfg.SilenceBeforeAccept, AgentICEServers: agentICE,
 		Logger: log.With("component", "media")}, a.Registry)
 	if err != nil {
 		return nil, fmt.Errorf("media: %w", err)
@@ -150,7 +170,8 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (a *App, err error) 
 	if err != nil {
 		return nil, fmt.Errorf("rate card: %w", err)
 	}
-	a.Ledger, err = billing.NewLedger(a.Redis, rc, billing.Config{}, a.Registry, log.With("component", "billing"))
+	billingLoc, _ := a.Cfg.BillingLocation() // checked by Config.Validate
+	a.Ledger, err = billing.NewLedger(a.Redis, rc, billing.Config{Location: billingLoc}, a.Registry, log.With("component", "billing"))
 	if err != nil {
 		return nil, fmt.Errorf("ledger: %w", err)
 	}
@@ -166,15 +187,21 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (a *App, err error) 
 	}
 	a.Ctrl, err = signaling.New(signaling.Config{
 		InstanceID: a.Cfg.InstanceID, PhoneNumberID: a.Cfg.PhoneNumberID, AppSecret: a.Cfg.AppSecret,
-		VerifyToken: a.Cfg.VerifyToken, RingTimeout: a.Cfg.RingTimeout, AgentGrace: a.Cfg.AgentGrace,
+		VerifyToken: a.Cfg.VerifyToken, RingTimeout: a.Cfg.RingTimeout, RingCeiling: a.Cfg.RingCeiling, AgentGrace: a.Cfg.AgentGrace,
 		MaskNumbers: a.Cfg.MaskNumbers, LeaseTTL: a.Cfg.LeaseTTL, PermissionTemplate: a.Cfg.PermissionTemplate,
 	}, signaling.Deps{Redis: a.Redis, Graph: a.Graph, Dialer: a.Graph, Live: live, Media: mediaAdapter{a.Media},
-		Recorder: ledgerRecorder{a.Ledger}, Permissions: a.Perms, Messages: a.Ledger, Registerer: a.Registry,
+		Recorder: ledgerRecorder{a.Ledger}, Permissions: a.Perms, Messages: a.Ledger, Quotes: a.Ledger, Registerer: a.Registry,
 		Logger: log.With("component", "signaling")})
 	if err != nil {
 		return nil, fmt.Errorf("signaling: %w", err)
 	}
+	turn, err := a.Cfg.TURNIssuer()
+	if err != nil {
+		return nil, err
+	}
+	iceFor, iceRenew := turnICEServers(turn, hubICE)
 	a.Hub, err = agents.NewHub(agents.HubConfig{TokenSecret: []byte(a.Cfg.TokenSecret), ICEServers: hubICE,
+		ICEServersFor: iceFor, ICERenewEvery: iceRenew,
 		Settings: agents.Settings{MaskNumbers: a.Cfg.MaskNumbers, RingTimeoutS: int(a.Cfg.RingTimeout / time.Second), Demo: a.Cfg.Demo}},
 		a.Ctrl, a.Registry, log.With("component", "agents"))
 	if err != nil {
@@ -238,6 +265,10 @@ func (a *App) routes() http.Handler {
 		fmt.Fprintln(w, "ok")
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Query().Has("verbose") {
+			a.readyVerbose(w, r)
+			return
+		}
 		if !a.ready.Load() {
 			http.Error(w, "not ready (starting or draining)", http.StatusServiceUnavailable)
 			return
@@ -293,6 +324,37 @@ func (a *App) Run(ctx context.Context) error {
 	})
 	runCtx, stopRun := context.WithCancel(context.Background())
 	g.Go(func() error { return a.Ctrl.Run(runCtx) })
+	g.Go(func() error {
+		// The number's calling settings at start (callback permission,
+		// call hours); account_settings_update webhooks keep them fresh.
+		sctx, cancel := context.WithTimeout(runCtx, 15*time.Second)
+		defer cancel()
+		err := a.Ctrl.RefreshSettings(sctx, a.Cfg.PhoneNumberID, func(ctx context.Context) (json.RawMessage, error) {
+			s, err := a.Graph.GetSettings(ctx)
+			if err != nil {
+				return nil, err
+			}
+			return s.Calling.Raw, nil
+		})
+		if err != nil {
+			a.Log.Warn("cannot read the number's calling settings from Meta", "err", err)
+		}
+		return nil
+	})
+	if a.Cfg.WABAID != "" {
+		rec, err := billing.NewReconciler(a.Ledger, billing.ReconcileConfig{Instance: a.Cfg.InstanceID})
+		if err != nil {
+			stopRun()
+			return fmt.Errorf("reconciliation: %w", err)
+		}
+		g.Go(func() error {
+			err := rec.RunDaily(runCtx, billing.FetchFrom(analyticsFetcher{c: a.Graph, waba: a.Cfg.WABAID}))
+			if errors.Is(err, context.Canceled) {
+				return nil
+			}
+			return err
+		})
+	}
 	a.ready.Store(true)
 	a.Log.Info("callgw serving", "url", a.URL, "demo", a.Cfg.Demo, "instance", a.Cfg.InstanceID)
 	g.Go(func() error {
@@ -341,6 +403,19 @@ func (a *App) Close() {
 // AgentToken signs a token for agent (role agent or supervisor).
 func (a *App) AgentToken(agent string, role agents.Role, ttl time.Duration) (string, error) {
 	return agents.IssueToken([]byte(a.Cfg.TokenSecret), agent, role, ttl, time.Now())
+}
+
+// turnICEServers gives each agent session the static ICE servers plus its
+// own time-limited TURN credentials, renewed every TTL/2 (nil without TURN).
+func turnICEServers(turn *turncred.Issuer, static []agents.ICEServer) (func(string) []agents.ICEServer, time.Duration) {
+	if turn == nil {
+		return nil, 0
+	}
+	return func(agent string) []agents.ICEServer {
+		c := turn.Issue(agent)
+		out := append([]agents.ICEServer(nil), static...)
+		return append(out, agents.ICEServer{URLs: c.URLs, Username: c.Username, Credential: c.Credential})
+	}, turn.RenewEvery()
 }
 
 func fillDemoSecrets(c *Config) {
@@ -396,3 +471,9 @@ func failFast(o *redis.Options) {
 		o.DialerRetries = 1
 	}
 }
+
+// The demo's call-permission template (the simulator approves it).
+const (
+	demoTemplate     = "call_permission"
+	demoTemplateLang = "en_US"
+)

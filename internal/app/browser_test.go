@@ -12,7 +12,7 @@ import (
 
 	"github.com/callgw/callgw/billing"
 	"github.com/callgw/callgw/call"
-	"github.com/callgw/callgw/internal/browsertest"
+	"github.com/callgw/callgw/internal/testkit/browsertest"
 	"github.com/callgw/callgw/metasim"
 	"github.com/callgw/callgw/signaling/agents"
 )
@@ -168,6 +168,11 @@ func TestBrowserInboundCall(t *testing.T) {
 	must(t, uc.WaitState(pctx, metasim.Accepted))
 	must(t, browsertest.WaitNotVisible(ctx, "incoming-call", bstep))
 	audioBothWays(t, ctx, uc)
+	// WhatsApp's client takes the first media packet as "answered": none
+	// reached the user before accept returned 200.
+	if n := uc.RTPBeforeAccept(); n != 0 {
+		t.Fatalf("%d RTP packets reached the WhatsApp user before accept", n)
+	}
 	must(t, browsertest.WaitTrue(ctx, `(s => s && s.packets_received > 50 && s.quality !== "unknown")(window.callgwTest.stats)`, bstep))
 	if got, _ := browsertest.Text(ctx, "active-name"); got != "Alice Caller" {
 		t.Errorf("active name %q", got)
@@ -252,6 +257,8 @@ func TestBrowserOutboundCall(t *testing.T) {
 		t.Fatalf("called %s, want %s", uc.User(), user)
 	}
 	audioBothWays(t, ctx, uc)
+	// The page shows the running cost, pulse by pulse, from Meta's pickup.
+	must(t, browsertest.WaitTrue(ctx, `(e => !e.hidden && /\$[0-9]/.test(e.textContent))(document.querySelector('[data-testid="call-cost"]'))`, bstep))
 
 	// The supervisor sees the live call.
 	sup := b.NewTab()
@@ -294,7 +301,7 @@ func TestBrowserOutboundCall(t *testing.T) {
 	supTok := token(t, ta, "sup", agents.RoleSupervisor)
 	var rep billing.UsageReport
 	getJSON(t, ta, "/api/v1/usage?month="+e.EndedAt.UTC().Format("2006-01"), supTok, &rep)
-	if rep.Totals.CallCostMicros != want || rep.Totals.CostMicros != want+rep.Totals.ConversationCostMicros {
+	if rep.Totals.CallCostMicros != want || rep.Totals.CostMicros != want+rep.Totals.ConversationCostMicros+rep.Totals.MessageCostMicros {
 		t.Fatalf("usage totals %+v, want call cost %d", rep.Totals, want)
 	}
 	for id, v := range map[string]int64{"usage-total-cost": want, "usage-conversation-cost": rep.Totals.ConversationCostMicros, "usage-grand-total": rep.Totals.CostMicros} {

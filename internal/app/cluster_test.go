@@ -22,8 +22,8 @@ import (
 
 	"github.com/callgw/callgw/billing"
 	"github.com/callgw/callgw/call"
-	"github.com/callgw/callgw/internal/agentclient"
-	"github.com/callgw/callgw/internal/redistest"
+	"github.com/callgw/callgw/internal/testkit/agentclient"
+	"github.com/callgw/callgw/internal/testkit/redistest"
 	"github.com/callgw/callgw/metasim"
 	"github.com/callgw/callgw/signaling/agents"
 )
@@ -199,13 +199,40 @@ func TestSeveralInstances(t *testing.T) {
 		checkTone(t, "caller", uc.Received(), 1000)
 	}
 
-	// kill -9 the owner of call 0.
+	// kill -9 the owner of call 0. Before that, its agent places a
+	// business-initiated call (owned by the same instance): Meta's live
+	// call_permissions grants it although our model has no grant.
 	victim := owner(calls[0].ID())
 	var dead *instance
-	for _, in := range ins {
+	vi := 0
+	for i, in := range ins {
 		if in.id == victim {
-			dead = in
+			dead, vi = in, i
 		}
+	}
+	const callee = "+447700900399"
+	sim.SetUser(callee, metasim.UserBehavior{Audio: oggBytes(t, "caller-440.ogg"), AnswerAfter: 500 * time.Millisecond})
+	if err := sim.GrantPermission("", callee, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := ags[vi].Send(map[string]any{"type": "dial", "to": callee, "ref": "out"}); err != nil {
+		t.Fatal(err)
+	}
+	om, err := ags[vi].Wait(ctx, func(m agentclient.Msg) bool { return m.Ref == "out" })
+	if err != nil || m0(om) == "" {
+		t.Fatalf("dial: %v %+v", err, om)
+	}
+	outID := om.Call.ID
+	if err := ags[vi].AnswerOffer(ctx, outID); err != nil {
+		t.Fatal(err)
+	}
+	out, ok := sim.OutboundCall(outID)
+	if !ok {
+		t.Fatal("no outbound call at the simulator")
+	}
+	waitFor(t, ctx, "outbound audio", func() bool { return out.ReceivedCount() > 100 && len(ags[vi].Received(outID)) > 100 })
+	if owner(outID) != victim {
+		t.Fatalf("outbound call owned by %q, want %q", owner(outID), victim)
 	}
 	_ = dead.cmd.Process.Signal(syscall.SIGKILL)
 	<-dead.done
@@ -221,6 +248,9 @@ func TestSeveralInstances(t *testing.T) {
 		t.Fatalf("dead owner's call not terminated: %v", err)
 	}
 	if err := calls[0].WaitState(ctx, metasim.Ended); err != nil {
+		t.Fatal(err)
+	}
+	if err := out.WaitState(ctx, metasim.Ended); err != nil {
 		t.Fatal(err)
 	}
 	// The other calls go on (unless they lived on the dead instance too).
@@ -296,6 +326,18 @@ func TestSeveralInstances(t *testing.T) {
 			t.Errorf("drained call: %+v", e)
 		}
 	}
+	// The dead owner's outbound call bills Meta's seconds (terminate's
+	// start and end), not the gateway's.
+	var oe billing.Entry
+	waitFor(t, ctx, "outbound ledger entry with Meta's figures", func() bool {
+		var err error
+		oe, err = l.Get(ctx, call.ID(outID))
+		return err == nil && oe.DurationFromMeta()
+	})
+	if oe.Direction != call.BusinessInitiated || oe.Outcome != call.Answered || oe.EndReason != call.OwnerLost ||
+		oe.BilledSeconds == 0 || oe.BilledSeconds%6 != 0 || oe.CostMicros == 0 {
+		t.Errorf("killed owner's outbound call: %+v", oe)
+	}
 	es, _, err := l.Calls(ctx, billing.CallFilter{Limit: 100})
 	if err != nil {
 		t.Fatal(err)
@@ -309,6 +351,9 @@ func TestSeveralInstances(t *testing.T) {
 			t.Fatalf("call %s recorded %d times", uc.ID(), seen[call.ID(uc.ID())])
 		}
 	}
+	if seen[call.ID(outID)] != 1 {
+		t.Fatalf("outbound call recorded %d times", seen[call.ID(outID)])
+	}
 }
 
 func mustSampleCard(t *testing.T) *billing.RateCard {
@@ -318,4 +363,11 @@ func mustSampleCard(t *testing.T) *billing.RateCard {
 		t.Fatal(err)
 	}
 	return rc
+}
+
+func m0(m agentclient.Msg) string {
+	if m.Type != "call" || m.Call == nil {
+		return ""
+	}
+	return m.Call.ID
 }

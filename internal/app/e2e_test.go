@@ -17,10 +17,10 @@ import (
 
 	"github.com/callgw/callgw/billing"
 	"github.com/callgw/callgw/call"
-	"github.com/callgw/callgw/internal/agentclient"
-	"github.com/callgw/callgw/internal/audiotest"
 	"github.com/callgw/callgw/internal/oggopus"
-	"github.com/callgw/callgw/internal/redistest"
+	"github.com/callgw/callgw/internal/testkit/agentclient"
+	"github.com/callgw/callgw/internal/testkit/audiotest"
+	"github.com/callgw/callgw/internal/testkit/redistest"
 	"github.com/callgw/callgw/metasim"
 	"github.com/callgw/callgw/signaling/agents"
 )
@@ -187,6 +187,11 @@ func connectCall(t *testing.T, ctx context.Context, ta *testApp, ag *agentclient
 	}); err != nil {
 		t.Fatal(err)
 	}
+	// Meta's client takes the first media packet as "answered": nothing
+	// reached the user before accept returned.
+	if n := uc.RTPBeforeAccept(); n != 0 {
+		t.Fatalf("%d RTP packets reached the WhatsApp user before accept", n)
+	}
 	return uc
 }
 
@@ -283,7 +288,7 @@ func TestUserHangsUp(t *testing.T) {
 		t.Fatalf("ended %+v", end)
 	}
 	e := waitEntry(t, ctx, ta, uc.ID())
-	if e.EndReason != call.UserHangup || e.DurationSource != billing.SourceMeta {
+	if e.EndReason != call.UserHangup || !e.DurationFromMeta() {
 		t.Fatalf("entry %+v", e)
 	}
 	// No terminate from our side for a call the user ended.
@@ -498,7 +503,7 @@ func TestDuplicateAndReorderedWebhooks(t *testing.T) {
 	// The terminate carries start_time: by the reference the call was
 	// picked up, so it is answered and keeps Meta's figures.
 	e := waitEntry(t, ctx, ta, newID)
-	if e.Outcome != call.Answered || e.MetaStart.IsZero() || e.DurationSource != "meta" {
+	if e.Outcome != call.Answered || e.MetaStart.IsZero() || !e.DurationFromMeta() {
 		t.Fatalf("reordered entry %+v", e)
 	}
 }
@@ -756,7 +761,7 @@ func testutilCount(t *testing.T, ta *testApp, name string) float64 {
 func TestMediaWatchdogEndsSilentCall(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	ta := startApp(t, "-media-timeout", "2s")
+	ta := startApp(t, "-media-timeout", "2s", "-media-start-timeout", "2s")
 	ag := ta.agent(t, ctx, "watch")
 	uc := connectCall(t, ctx, ta, ag, "+447700900170")
 	waitFor(t, ctx, "audio", func() bool { return len(ag.Received(uc.ID())) > 25 })

@@ -13,7 +13,7 @@ import (
 
 	"github.com/callgw/callgw/billing"
 	"github.com/callgw/callgw/call"
-	"github.com/callgw/callgw/internal/agentclient"
+	"github.com/callgw/callgw/internal/testkit/agentclient"
 	"github.com/callgw/callgw/metasim"
 )
 
@@ -115,10 +115,12 @@ func TestOutboundCallWithPermissionAndBilling(t *testing.T) {
 	if e.Direction != call.BusinessInitiated || e.Outcome != call.Answered || e.Country != "GB" || e.Agent != "olga" {
 		t.Fatalf("entry %+v", e)
 	}
-	if e.MetaDuration < 2 || e.DurationSource != billing.SourceMeta || e.BilledSeconds != e.MetaDuration {
-		t.Fatalf("duration: meta %d billed %d source %s", e.MetaDuration, e.BilledSeconds, e.DurationSource)
+	// Billed from Meta's end_time - start_time (else its duration) in 6 s pulses, rounded up.
+	if e.MetaDuration < 2 || !e.DurationFromMeta() ||
+		e.BilledSeconds != (e.DurationSeconds+5)/6*6 {
+		t.Fatalf("duration: meta %d used %d billed %d source %s", e.MetaDuration, e.DurationSeconds, e.BilledSeconds, e.DurationSource)
 	}
-	// Sample card: GB 22,000 micro-USD per minute, per second, cost rounded up.
+	// Sample card: GB 22,000 micro-USD per minute, cost rounded up.
 	if want := (e.BilledSeconds*22000 + 59) / 60; e.CostMicros != want {
 		t.Fatalf("cost %d, want %d", e.CostMicros, want)
 	}
@@ -137,10 +139,10 @@ func TestOutboundCallWithPermissionAndBilling(t *testing.T) {
 	if gb == nil || gb.Calls != 1 || gb.BilledSeconds != e.BilledSeconds || gb.CostMicros != e.CostMicros {
 		t.Fatalf("usage %+v", rep)
 	}
-	// The permission request went through the conversation meter (a utility
-	// conversation: the user had not called us) and its outcome is counted.
-	if len(rep.Conversations) != 1 || rep.Conversations[0].Category != billing.Utility || rep.Conversations[0].Charged != 1 {
-		t.Fatalf("conversations %+v", rep.Conversations)
+	// The permission request went through the per-message meter (pending
+	// until a status webhook with pricing settles it) and its outcome is counted.
+	if n := rep.Totals.MessagesPending + rep.Totals.MessagesBillable + rep.Totals.MessagesFree; n != 1 {
+		t.Fatalf("messages %+v (totals %+v), want the permission request", rep.Messages, rep.Totals)
 	}
 	var pr struct {
 		PermissionRequests map[string]int64 `json:"permission_requests"`
@@ -176,16 +178,25 @@ func TestOutboundMetaRefusalCorrectsLocalState(t *testing.T) {
 	}
 	permissionFor(t, ctx, ag, user, func(p map[string]any) bool { return p["status"] == "temporary" })
 	// Meta drops the permission and the webhook that would say so is lost:
-	// Meta answers connect with 138006.
+	// Meta's live call_permissions, read before dialing, says no permission;
+	// Meta wins over our model, nothing is sent to Meta's calls endpoint.
 	if err := ta.Sim.DropPermission(user); err != nil {
 		t.Fatal(err)
 	}
+	connects := countRequests(ta, func(r metasim.GraphRequest) bool { return r.Action == "connect" })
+	before := metricValue(t, ta, `callgw_permission_disagreements_total{op="call"}`)
 	if err := ag.Send(map[string]any{"type": "dial", "to": user, "ref": "x"}); err != nil {
 		t.Fatal(err)
 	}
 	m, err := ag.Wait(ctx, func(m agentclient.Msg) bool { return m.Ref == "x" })
-	if err != nil || m.Type != "error" || m.Code != "meta_error" || m.MetaCode != 138006 || !strings.Contains(strings.ToLower(m.Message), "permission") {
+	if err != nil || m.Type != "error" || m.Code != "no_permission" || !strings.Contains(strings.ToLower(m.Message), "permission") {
 		t.Fatalf("dial: %v %+v", err, m)
+	}
+	if n := countRequests(ta, func(r metasim.GraphRequest) bool { return r.Action == "connect" }); n != connects {
+		t.Fatal("connect sent although Meta says there is no permission")
+	}
+	if after := metricValue(t, ta, `callgw_permission_disagreements_total{op="call"}`); after != before+1 {
+		t.Fatalf("disagreements %v -> %v", before, after)
 	}
 	// Local state corrected: no permission any more, and the REST API says so.
 	tok, _ := ta.AgentToken("petra", "agent", time.Hour)

@@ -6,9 +6,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/callgw/callgw/billing"
 	"github.com/callgw/callgw/call"
-	"github.com/callgw/callgw/internal/redistest"
+	"github.com/callgw/callgw/internal/testkit/redistest"
 )
 
 // TestOnRedisCluster runs a whole inbound call, a permission request and the
@@ -27,7 +26,7 @@ func TestOnRedisCluster(t *testing.T) {
 		t.Fatal(err)
 	}
 	e := waitEntry(t, ctx, ta, uc.ID())
-	if e.Outcome != call.Answered || e.DurationSource != billing.SourceMeta {
+	if e.Outcome != call.Answered || !e.DurationFromMeta() {
 		t.Fatalf("entry %+v", e)
 	}
 	if err := ag.Send(map[string]any{"type": "permission_request", "to": "+447700900151"}); err != nil {

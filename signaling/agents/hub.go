@@ -41,6 +41,12 @@ type HubConfig struct {
 	PongWait     time.Duration // default 45s
 	SendQueue    int           // frames queued per session before it is dropped; default 256
 	Now          func() time.Time
+
+	// ICEServersFor, when set, gives each session its own ICE servers
+	// (time-limited TURN credentials) in welcome instead of ICEServers, and
+	// again in an ice_servers message every ICERenewEvery (0: never).
+	ICEServersFor func(agent string) []ICEServer
+	ICERenewEvery time.Duration
 }
 
 func (c *HubConfig) defaults() {
@@ -252,7 +258,7 @@ func (h *Hub) serve(ctx context.Context, conn *websocket.Conn) {
 		calls = []CallInfo{}
 	}
 	s.Send(Welcome{Type: TypeWelcome, V: Version, Agent: s.Agent, Role: s.Role, Session: s.ID,
-		Presence: Away, ICEServers: h.cfg.ICEServers, Calls: calls, Settings: h.cfg.Settings})
+		Presence: Away, ICEServers: h.iceServers(s.Agent), Calls: calls, Settings: h.cfg.Settings})
 	h.log.Info("agent connected", "agent", s.Agent, "session", s.ID)
 
 	h.reader(ctx, s)
@@ -358,11 +364,29 @@ func (h *Hub) reader(ctx context.Context, s *Session) {
 	}
 }
 
+// iceServers are the ICE servers for one session of agent.
+func (h *Hub) iceServers(agent string) []ICEServer {
+	if h.cfg.ICEServersFor != nil {
+		if s := h.cfg.ICEServersFor(agent); s != nil {
+			return s
+		}
+	}
+	return h.cfg.ICEServers
+}
+
 func (h *Hub) writer(s *Session) {
 	t := time.NewTicker(h.cfg.PingInterval)
 	defer t.Stop()
+	var renew <-chan time.Time
+	if h.cfg.ICEServersFor != nil && h.cfg.ICERenewEvery > 0 {
+		rt := time.NewTicker(h.cfg.ICERenewEvery)
+		defer rt.Stop()
+		renew = rt.C
+	}
 	for {
 		select {
+		case <-renew:
+			s.Send(ICEServersMsg{Type: TypeICEServers, ICEServers: h.iceServers(s.Agent)})
 		case b := <-s.out:
 			_ = s.conn.SetWriteDeadline(time.Now().Add(10 * time.Second))
 			if err := s.conn.WriteMessage(websocket.TextMessage, b); err != nil {

@@ -43,6 +43,7 @@ const (
 	TypePermission  = "permission"
 	TypeError       = "error"
 	TypePong        = "pong"
+	TypeICEServers  = "ice_servers"
 )
 
 // Presence is an agent session's availability.
@@ -153,6 +154,25 @@ type CallInfo struct {
 	// (offered, or reconnecting) or "up" (audio flows).
 	Media   string   `json:"media,omitempty"`
 	Quality *Quality `json:"quality,omitempty"`
+	// Price lets the page show a business-initiated call's running cost,
+	// pulse by pulse, from connected_at (set once the user picked up).
+	Price *Price `json:"price,omitempty"`
+}
+
+// Price is how a connected business-initiated call is billed: whole
+// pulses of IncrementS seconds (a begun pulse counts), the whole call at
+// the tier reached at its end, in integer micro-units of Currency.
+type Price struct {
+	IncrementS  int64       `json:"increment_s"`
+	UsedSeconds int64       `json:"used_seconds"` // the market's volume this month before the call
+	Tiers       []PriceTier `json:"tiers"`
+	Market      string      `json:"market"`
+}
+
+// PriceTier is one volume tier: from FromMinutes of monthly volume, RateMicros per minute.
+type PriceTier struct {
+	FromMinutes int64 `json:"from_minutes"`
+	RateMicros  int64 `json:"rate_micros"`
 }
 
 // Quality is a call's media quality, for supervisors.
@@ -167,6 +187,13 @@ type ICEServer struct {
 	URLs       []string `json:"urls"`
 	Username   string   `json:"username,omitempty"`
 	Credential string   `json:"credential,omitempty"`
+}
+
+// ICEServersMsg replaces the session's ICE servers (fresh TURN credentials)
+// for peer connections created from now on.
+type ICEServersMsg struct {
+	Type       string      `json:"type"`
+	ICEServers []ICEServer `json:"ice_servers"`
 }
 
 // Welcome opens a session.

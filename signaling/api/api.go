@@ -24,8 +24,8 @@ import (
 
 	"github.com/callgw/callgw/billing"
 	"github.com/callgw/callgw/call"
-	"github.com/callgw/callgw/internal/phone"
 	"github.com/callgw/callgw/permissions"
+	"github.com/callgw/callgw/phone"
 	"github.com/callgw/callgw/signaling"
 	"github.com/callgw/callgw/signaling/agents"
 	"github.com/callgw/callgw/signaling/cloudapi"
@@ -83,6 +83,9 @@ type API struct {
 	agents Agents
 	log    *slog.Logger
 	keys   []apiKey
+
+	buttons  Buttons
+	settings Settings
 }
 
 type apiKey struct {
@@ -105,6 +108,8 @@ func New(cfg Config, calls Calls, ledger Ledger, ag Agents, log *slog.Logger) (*
 		log = slog.New(slog.DiscardHandler)
 	}
 	a := &API{cfg: cfg, calls: calls, ledger: ledger, agents: ag, log: log}
+	a.buttons, _ = calls.(Buttons)
+	a.settings, _ = calls.(Settings)
 	for _, k := range cfg.APIKeys {
 		key, role, _ := strings.Cut(k, ":")
 		if role == "" {
@@ -137,6 +142,8 @@ func (a *API) Handler() http.Handler {
 	mux.Handle("GET /api/v1/calls", a.auth(RoleAgent, a.getCalls))
 	mux.Handle("GET /api/v1/usage", a.auth(RoleSupervisor, a.getUsage))
 	mux.Handle("GET /api/v1/live", a.auth(RoleSupervisor, a.getLive))
+	mux.Handle("POST /api/v1/call-buttons", a.auth(RoleAgent, a.postCallButton))
+	mux.Handle("GET /api/v1/numbers/{id}/settings", a.auth(RoleSupervisor, a.getNumberSettings))
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", "no such endpoint")
 	})
@@ -627,6 +634,9 @@ func problem(err error) (status int, code, msg string, metaCode int) {
 		{billing.ErrInvalidCursor, http.StatusBadRequest, "bad_request", "cursor must be a next_cursor this API returned"},
 		{billing.ErrInvalidMonth, http.StatusBadRequest, "bad_request", "month must be YYYY-MM"},
 		{signaling.ErrTemplateRequired, http.StatusConflict, "template_required", "outside the user's 24 h customer service window a permission request must be a template: configure CALLGW_PERMISSION_TEMPLATE"},
+		{signaling.ErrOutsideWindow, http.StatusConflict, "outside_window", "only possible inside the user's 24 h customer service window (the user must have written or called in the last 24 h)"},
+		{signaling.ErrUnknownNumber, http.StatusNotFound, "unknown_number", "not a number this deployment serves"},
+		{signaling.ErrBadCommand, http.StatusBadRequest, "bad_request", "the request is not valid"},
 		{signaling.ErrNoCallback, http.StatusBadRequest, agents.CodeInvalidNumber, "that caller has no phone number to call back"},
 		{signaling.ErrUnknownCall, http.StatusNotFound, agents.CodeUnknownCall, "no such call"},
 		{signaling.ErrCallEnded, http.StatusNotFound, agents.CodeUnknownCall, "the call has ended"},

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -18,8 +19,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/callgw/callgw/billing"
-	"github.com/callgw/callgw/internal/phone"
-	"github.com/callgw/callgw/internal/redistest"
+	"github.com/callgw/callgw/phone"
+	"github.com/callgw/callgw/internal/testkit/redistest"
 	"github.com/callgw/callgw/permissions"
 	"github.com/callgw/callgw/signaling"
 	"github.com/callgw/callgw/signaling/agents"
@@ -44,7 +45,7 @@ var documentedCodes = map[string]bool{
 	"invalid_number": true, "bad_message": true, "unavailable": true, "meta_error": true, "unknown_call": true,
 	"template_required": true, "no_permission": true, "expired": true, "revoked": true, "request_limit_24h": true,
 	"request_limit_7d": true, "request_limit_meta": true, "connected_call_limit": true, "permanent_exists": true,
-	"meta_unavailable": true, "redis_unavailable": true,
+	"meta_unavailable": true, "redis_unavailable": true, "outside_window": true, "unknown_number": true,
 }
 
 var leakFragments = []string{"127.0.0.1", "tcp", "i/o timeout", "dial", "redis:", "EOF", "connection refused", "signaling:", "billing:", "permissions:"}
@@ -100,6 +101,26 @@ func (c *controllerStandIn) PermissionOutcomes(context.Context, string) (map[str
 }
 
 func (c *controllerStandIn) AvailableAgents() map[string]bool { return map[string]bool{"alice": true} }
+
+func (c *controllerStandIn) SendCallButton(_ context.Context, b signaling.CallButton) (string, error) {
+	if _, err := c.outcome(b.To); err != nil {
+		return "", err
+	}
+	return "wamid.fuzz", nil
+}
+
+func (c *controllerStandIn) NumberSettings(_ context.Context, pnid string) (json.RawMessage, error) {
+	c.used.Add(1)
+	switch pnid {
+	case "100000000000001":
+		return json.RawMessage(`{"calling":{"status":"ENABLED"}}`), nil
+	case "100000000000002":
+		return nil, nil
+	case "100000000000003":
+		return nil, fmt.Errorf("%w: settings: %w", signaling.ErrStore, io.EOF)
+	}
+	return nil, signaling.ErrUnknownNumber
+}
 
 // countingLedger is the real ledger, counted.
 type countingLedger struct {
@@ -295,6 +316,32 @@ func FuzzPostCall(f *testing.F) {
 	e := env(f)
 	f.Fuzz(func(t *testing.T, body []byte, role uint8) {
 		if req := newReq(t, "POST", "/api/v1/calls", e.auth(role), string(body)); req != nil {
+			e.serve(t, req)
+		}
+	})
+}
+
+func FuzzPostCallButton(f *testing.F) {
+	for _, b := range []string{`{"to":"+447700900125","text":"call us"}`, `{"to":"+447700900120","text":"x"}`, `{"to":"not a number","text":"x"}`,
+		`{"to":"+447700900125"}`, `{"to":"+447700900125","text":"  "}`, `{}`, ``, `{"to":"+447700900122","text":"x","ttl_minutes":-1}`,
+		`{"to":"+447700900121","text":"x","display_text":"` + strings.Repeat("d", 40) + `"}`, `{"to":"US.13491208655302741918","text":"x"}`} {
+		f.Add([]byte(b))
+	}
+	e := env(f)
+	f.Fuzz(func(t *testing.T, body []byte) {
+		if req := newReq(t, "POST", "/api/v1/call-buttons", e.auth(0), string(body)); req != nil {
+			e.serve(t, req)
+		}
+	})
+}
+
+func FuzzGetNumberSettings(f *testing.F) {
+	for _, id := range []string{"100000000000001", "100000000000002", "100000000000003", "999", "abc", "", "../calls", strings.Repeat("1", 40)} {
+		f.Add(id)
+	}
+	e := env(f)
+	f.Fuzz(func(t *testing.T, id string) {
+		if req := newReq(t, "GET", "/api/v1/numbers/"+url.PathEscape(id)+"/settings", e.auth(0), ""); req != nil {
 			e.serve(t, req)
 		}
 	})

@@ -1,12 +1,8 @@
 package lifecycle
 
-import "github.com/callgw/callgw/call"
-
-// Meta's terminate-only codes that say media failed (reference: error table).
-const (
-	codeNoMediaFromBusiness = 138021 // the client received no media from us for too long
-	codeClientCannotSend    = 138022 // the client could not transmit media
-	codeNoMediaSignals      = 138023 // accepted, ended with no media signals
+import (
+	"github.com/callgw/callgw/call"
+	"github.com/callgw/callgw/signaling/cloudapi"
 )
 
 // Answered reports whether the user and the business were connected, the
@@ -55,7 +51,7 @@ func reasonOf(cause Cause, code int) call.EndReason {
 		return call.AgentHangup
 	case CauseMeta:
 		switch {
-		case code == codeNoMediaFromBusiness || code == codeClientCannotSend || code == codeNoMediaSignals:
+		case code == cloudapi.CodeNoMedia || code == cloudapi.CodeClientMediaFailed || code == cloudapi.CodeAcceptedNoMediaSignal:
 			return call.MediaTimeout
 		case code != 0:
 			return call.MetaError

@@ -15,7 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/goleak"
 
-	"github.com/callgw/callgw/internal/redistest"
+	"github.com/callgw/callgw/internal/testkit/redistest"
 	"github.com/callgw/callgw/signaling/cloudapi"
 	"github.com/callgw/callgw/signaling/cloudapi/ratelimit"
 )

@@ -1,11 +1,14 @@
 // WebAudio for the softphone: one AudioContext (unlocked by a user gesture),
 // a calm generated ringtone, DTMF feedback tones and level/frequency analysers.
 
+import { Timers } from './timers.js';
+
 export class Sound {
   constructor() {
     const AC = window.AudioContext || window.webkitAudioContext;
     this.ctx = AC ? new AC({ latencyHint: 'interactive' }) : null;
     this.ringTimer = 0;
+    this.timers = new Timers('sound');
     this.ringing = false;
     this.onstatechange = null;
     if (this.ctx) this.ctx.onstatechange = () => this.onstatechange && this.onstatechange(this.ctx.state);
@@ -45,19 +48,19 @@ export class Sound {
         o.stop(t + 0.65);
       }
     });
-    setTimeout(() => master.disconnect(), 2500);
+    this.timers.timeout(() => master.disconnect(), 2500);
   }
 
   startRing() {
     if (this.ringing) return;
     this.ringing = true;
     this._chime();
-    this.ringTimer = setInterval(() => this._chime(), 3000);
+    this.ringTimer = this.timers.interval(() => this._chime(), 3000);
   }
 
   stopRing() {
     this.ringing = false;
-    clearInterval(this.ringTimer);
+    this.timers.clear(this.ringTimer);
     this.ringTimer = 0;
   }
 

@@ -112,33 +112,14 @@ export function fmtUntil(iso) {
   return fmtWhen(iso);
 }
 
-/** Sentences for the protocol's error codes (docs/agent-protocol.md). */
-export const errorText = {
-  bad_message: 'The server did not understand that request. Reload the page and try again.',
-  unauthenticated: 'Your sign-in is not valid or has expired. Please sign in again.',
-  unsupported_version: 'This page is older than the server. Reload the page.',
-  out_of_turn: 'That is not possible at this moment of the call.',
-  unknown_call: 'That call no longer exists.',
-  call_taken: 'A colleague answered this call first.',
-  not_your_call: 'That call belongs to another agent.',
-  not_available: 'Set yourself available before answering calls.',
-  invalid_sdp: 'Your browser could not set up the audio. Check your microphone and try again.',
-  invalid_number: 'That is not a valid phone number. Use the international format, e.g. +44 7700 900123.',
-  no_permission: 'This customer has not given permission to be called. Send a permission request first.',
-  permission_expired: 'The customer’s permission to call has expired. Request it again.',
-  request_limit_24h: 'You have reached today’s limit of permission requests for this number.',
-  request_limit_7d: 'You have reached this week’s limit of permission requests for this number.',
-  connected_call_limit: 'You have reached the limit of calls to this number for today.',
-  permanent_exists: 'This customer already gave permanent permission: just call.',
-  country_unavailable: 'WhatsApp calling is not available in this customer’s country.',
-  meta_error: 'WhatsApp refused the request.',
-  unavailable: 'The service is briefly unavailable. Try again in a moment.',
-  internal: 'Something went wrong on the server. It has been logged.',
-};
-
-export function describeError(m) {
-  let s = errorText[m.code] || (m.message ? m.message : 'The request failed.');
-  if (m.code === 'meta_error' && m.message) s += ' ' + m.message + (m.meta_code ? ` (code ${m.meta_code})` : '');
+/**
+ * The text of an agent-protocol `error`: the server's `message`, as written
+ * by the server (the page keeps no table of its own), with Meta's code when
+ * there is one; a plain fallback only when the message is missing.
+ */
+export function errorMessage(m) {
+  let s = (m && m.message) || `The request failed (${(m && m.code) || 'error'}).`;
+  if (m && m.meta_code) s += ` (WhatsApp error ${m.meta_code})`;
   return s;
 }
 
@@ -157,6 +138,7 @@ export const reasonText = {
   drained: 'The server restarted',
   owner_lost: 'The server handling the call went away',
   setup_failed: 'The call could not be set up',
+  stale: 'WhatsApp’s answer came too late',
 };
 
 export const outcomeText = {
@@ -183,4 +165,19 @@ export function initials(name, number) {
   const n = (name || '').trim();
   if (n) return n.split(/\s+/).slice(0, 2).map((w) => w[0]).join('').toUpperCase();
   return (number || '#').replace(/\D/g, '').slice(-2) || '#';
+}
+
+/**
+ * runningCost is what a connected business-initiated call costs after
+ * elapsedS seconds, as billing computes it (billing.Quote.CostAt): begun
+ * pulses count whole, the whole call at the tier reached now.
+ */
+export function runningCost(price, elapsedS) {
+  const inc = Math.max(price.increment_s || 1, 1);
+  const secs = Math.max(0, Math.ceil(elapsedS));
+  const billed = Math.ceil(secs / inc) * inc;
+  const after = (price.used_seconds || 0) + billed;
+  let rate = 0;
+  (price.tiers || []).forEach((t, i) => { if (i === 0 || after > t.from_minutes * 60) rate = t.rate_micros; });
+  return billed > 0 && rate > 0 ? Math.ceil(billed * rate / 60) : 0;
 }

@@ -148,6 +148,8 @@ function renderUsage(u) {
     h('td', { class: 'num', text: c.charged }), h('td', { class: 'num', text: fmtMicros(c.cost_micros || 0) }))));
   if (!conv.length) $('conv-body').append(h('tr', { class: 'empty' }, h('td', { colspan: 4, class: 'muted', text: 'No conversations.' })));
 
+  renderReconciliation(u.reconciliation);
+
   // Permission-request outcomes: usage.permission_requests = {sent, accepted, rejected, no_reply, …}.
   const pr = u.permission_requests;
   const el = $('perms');
@@ -204,3 +206,27 @@ $('signin-form').addEventListener('submit', (e) => {
 });
 const tok = takeToken();
 if (tok) start(tok); else signOut('');
+
+// renderReconciliation shows how the ledger compares with Meta's own
+// figures (call_analytics, pricing_analytics), day by day and market.
+function renderReconciliation(r) {
+  const el = $('recon');
+  if (!el) return;
+  if (!r || !r.status) {
+    el.replaceChildren(h('p', { class: 'muted', text: 'Not run yet (set CALLGW_WABA_ID; it runs daily).' }));
+    return;
+  }
+  const words = { ok: 'Matches Meta', differences: 'Differs from Meta', unavailable: "Meta's figures unavailable" };
+  const head = h('p', { 'data-testid': 'recon-status', 'data-status': r.status },
+    h('strong', { text: words[r.status] || r.status }),
+    h('span', { class: 'muted small', text: ` · ${r.from || ''} – ${r.to || ''}${r.error ? ' · ' + r.error : ''}` }));
+  const diffs = (r.days || []).filter((d) => d.status === 'differences');
+  if (!diffs.length) { el.replaceChildren(head); return; }
+  const table = h('table', {}, h('thead', {}, h('tr', {}, ...['Day', 'Market', 'Kind', 'Ours', 'Meta', 'Difference'].map((t) => h('th', { text: t })))),
+    h('tbody', {}, ...diffs.map((d) => h('tr', { 'data-testid': 'recon-row' },
+      h('td', { text: d.date }), h('td', { text: d.market }), h('td', { text: d.kind }),
+      h('td', { class: 'num', text: fmtMicros((d.ours && d.ours.cost_micros) || 0) }),
+      h('td', { class: 'num', text: d.meta ? fmtMicros(d.meta.cost_micros || 0) : '—' }),
+      h('td', { class: 'num', text: (d.difference_micros < 0 ? '−' : '+') + fmtMicros(Math.abs(d.difference_micros || 0)) })))));
+  el.replaceChildren(head, table);
+}

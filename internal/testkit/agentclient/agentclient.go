@@ -38,6 +38,9 @@ type Msg struct {
 	MetaCode  int                      `json:"meta_code,omitempty"`
 	To        string                   `json:"to,omitempty"`
 	Raw       json.RawMessage          `json:"-"`
+
+	// ICEServers come in welcome and ice_servers.
+	ICEServers []webrtc.ICEServer `json:"ice_servers,omitempty"`
 }
 
 // CallInfo mirrors the protocol's CallInfo.
@@ -55,6 +58,14 @@ type CallInfo struct {
 type Options struct {
 	Audio        [][]byte // Opus packets to play in a loop while in a call (20 ms each); nil = silence frames
 	LoopbackOnly bool     // gather on 127.0.0.1 only
+	// ICEServers are used for every peer connection. With ServerICE they
+	// are replaced by the servers the gateway hands out (welcome, then
+	// ice_servers renewals), as the agent page does.
+	ICEServers []webrtc.ICEServer
+	ServerICE  bool
+	// RelayOnly gathers and uses TURN relay candidates only
+	// (iceTransportPolicy "relay").
+	RelayOnly bool
 }
 
 // Client is one agent session.
@@ -70,12 +81,14 @@ type Client struct {
 	readErr error
 
 	pcs      map[string]*peer // by call id
+	ice      []webrtc.ICEServer
 	Welcome  Msg
 	readDone chan struct{}
 }
 
 type peer struct {
 	pc       *webrtc.PeerConnection
+	sender   *webrtc.RTPSender
 	track    *webrtc.TrackLocalStaticRTP
 	stop     chan struct{}
 	wg       sync.WaitGroup
@@ -93,7 +106,7 @@ func Dial(ctx context.Context, wsURL, token string, o Options) (*Client, error) 
 		return nil, fmt.Errorf("agentclient: dial: %w", err)
 	}
 	c := &Client{opts: o, ws: ws, notify: make(chan struct{}, 1), closed: make(chan struct{}),
-		pcs: map[string]*peer{}, readDone: make(chan struct{})}
+		pcs: map[string]*peer{}, readDone: make(chan struct{}), ice: o.ICEServers}
 	go c.read()
 	if err := c.Send(map[string]any{"type": "hello", "v": 1, "token": token}); err != nil {
 		c.Close()
@@ -132,6 +145,9 @@ func (c *Client) read() {
 			c.addRemoteCandidate(m.CallID, *m.Candidate)
 		}
 		c.mu.Lock()
+		if (m.Type == "welcome" || m.Type == "ice_servers") && c.opts.ServerICE {
+			c.ice = m.ICEServers
+		}
 		c.msgs = append(c.msgs, m)
 		c.mu.Unlock()
 		c.poke()
@@ -271,7 +287,14 @@ func (c *Client) answerOffer(ctx context.Context, callID, offer string) error {
 		return err
 	}
 	api := webrtc.NewAPI(webrtc.WithSettingEngine(se), webrtc.WithMediaEngine(me))
-	pc, err := api.NewPeerConnection(webrtc.Configuration{})
+	c.mu.Lock()
+	iceServers := append([]webrtc.ICEServer(nil), c.ice...)
+	c.mu.Unlock()
+	conf := webrtc.Configuration{ICEServers: iceServers}
+	if c.opts.RelayOnly {
+		conf.ICETransportPolicy = webrtc.ICETransportPolicyRelay
+	}
+	pc, err := api.NewPeerConnection(conf)
 	if err != nil {
 		return err
 	}
@@ -285,7 +308,7 @@ func (c *Client) answerOffer(ctx context.Context, callID, offer string) error {
 		_ = pc.Close()
 		return err
 	}
-	p := &peer{pc: pc, track: track, stop: make(chan struct{})}
+	p := &peer{pc: pc, sender: sender, track: track, stop: make(chan struct{})}
 	c.mu.Lock()
 	if old := c.pcs[callID]; old != nil {
 		go old.close()
@@ -454,6 +477,40 @@ func (c *Client) WaitConnected(ctx context.Context, callID string) error {
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
+}
+
+// ICEServers returns the ICE servers the next peer connection will use.
+func (c *Client) ICEServers() []webrtc.ICEServer {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]webrtc.ICEServer(nil), c.ice...)
+}
+
+// SelectedPair returns the candidate pair the agent leg of callID uses
+// (nil before ICE connected).
+func (c *Client) SelectedPair(callID string) *webrtc.ICECandidatePair {
+	c.mu.Lock()
+	p := c.pcs[callID]
+	c.mu.Unlock()
+	if p == nil || p.sender.Transport() == nil {
+		return nil
+	}
+	pair, err := p.sender.Transport().ICETransport().GetSelectedCandidatePair()
+	if err != nil {
+		return nil
+	}
+	return pair
+}
+
+// Stats returns the stats of callID's peer connection (nil without one).
+func (c *Client) Stats(callID string) webrtc.StatsReport {
+	c.mu.Lock()
+	p := c.pcs[callID]
+	c.mu.Unlock()
+	if p == nil {
+		return nil
+	}
+	return p.pc.GetStats()
 }
 
 // Received returns copies of the Opus payloads received on callID's leg.
