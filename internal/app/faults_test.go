@@ -321,19 +321,25 @@ func waitReady(t *testing.T, ctx context.Context, url string) {
 	})
 }
 
-// userWrites delivers (signed, through the simulator) a text message from
-// number: it opens the user's 24 h customer service window, inside which a
-// permission request is a free-form interactive message.
-func userWrites(t testing.TB, ctx context.Context, sim *metasim.Sim, number string) {
+// userWrites makes the simulated user send a text message: it opens the
+// user's 24 h customer service window (at Meta and, once the webhook is
+// delivered, at the gateway), inside which a permission request is a
+// free-form interactive message.
+func userWrites(t *testing.T, ctx context.Context, sim *metasim.Sim, number string) {
 	t.Helper()
-	digits := strings.TrimPrefix(number, "+")
-	body := `{"object":"whatsapp_business_account","entry":[{"id":"200000000000002","changes":[{"field":"messages","value":{` +
-		`"messaging_product":"whatsapp","metadata":{"display_phone_number":"15550001111","phone_number_id":"` + faultPNID + `"},` +
-		`"contacts":[{"profile":{"name":"User"},"wa_id":"` + digits + `"}],` +
-		`"messages":[{"from":"` + digits + `","id":"wamid.hello` + digits + `","timestamp":"` + itoa(time.Now().Unix()) +
-		`","type":"text","text":{"body":"hello"}}]}}]}]}`
-	st, err := sim.SendWebhook(ctx, []byte(body))
-	if err != nil || st != http.StatusOK {
-		t.Fatalf("user message webhook: %d %v", st, err)
+	id, err := sim.SendUserMessage("", number, "hello")
+	if err != nil {
+		t.Fatal(err)
 	}
+	waitFor(t, ctx, "the user's message to be delivered", func() bool {
+		for _, w := range sim.Webhooks() {
+			if strings.Contains(string(w.Body), id) {
+				if w.Status != http.StatusOK {
+					t.Fatalf("user message webhook: %d", w.Status)
+				}
+				return true
+			}
+		}
+		return false
+	})
 }
