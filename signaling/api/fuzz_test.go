@@ -19,9 +19,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/callgw/callgw/billing"
-	"github.com/callgw/callgw/phone"
 	"github.com/callgw/callgw/internal/testkit/redistest"
 	"github.com/callgw/callgw/permissions"
+	"github.com/callgw/callgw/phone"
 	"github.com/callgw/callgw/signaling"
 	"github.com/callgw/callgw/signaling/agents"
 	"github.com/callgw/callgw/signaling/api"
