@@ -93,6 +93,7 @@ func serve(args []string, getenv func(string) string, stdout, stderr io.Writer) 
 		cfg.LogFormat = "text"
 	}
 	log := newLogger(cfg, stderr)
+	app.SetRedisLogger(log) // go-redis' own lines become records of this log
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	a, err := app.New(ctx, cfg, log)

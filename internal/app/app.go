@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -328,7 +329,16 @@ func (a *App) routes() http.Handler {
 	mux.HandleFunc("GET /{$}", func(rw http.ResponseWriter, r *http.Request) {
 		http.Redirect(rw, r, "/agent", http.StatusFound)
 	})
-	return mux
+	// /api/ goes to the API unrouted: ServeMux would answer an unclean
+	// path with an HTML redirect, the API answers JSON.
+	api := a.API.Handler()
+	return http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, "/api/") {
+			api.ServeHTTP(rw, r)
+			return
+		}
+		mux.ServeHTTP(rw, r)
+	})
 }
 
 // Ready reports whether the instance takes new calls.

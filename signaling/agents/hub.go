@@ -80,8 +80,13 @@ type Session struct {
 	conn     *websocket.Conn
 	out      chan []byte
 	done     chan struct{}
-	once     sync.Once
+	once     sync.Once    // closes done
+	connOnce sync.Once    // closes conn
 	presence atomic.Value // Presence
+	// closeCode is the close code the writer sends before the socket goes
+	// (0: none, the socket is simply closed).
+	closeCode   atomic.Int32
+	closeReason string // set before done closes
 }
 
 // Presence returns the session's presence.
@@ -107,8 +112,10 @@ func (s *Session) sendRaw(b []byte) {
 	select {
 	case s.out <- b:
 	default:
-		s.hub.log.Warn("agents: send queue full, closing session", "agent", s.Agent, "session", s.ID)
-		s.close()
+		if s.closeWith(ClosePolicyViolation, "send queue full: read your messages") {
+			s.hub.dropped.Inc()
+			s.hub.log.Warn("agents: send queue full, closing session (1008)", "agent", s.Agent, "session", s.ID)
+		}
 	}
 }
 
@@ -117,11 +124,37 @@ func (s *Session) SendError(code, msg, ref, callID string, metaCode int) {
 	s.Send(ErrorMsg{Type: TypeError, Code: code, Message: msg, Ref: ref, CallID: callID, MetaCode: metaCode})
 }
 
+// ClosePolicyViolation (1008) closes a session that does not keep up with
+// its messages (its send queue overflowed, e.g. while it floods the server
+// with requests and does not read the answers).
+const ClosePolicyViolation = websocket.ClosePolicyViolation
+
+// closeGrace is how long a session closed with a code is given to answer
+// the close frame before its socket is closed.
+const closeGrace = 2 * time.Second
+
+// close ends the session now: the socket is closed.
 func (s *Session) close() {
+	s.once.Do(func() { close(s.done) })
+	s.connOnce.Do(func() { _ = s.conn.Close() })
+}
+
+// closeWith ends the session with a close frame: queued messages are
+// dropped, the writer sends the close frame, then the reader drains what
+// the peer still sends until it answers the close or closeGrace passes, so
+// that the socket ends with FIN and a close code, not a TCP reset.
+// It reports whether this call closed the session.
+func (s *Session) closeWith(code int, reason string) (closed bool) {
 	s.once.Do(func() {
+		s.closeReason = reason
+		s.closeCode.Store(int32(code))
 		close(s.done)
-		_ = s.conn.Close()
+		// A write blocked on a peer that does not read gives up within
+		// the grace too (then no close frame can reach that peer).
+		_ = s.conn.NetConn().SetWriteDeadline(time.Now().Add(closeGrace))
+		closed = true
 	})
+	return closed
 }
 
 // Hub accepts agent websockets and tracks sessions and presence.
@@ -135,6 +168,7 @@ type Hub struct {
 	sessions map[string]*Session
 	closed   bool
 	wg       sync.WaitGroup
+	dropped  prometheus.Counter
 }
 
 // NewHub builds a hub. reg may be nil.
@@ -149,7 +183,9 @@ func NewHub(cfg HubConfig, h Handler, reg prometheus.Registerer, log *slog.Logge
 		log = slog.New(slog.DiscardHandler)
 	}
 	cfg.defaults()
-	hub := &Hub{cfg: cfg, handler: h, log: log, sessions: map[string]*Session{}}
+	hub := &Hub{cfg: cfg, handler: h, log: log, sessions: map[string]*Session{},
+		dropped: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "callgw", Name: "agent_sessions_dropped_total",
+			Help: "Agent sessions closed (1008) because their send queue overflowed: the client did not read its messages."})}
 	hub.up = websocket.Upgrader{
 		ReadBufferSize: 4096, WriteBufferSize: 4096,
 		// Tokens travel in the hello message, never in cookies, so a foreign
@@ -186,14 +222,15 @@ func (h *Hub) serve(ctx context.Context, conn *websocket.Conn) {
 	claims, ref, err := h.hello(conn)
 	if err != nil {
 		var ce *CodedError
-		code, close := CodeUnauthenticated, 4001
+		code, close, msg := CodeUnauthenticated, 4001, "first message must be hello with a token"
 		if errors.As(err, &ce) {
-			code = ce.Code
+			code, msg = ce.Code, ce.Message // fixed texts: the cause (e.g. a read timeout) is not for the client
 			if code == CodeUnsupportedVersion {
 				close = 4002
 			}
 		}
-		b, _ := json.Marshal(ErrorMsg{Type: TypeError, Code: code, Message: err.Error(), Ref: ref})
+		h.log.Debug("agents: hello refused", "code", code, "err", err)
+		b, _ := json.Marshal(ErrorMsg{Type: TypeError, Code: code, Message: msg, Ref: ref})
 		_ = conn.SetWriteDeadline(time.Now().Add(time.Second))
 		_ = conn.WriteMessage(websocket.TextMessage, b)
 		_ = conn.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(close, code))
@@ -268,12 +305,24 @@ func (h *Hub) reader(ctx context.Context, s *Session) {
 	conn := s.conn
 	_ = conn.SetReadDeadline(time.Now().Add(h.cfg.PongWait))
 	conn.SetPongHandler(func(string) error {
+		select {
+		case <-s.done:
+			return nil // closing: the close grace stands
+		default:
+		}
 		return conn.SetReadDeadline(time.Now().Add(h.cfg.PongWait))
 	})
 	for {
 		mt, b, err := conn.ReadMessage()
 		if err != nil {
 			return
+		}
+		select {
+		case <-s.done:
+			// Closing: what the peer still sends is read (so the socket
+			// does not end with a reset) and dropped.
+			continue
+		default:
 		}
 		_ = conn.SetReadDeadline(time.Now().Add(h.cfg.PongWait))
 		if mt != websocket.TextMessage {
@@ -350,6 +399,15 @@ func (h *Hub) writer(s *Session) {
 				return
 			}
 		case <-s.done:
+			if code := s.closeCode.Load(); code != 0 {
+				// Closed with a code: the queue is dropped, the close frame
+				// is sent, and the reader gets closeGrace to read the
+				// peer's answer.
+				_ = s.conn.WriteControl(websocket.CloseMessage,
+					websocket.FormatCloseMessage(int(code), s.closeReason), time.Now().Add(time.Second))
+				_ = s.conn.SetReadDeadline(time.Now().Add(closeGrace))
+				return
+			}
 			// Flush what is queued (e.g. call_ended before a drain), then go.
 			for {
 				select {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net"
 	"net/http/httptest"
 	"strings"
 	"sync"
@@ -394,6 +395,7 @@ func TestHubSlowConsumerIsDropped(t *testing.T) {
 	if !dropped {
 		t.Fatal("the slow consumer was never dropped")
 	}
+
 	ss := e.hub.Sessions(nil)
 	if len(ss) != 1 || ss[0].Agent != "fast" {
 		t.Fatalf("sessions left: %d", len(ss))
@@ -470,4 +472,78 @@ func TestNewHubRejectsBadConfig(t *testing.T) {
 			}
 		})
 	}
+}
+
+func counter(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name && len(mf.GetMetric()) == 1 {
+			return mf.GetMetric()[0].GetCounter().GetValue()
+		}
+	}
+	t.Fatalf("no metric %s", name)
+	return 0
+}
+
+// TestHubFloodingSessionGetsPolicyClose: a client that floods the server
+// with requests and does not read the answers overflows its send queue; it
+// is cut with a close frame 1008 (policy violation), not a TCP reset, and
+// what it sent meanwhile is not acted on.
+func TestHubFloodingSessionGetsPolicyClose(t *testing.T) {
+	e := startHub(t, agents.HubConfig{SendQueue: 4})
+	// A small receive buffer, so that unread answers back up quickly.
+	d := websocket.Dialer{NetDialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+		if tc, ok := c.(*net.TCPConn); ok {
+			_ = tc.SetReadBuffer(4096)
+		}
+		return c, err
+	}}
+	c, _, err := d.Dial(e.url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	send(t, c, map[string]any{"type": "hello", "v": 1, "token": token(t, "flood")})
+	var w agents.Welcome
+	readInto(t, c, &w)
+
+	ref := strings.Repeat("r", 64)
+	deadline := time.Now().Add(30 * time.Second)
+	sent := 0
+	for counter(t, e.reg, "callgw_agent_sessions_dropped_total") == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("no drop after %d pings", sent)
+		}
+		for range 500 {
+			_ = c.SetWriteDeadline(time.Now().Add(wait))
+			if err := c.WriteJSON(map[string]any{"type": "ping", "ref": ref}); err != nil {
+				t.Fatalf("write after %d pings: %v", sent, err)
+			}
+			sent++
+		}
+	}
+	// A command sent after the cut is not handled.
+	send(t, c, map[string]any{"type": "presence", "status": "available", "ref": "late"})
+	if got := closeCode(t, c); got != websocket.ClosePolicyViolation {
+		t.Fatalf("close code %d, want 1008", got)
+	}
+	select {
+	case s := <-e.h.closed:
+		if s.Agent != "flood" {
+			t.Fatalf("%s closed", s.Agent)
+		}
+	case <-time.After(wait):
+		t.Fatal("the flooding session was not closed")
+	}
+	select {
+	case s := <-e.h.presence:
+		t.Fatalf("presence of %s handled after the cut", s.Agent)
+	default:
+	}
+	t.Logf("dropped after %d pings", sent)
 }

@@ -3,7 +3,7 @@ package agents
 import "github.com/prometheus/client_golang/prometheus"
 
 func newMetrics(reg prometheus.Registerer, h *Hub) {
-	reg.MustRegister(
+	reg.MustRegister(h.dropped,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "callgw", Name: "agents_connected",
 			Help: "Distinct agents with at least one open websocket session on this instance."},
 			func() float64 {

@@ -6,11 +6,21 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"net"
 	"net/http"
+	"path"
+	"reflect"
+	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/callgw/callgw/billing"
 	"github.com/callgw/callgw/call"
@@ -37,6 +47,9 @@ type Calls interface {
 	RequestPermission(ctx context.Context, to, text string) (permissions.Decision, error)
 	Live() []agents.CallInfo
 	PermissionOutcomes(ctx context.Context, month string) (map[string]int64, error)
+	// AvailableAgents returns the agents available on any instance of the
+	// cluster (the hub only knows its own sessions).
+	AvailableAgents() map[string]bool
 }
 
 // Ledger is what the API needs from billing.
@@ -45,10 +58,10 @@ type Ledger interface {
 	Calls(ctx context.Context, f billing.CallFilter) ([]billing.Entry, string, error)
 }
 
-// Agents is what the API needs from the agent hub.
+// Agents is what the API needs from the agent hub (this instance's
+// sessions, for the live view).
 type Agents interface {
 	Sessions(keep func(*agents.Session) bool) []*agents.Session
-	AvailableAgents() map[string]bool
 }
 
 // Config configures the API.
@@ -134,7 +147,27 @@ func (a *API) Handler() http.Handler {
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", "no such endpoint")
 	})
-	return mux
+	// ServeMux answers an unclean path ("/api/v1/permissions/.", "//")
+	// with an HTML redirect; the API answers JSON: no such endpoint.
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if p := r.URL.Path; p != cleanPath(p) {
+			writeError(w, http.StatusNotFound, "not_found", "no such endpoint")
+			return
+		}
+		mux.ServeHTTP(w, r)
+	})
+}
+
+// cleanPath is path.Clean keeping a trailing slash.
+func cleanPath(p string) string {
+	if p == "" {
+		return "/"
+	}
+	c := path.Clean(p)
+	if strings.HasSuffix(p, "/") && c != "/" {
+		c += "/"
+	}
+	return c
 }
 
 type handlerFunc func(w http.ResponseWriter, r *http.Request, p principal)
@@ -153,8 +186,8 @@ func rank(r Role) int {
 
 func (a *API) auth(min Role, h handlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		if !ok || tok == "" {
+		tok, ok := bearer(r.Header.Get("Authorization"))
+		if !ok {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="callgw"`)
 			writeError(w, http.StatusUnauthorized, "unauthenticated", "send Authorization: Bearer <API key or agent token>")
 			return
@@ -170,6 +203,17 @@ func (a *API) auth(min Role, h handlerFunc) http.Handler {
 		}
 		h(w, r, p)
 	})
+}
+
+// bearer reads "Bearer <credential>"; the scheme is case-insensitive
+// (RFC 9110 §11.1) and may be followed by several spaces.
+func bearer(h string) (string, bool) {
+	scheme, tok, ok := strings.Cut(strings.TrimSpace(h), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "", false
+	}
+	tok = strings.TrimSpace(tok)
+	return tok, tok != ""
 }
 
 func (a *API) principal(tok string) (principal, bool) {
@@ -192,9 +236,14 @@ func (a *API) getConfig(w http.ResponseWriter, _ *http.Request) {
 }
 
 func (a *API) getPermission(w http.ResponseWriter, r *http.Request, _ principal) {
-	d, err := a.calls.PermissionState(r.Context(), r.PathValue("number"))
+	number := r.PathValue("number")
+	if !validUser(number) {
+		writeError(w, http.StatusBadRequest, agents.CodeInvalidNumber, msgInvalidUser)
+		return
+	}
+	d, err := a.calls.PermissionState(r.Context(), number)
 	if err != nil {
-		a.fail(w, err)
+		a.fail(w, r, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, d)
@@ -206,10 +255,57 @@ type toBody struct {
 	Text  string `json:"text,omitempty"`
 }
 
+// Limits of request fields.
+const (
+	maxBody      = 16 << 10
+	maxTextRunes = 1024 // WhatsApp's limit on an interactive message body
+	maxAgentLen  = 128
+)
+
+const msgInvalidUser = "\"to\" must be a phone number in E.164 (with or without +) or a WhatsApp user id (BSUID)"
+
+// validUser reports whether s is a phone number or a BSUID
+// (internal/phone.ParseUser), judged before any resource is used.
+func validUser(s string) bool {
+	if len(s) > 64 {
+		return false
+	}
+	_, err := phone.ParseUser(s)
+	return err == nil
+}
+
+// validAgent reports whether s can be an agent id (a token subject):
+// printable, no spaces, at most 128 bytes.
+func validAgent(s string) bool {
+	if s == "" || len(s) > maxAgentLen || !utf8.ValidString(s) {
+		return false
+	}
+	for _, r := range s {
+		if r <= ' ' || r == 0x7f || !unicode.IsPrint(r) {
+			return false
+		}
+	}
+	return true
+}
+
+// decode reads one JSON object of at most 16 KiB; the messages are fixed
+// texts (the decoder's wording stays out of answers).
 func decode(w http.ResponseWriter, r *http.Request, v any) bool {
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 16<<10))
-	if err := dec.Decode(v); err != nil {
-		writeError(w, http.StatusBadRequest, "bad_request", "body must be JSON: "+err.Error())
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
+	err := dec.Decode(v)
+	if err == nil && dec.More() {
+		err = errors.New("trailing data")
+	}
+	if err != nil {
+		var mbe *http.MaxBytesError
+		msg := "body must be one JSON object"
+		switch {
+		case errors.As(err, &mbe):
+			msg = "body over 16 KiB"
+		case errors.Is(err, io.EOF):
+			msg = "body is empty: send a JSON object"
+		}
+		writeError(w, http.StatusBadRequest, "bad_request", msg)
 		return false
 	}
 	return true
@@ -220,9 +316,17 @@ func (a *API) postPermissionRequest(w http.ResponseWriter, r *http.Request, _ pr
 	if !decode(w, r, &b) {
 		return
 	}
+	if !validUser(b.To) {
+		writeError(w, http.StatusBadRequest, agents.CodeInvalidNumber, msgInvalidUser)
+		return
+	}
+	if !utf8.ValidString(b.Text) || utf8.RuneCountInString(b.Text) > maxTextRunes {
+		writeError(w, http.StatusBadRequest, "bad_request", "\"text\" must be UTF-8 of at most 1024 characters")
+		return
+	}
 	d, err := a.calls.RequestPermission(r.Context(), b.To, b.Text)
 	if err != nil {
-		a.failWith(w, err, d)
+		a.failWith(w, r, err, d)
 		return
 	}
 	writeJSON(w, http.StatusAccepted, d)
@@ -233,8 +337,12 @@ func (a *API) postCall(w http.ResponseWriter, r *http.Request, p principal) {
 	if !decode(w, r, &b) {
 		return
 	}
-	if _, err := phone.Parse(b.To); err != nil {
-		writeError(w, http.StatusBadRequest, agents.CodeInvalidNumber, "\"to\" must be a phone number in E.164")
+	if !validUser(b.To) {
+		writeError(w, http.StatusBadRequest, agents.CodeInvalidNumber, msgInvalidUser)
+		return
+	}
+	if b.Agent != "" && !validAgent(b.Agent) {
+		writeError(w, http.StatusBadRequest, "bad_request", "\"agent\" must be an agent id (printable, no spaces, at most 128 bytes)")
 		return
 	}
 	agent := b.Agent
@@ -246,7 +354,9 @@ func (a *API) postCall(w http.ResponseWriter, r *http.Request, p principal) {
 		agent = p.agent
 	}
 	if agent == "" {
-		for ag := range a.agents.AvailableAgents() {
+		// Any agent available on any instance: call control routes the
+		// agent leg to the instance holding the agent's socket.
+		for ag := range a.calls.AvailableAgents() {
 			agent = ag
 			break
 		}
@@ -257,27 +367,63 @@ func (a *API) postCall(w http.ResponseWriter, r *http.Request, p principal) {
 	}
 	ci, err := a.calls.Dial(r.Context(), agent, b.To)
 	if err != nil {
-		a.fail(w, err)
+		a.fail(w, r, err)
 		return
 	}
 	writeJSON(w, http.StatusCreated, ci)
 }
 
+// badParam answers 400 for a query parameter.
+func badParam(w http.ResponseWriter, msg string) {
+	writeError(w, http.StatusBadRequest, "bad_request", msg)
+}
+
+// format reads ?format= (csv, json or absent); ok is false after a 400.
+func format(w http.ResponseWriter, r *http.Request) (csv, ok bool) {
+	switch r.URL.Query().Get("format") {
+	case "":
+		return strings.Contains(r.Header.Get("Accept"), "text/csv"), true
+	case "csv":
+		return true, true
+	case "json":
+		return false, true
+	}
+	badParam(w, "format must be csv or json")
+	return false, false
+}
+
+// cursorRe: a ledger sequence, positive, at most 18 digits (fits int64).
+var cursorRe = regexp.MustCompile(`^[1-9][0-9]{0,17}$`)
+
 func (a *API) getCalls(w http.ResponseWriter, r *http.Request, p principal) {
 	q := r.URL.Query()
 	f := billing.CallFilter{Agent: q.Get("agent"), Number: q.Get("number"), Cursor: q.Get("cursor")}
+	if f.Cursor != "" && !cursorRe.MatchString(f.Cursor) {
+		badParam(w, "cursor must be a next_cursor this API returned")
+		return
+	}
+	if f.Number != "" {
+		if _, err := phone.Parse(f.Number); err != nil || len(f.Number) > 64 {
+			badParam(w, "number must be a phone number in E.164 (with or without +)")
+			return
+		}
+	}
+	if f.Agent != "" && !validAgent(f.Agent) {
+		badParam(w, "agent must be an agent id (printable, no spaces, at most 128 bytes)")
+		return
+	}
 	if p.role == RoleAgent {
 		f.Agent = p.agent
 	}
 	if v := q.Get("direction"); v != "" {
 		if f.Direction = call.ParseDirection(v); f.Direction == call.DirectionUnknown {
-			writeError(w, http.StatusBadRequest, "bad_request", "direction must be user_initiated or business_initiated")
+			badParam(w, "direction must be user_initiated or business_initiated")
 			return
 		}
 	}
 	if v := q.Get("outcome"); v != "" {
 		if f.Outcome = call.ParseOutcome(v); f.Outcome == call.OutcomeUnknown {
-			writeError(w, http.StatusBadRequest, "bad_request", "unknown outcome")
+			badParam(w, "outcome must be answered, missed, declined, unanswered or failed")
 			return
 		}
 	}
@@ -288,35 +434,45 @@ func (a *API) getCalls(w http.ResponseWriter, r *http.Request, p principal) {
 		if v := q.Get(tv.name); v != "" {
 			t, err := time.Parse(time.RFC3339, v)
 			if err != nil {
-				writeError(w, http.StatusBadRequest, "bad_request", tv.name+" must be RFC 3339")
+				badParam(w, tv.name+" must be RFC 3339 (e.g. 2026-11-01T00:00:00Z)")
 				return
 			}
 			*tv.dst = t
 		}
 	}
+	if !f.From.IsZero() && !f.To.IsZero() && !f.From.Before(f.To) {
+		badParam(w, "from must be before to")
+		return
+	}
 	if v := q.Get("limit"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > 1000 {
-			writeError(w, http.StatusBadRequest, "bad_request", "limit must be 1..1000")
+			badParam(w, "limit must be 1..1000")
 			return
 		}
 		f.Limit = n
 	}
+	asCSV, ok := format(w, r)
+	if !ok {
+		return
+	}
 	es, next, err := a.ledger.Calls(r.Context(), f)
 	if err != nil {
-		a.fail(w, err)
+		a.fail(w, r, err)
 		return
 	}
 	// Admins always see full numbers; others only when the operator turned
 	// masking off (CALLGW_MASK_NUMBERS=false), as agents' ringing calls do.
 	mask := !p.fullNumbers() && a.cfg.MaskNumbers
-	if wantsCSV(r) {
+	if asCSV {
 		w.Header().Set("Content-Type", "text/csv; charset=utf-8")
 		w.Header().Set("Content-Disposition", `attachment; filename="calls.csv"`)
 		if next != "" {
 			w.Header().Set("X-Next-Cursor", next)
 		}
-		_ = billing.WriteCallsCSV(w, es, mask)
+		if err := billing.WriteCallsCSV(w, es, mask); err != nil {
+			a.log.Warn("api: calls CSV not fully written", "err", err)
+		}
 		return
 	}
 	if mask {
@@ -339,24 +495,30 @@ func (a *API) getUsage(w http.ResponseWriter, r *http.Request, _ principal) {
 	if month == "" {
 		month = a.cfg.Now().In(a.cfg.Location).Format("2006-01")
 	}
-	if _, err := time.Parse("2006-01", month); err != nil {
-		writeError(w, http.StatusBadRequest, "bad_request", "month must be YYYY-MM")
+	if _, err := billing.ParseMonth(month); err != nil {
+		badParam(w, "month must be YYYY-MM")
+		return
+	}
+	asCSV, ok := format(w, r)
+	if !ok {
 		return
 	}
 	rep, err := a.ledger.Usage(r.Context(), month)
 	if err != nil {
-		a.fail(w, err)
+		a.fail(w, r, err)
 		return
 	}
-	if wantsCSV(r) {
+	if asCSV {
 		w.Header().Set("Content-Type", "text/csv; charset=utf-8")
 		w.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="usage-%s.csv"`, month))
-		_ = billing.WriteUsageCSV(w, rep)
+		if err := billing.WriteUsageCSV(w, rep); err != nil {
+			a.log.Warn("api: usage CSV not fully written", "err", err)
+		}
 		return
 	}
 	outcomes, err := a.calls.PermissionOutcomes(r.Context(), month)
 	if err != nil {
-		a.fail(w, err)
+		a.fail(w, r, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, usageWithPermissions{UsageReport: rep, PermissionRequests: outcomes})
@@ -399,12 +561,8 @@ func (a *API) getLive(w http.ResponseWriter, _ *http.Request, p principal) {
 	writeJSON(w, http.StatusOK, map[string]any{"calls": calls, "agents": list})
 }
 
-func wantsCSV(r *http.Request) bool {
-	return r.URL.Query().Get("format") == "csv" || strings.Contains(r.Header.Get("Accept"), "text/csv")
-}
-
 // fail maps an error to a status and JSON body.
-func (a *API) fail(w http.ResponseWriter, err error) { a.failWith(w, err, nil) }
+func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) { a.failWith(w, r, err, nil) }
 
 var statusForCode = map[string]int{
 	agents.CodeInvalidNumber: http.StatusBadRequest,
@@ -417,24 +575,32 @@ var statusForCode = map[string]int{
 
 // failWith maps call control's errors to HTTP, here at the REST edge; the
 // body is {"error":{code,message,meta_code?}} plus the permission state
-// when one is given.
-func (a *API) failWith(w http.ResponseWriter, err error, decision any) {
+// when one is given. Messages are fixed texts: the error's own text (which
+// may name addresses, keys or timeouts) goes to the log only.
+func (a *API) failWith(w http.ResponseWriter, r *http.Request, err error, decision any) {
 	st, code, msg, metaCode := problem(err)
-	if st == http.StatusInternalServerError {
-		a.log.Error("api", "err", err)
+	switch {
+	case st >= 500 && st != http.StatusBadGateway && st != http.StatusServiceUnavailable:
+		a.log.Error("api: internal error", "method", r.Method, "path", r.URL.Path, "err", err)
+	case st >= 500:
+		a.log.Warn("api: dependency failed", "method", r.Method, "path", r.URL.Path, "status", st, "code", code, "err", err)
 	}
 	e := map[string]any{"code": code, "message": msg}
 	if metaCode != 0 {
 		e["meta_code"] = metaCode
 	}
 	body := map[string]any{"error": e}
-	if decision != nil {
+	if decision != nil && !reflect.ValueOf(decision).IsZero() {
 		body["permission"] = decision
 	}
 	writeJSON(w, st, body)
 }
 
-// problem is the status, code and message of an error of call control.
+const msgUnavailable = "state store unavailable, try again"
+
+// problem is the status, code and message of an error of call control, the
+// ledger or the permission store. Client mistakes are 4xx, dependency
+// outages 502/503; 500 is left for bugs.
 func problem(err error) (status int, code, msg string, metaCode int) {
 	var (
 		ce *agents.CodedError
@@ -463,7 +629,10 @@ func problem(err error) (status int, code, msg string, metaCode int) {
 		status     int
 		code, text string
 	}{
-		{signaling.ErrInvalidNumber, http.StatusBadRequest, agents.CodeInvalidNumber, "not a valid phone number"},
+		{signaling.ErrInvalidNumber, http.StatusBadRequest, agents.CodeInvalidNumber, "not a valid phone number or WhatsApp user id"},
+		{permissions.ErrInvalidPair, http.StatusBadRequest, agents.CodeInvalidNumber, "not a valid phone number or WhatsApp user id"},
+		{billing.ErrInvalidCursor, http.StatusBadRequest, "bad_request", "cursor must be a next_cursor this API returned"},
+		{billing.ErrInvalidMonth, http.StatusBadRequest, "bad_request", "month must be YYYY-MM"},
 		{signaling.ErrTemplateRequired, http.StatusConflict, "template_required", "outside the user's 24 h customer service window a permission request must be a template: configure CALLGW_PERMISSION_TEMPLATE"},
 		{signaling.ErrOutsideWindow, http.StatusConflict, "outside_window", "only possible inside the user's 24 h customer service window (the user must have written or called in the last 24 h)"},
 		{signaling.ErrUnknownNumber, http.StatusNotFound, "unknown_number", "not a number this deployment serves"},
@@ -476,7 +645,10 @@ func problem(err error) (status int, code, msg string, metaCode int) {
 		{signaling.ErrOutOfTurn, http.StatusConflict, agents.CodeOutOfTurn, "not possible in the call's current state"},
 		{signaling.ErrNotAvailable, http.StatusConflict, agents.CodeNotAvailable, "the agent is not available"},
 		{signaling.ErrDraining, http.StatusServiceUnavailable, agents.CodeUnavailable, "this instance is shutting down"},
-		{signaling.ErrStore, http.StatusServiceUnavailable, agents.CodeUnavailable, "state store unavailable, try again"},
+		{signaling.ErrStore, http.StatusServiceUnavailable, agents.CodeUnavailable, msgUnavailable},
+		{billing.ErrLedger, http.StatusServiceUnavailable, agents.CodeUnavailable, "call log unavailable, try again"},
+		{permissions.ErrUnavailable, http.StatusServiceUnavailable, agents.CodeUnavailable, msgUnavailable},
+		{permissions.ErrMetaFallback, http.StatusServiceUnavailable, agents.CodeUnavailable, "permission state unavailable (state store and WhatsApp), try again"},
 		{signaling.ErrNotConfigured, http.StatusServiceUnavailable, agents.CodeUnavailable, "outbound calling is not configured"},
 		{signaling.ErrMediaSetup, http.StatusServiceUnavailable, agents.CodeUnavailable, "media could not be set up, try again"},
 	} {
@@ -484,7 +656,24 @@ func problem(err error) (status int, code, msg string, metaCode int) {
 			return m.status, m.code, m.text, 0
 		}
 	}
+	if isOutage(err) {
+		return http.StatusServiceUnavailable, agents.CodeUnavailable, msgUnavailable, 0
+	}
 	return http.StatusInternalServerError, agents.CodeInternal, "internal error", 0
+}
+
+// isOutage reports whether err is a dependency failing (Redis or the
+// network), not a bug: a Redis error reply, a network error, a closed
+// client, a timeout.
+func isOutage(err error) bool {
+	var (
+		re redis.Error
+		ne net.Error
+	)
+	return errors.As(err, &re) || errors.As(err, &ne) || errors.Is(err, redis.ErrClosed) ||
+		errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) ||
+		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNREFUSED) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
 }
 
 func writeError(w http.ResponseWriter, status int, code, msg string) {
