@@ -134,7 +134,8 @@ func (c *Controller) RequestPermission(ctx context.Context, to, text string) (pe
 	pair := c.pairOf(u)
 	open, err := c.store.windowOpen(ctx, pair.Business, u)
 	if err != nil {
-		return permissions.Decision{}, err
+		// Fails closed, as the permission tracker does without Redis.
+		return permissions.Decision{Reason: permissions.ReasonRedisUnavailable}, err
 	}
 	var tmpl cloudapi.TemplateRef
 	if !open {

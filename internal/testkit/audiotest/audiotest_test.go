@@ -12,8 +12,8 @@ func TestDecodeToneFixture(t *testing.T) {
 		file string
 		want float64
 	}{
-		{"../../testdata/audio/caller-440.ogg", 440},
-		{"../../testdata/audio/agent-1000.ogg", 1000},
+		{"../../../testdata/audio/caller-440.ogg", 440},
+		{"../../../testdata/audio/agent-1000.ogg", 1000},
 	} {
 		t.Run(tc.file, func(t *testing.T) {
 			f, err := os.Open(tc.file)
