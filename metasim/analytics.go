@@ -348,3 +348,11 @@ func sortedKeys[V any](m map[pointKey]V) []pointKey {
 	})
 	return keys
 }
+
+// SetPricing changes what the simulated Meta reports in message statuses'
+// pricing objects from now on (a test knob, like SetAnalyticsSkew).
+func (s *Sim) SetPricing(p Pricing) {
+	s.mu.Lock()
+	s.cfg.Pricing = p
+	s.mu.Unlock()
+}

@@ -190,9 +190,16 @@ func checkVoiceCall(req messageRequest) *graphError {
 	return nil
 }
 
+// pricing is the current Pricing (SetPricing may change it).
+func (s *Sim) pricing() Pricing {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.cfg.Pricing
+}
+
 func (s *Sim) serviceType(now time.Time) string {
-	if s.cfg.Pricing.ServiceType != "" {
-		return s.cfg.Pricing.ServiceType
+	if t := s.pricing().ServiceType; t != "" {
+		return t
 	}
 	if now.Before(pricingChange) {
 		return "free_customer_service"
@@ -201,8 +208,8 @@ func (s *Sim) serviceType(now time.Time) string {
 }
 
 func (s *Sim) utilityInWindowType(now time.Time) string {
-	if s.cfg.Pricing.UtilityInWindowType != "" {
-		return s.cfg.Pricing.UtilityInWindowType
+	if t := s.pricing().UtilityInWindowType; t != "" {
+		return t
 	}
 	return s.serviceType(now)
 }

@@ -538,3 +538,72 @@ numbers:
 		t.Fatalf("entry %+v", e)
 	}
 }
+
+// Meta bills business-initiated calls in 6-second pulses, a begun pulse
+// whole: a call that lasts 61 s is billed 66 s at the GB rate.
+func TestOutboundCallBilledInSixSecondPulses(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a 61-second call")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Second)
+	defer cancel()
+	ta := startApp(t)
+	const user = "+447700900390"
+	ta.Sim.SetUser(user, metasim.UserBehavior{Audio: oggBytes(t, "caller-440.ogg"), AnswerAfter: 200 * time.Millisecond})
+	ag := ta.agent(t, ctx, "pia")
+	grantByRequest(t, ctx, ag, user, "p")
+	id := dialAndLeg(t, ctx, ag, user, "d")
+	if _, err := ag.Wait(ctx, func(m agentclient.Msg) bool {
+		return m.Type == "call" && m.Call != nil && m.Call.ID == id && m.Call.State == "connected"
+	}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(61500 * time.Millisecond) // the call's length (what is billed), not an assertion on time
+	if err := ag.Send(map[string]any{"type": "hangup", "call_id": id}); err != nil {
+		t.Fatal(err)
+	}
+	e := waitEntry(t, ctx, ta, id)
+	secs := e.MetaEnd.Sub(e.MetaStart) / time.Second
+	if secs < 61 || secs > 65 || !e.DurationFromMeta() {
+		t.Fatalf("Meta's duration %v (entry %+v)", secs, e)
+	}
+	if e.BilledSeconds != 66 || e.CostMicros != 24200 || e.Country != "GB" { // 66 s × 22,000 µ$/min
+		t.Fatalf("billed %d s for %d micros (%s), want 66 s for 24200", e.BilledSeconds, e.CostMicros, e.Country)
+	}
+}
+
+// A permission request Meta reports free (free_customer_service inside the
+// window, as before October 2026) is counted free, by its type, and costs 0.
+func TestFreeMessageCountedByType(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	ta := startApp(t)
+	ta.Sim.SetPricing(metasim.Pricing{ServiceType: "free_customer_service"})
+	const user = "+447700900391"
+	ag := ta.agent(t, ctx, "rae")
+	wamid, err := ta.Sim.SendUserMessage("", user, "call me please")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ta.Sim.WaitWebhook(ctx, func(w metasim.SentWebhook) bool {
+		return w.Status == 200 && strings.Contains(string(w.Body), wamid)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	grantByRequest(t, ctx, ag, user, "p")
+	sup, _ := ta.AgentToken("sup", "supervisor", time.Hour)
+	month := time.Now().UTC().Format("2006-01")
+	var rep billing.UsageReport
+	waitFor(t, ctx, "the free request counted", func() bool {
+		getJSON(t, ta, "/api/v1/usage?month="+month, sup, &rep)
+		for _, m := range rep.Messages {
+			if m.Free["free_customer_service"] == 1 {
+				return true
+			}
+		}
+		return false
+	})
+	if c := messageCost(rep); c != 0 {
+		t.Fatalf("a free message cost %d", c)
+	}
+}
