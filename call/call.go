@@ -156,6 +156,10 @@ type Record struct {
 	ErrorCode     int       `json:"error_code,omitempty"` // Meta error code, if any
 	Payload       string    `json:"payload,omitempty"`    // deeplink/cta payload that brought the user
 	Opaque        string    `json:"biz_opaque,omitempty"` // biz_opaque_callback_data
+	// MediaFailure says why a leg carried no media when that ended the
+	// call: "<leg>:<cause>", leg whatsapp|agent, cause one of media's
+	// bounded diagnoses (e.g. "agent:nothing_from_peer").
+	MediaFailure string `json:"media_failure,omitempty"`
 }
 
 // Connected reports whether media connected (the only calls that can cost).

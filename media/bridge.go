@@ -12,6 +12,8 @@ import (
 
 	"github.com/pion/rtcp"
 	"github.com/pion/webrtc/v4"
+
+	"github.com/callgw/callgw/internal/mediadiag"
 )
 
 // Events are the bridge's callbacks. All are optional. They are called from
@@ -87,6 +89,7 @@ type Bridge struct {
 	waStarted   atomic.Bool
 	waSilenceOK atomic.Bool
 	rtcpNext    time.Time // pacer only
+	snapNext    time.Time // pacer only: next stats snapshot of legs not connected
 }
 
 // leg is one PeerConnection with our single outgoing track.
@@ -96,8 +99,16 @@ type leg struct {
 	pc        *webrtc.PeerConnection
 	track     *outTrack
 	sender    *webrtc.RTPSender
-	rttFresh  atomic.Bool             // an RTT sample arrived since the last report
-	fast      atomic.Pointer[fastLeg] // PathFast, once connected
+	rttFresh  atomic.Bool // an RTT sample arrived since the last report
+	// snap is the leg's last stats snapshot while not connected: Pion drops
+	// the candidate pairs when ICE fails, and a diagnosis needs them.
+	snap atomic.Pointer[webrtc.StatsReport]
+	born time.Time // when the leg was built (snapshots only for legs slow to connect)
+	// state is the leg's last PeerConnection state (LegState): stats are
+	// read only while new/connecting/connected, never on a leg Pion may be
+	// closing (Pion's GetStats races its own close).
+	state atomic.Uint32
+	fast  atomic.Pointer[fastLeg] // PathFast, once connected
 }
 
 func newBridge(e *Engine, id string, ev Events) *Bridge {
@@ -153,7 +164,7 @@ func (b *Bridge) newWhatsAppLeg(tpl apiTemplate) (*leg, error) {
 	if b.wa != nil {
 		return nil, ErrLegExists
 	}
-	l := &leg{kind: legWhatsApp, track: b.out.initTrack()}
+	l := &leg{kind: legWhatsApp, track: b.out.initTrack(), born: time.Now()}
 	pc, err := b.newPC(tpl, l, nil)
 	if err != nil {
 		return nil, err
@@ -279,7 +290,7 @@ func (b *Bridge) OfferAgent(ctx context.Context) (string, error) {
 	if b.isShut.Load() {
 		return "", ErrClosed
 	}
-	l := &leg{kind: legAgent, track: newOutTrack("audio", "callgw-"+b.id)}
+	l := &leg{kind: legAgent, track: newOutTrack("audio", "callgw-"+b.id), born: time.Now()}
 	pc, err := b.newPC(b.e.agAPI, l, b.e.cfg.AgentICEServers)
 	if err != nil {
 		return "", err
@@ -469,6 +480,7 @@ func (b *Bridge) onWAState(s webrtc.PeerConnectionState) {
 	defer b.wg.Done()
 	st := legStateFrom(s)
 	if w := b.waLeg(); w != nil {
+		w.state.Store(uint32(st))
 		b.fastSwitch(w, st)
 		w.connected.Store(st == LegConnected)
 	}
@@ -489,6 +501,7 @@ func (b *Bridge) onAgentState(l *leg, s webrtc.PeerConnectionState) {
 	}
 	defer b.wg.Done()
 	st := legStateFrom(s)
+	l.state.Store(uint32(st))
 	if b.agent.Load() == l {
 		b.fastSwitch(l, st)
 	}
@@ -586,4 +599,58 @@ func (b *Bridge) fastSwitch(l *leg, st LegState) {
 	case st == LegFailed || st == LegClosed:
 		b.dropFast(l)
 	}
+}
+
+// snapshotLegs keeps a stats snapshot of each leg that has not connected
+// within two seconds (pacer, once a second), for Diagnose. Legs that
+// connect in time cost nothing.
+func (b *Bridge) snapshotLegs(now time.Time) {
+	for _, l := range []*leg{b.waLeg(), b.agent.Load()} {
+		if l == nil || l.pc == nil || now.Sub(l.born) <= 2*time.Second {
+			continue
+		}
+		if st := LegState(l.state.Load()); st == LegUnknown || st == LegNew || st == LegConnecting {
+			r := l.pc.GetStats()
+			l.snap.Store(&r)
+		}
+	}
+}
+
+// Diagnose says why a leg carries no media, in one of mediadiag's bounded
+// causes (no_remote_candidates, nothing_from_peer, checks_unanswered,
+// ice_failed, dtls_failed, no_media_from_peer, media_stopped, unknown),
+// counts it in callgw_media_failures_total{leg,cause} and logs the details
+// (no addresses). "" when the leg does not exist.
+func (b *Bridge) Diagnose(agentLeg bool) string {
+	name, l := "whatsapp", b.waLeg()
+	st := b.Stats()
+	rx := st.WhatsApp.PacketsReceived
+	if agentLeg {
+		name, l, rx = "agent", b.agent.Load(), st.Agent.PacketsReceived
+	}
+	if l == nil || l.pc == nil {
+		return ""
+	}
+	var r webrtc.StatsReport
+	if LegState(l.state.Load()) == LegConnected {
+		r = l.pc.GetStats()
+	}
+	if !hasPairs(r) {
+		if s := l.snap.Load(); s != nil {
+			r = *s
+		}
+	}
+	d := mediadiag.Diagnose(r, rx)
+	b.e.diag.Observe(name, d)
+	b.log.Warn("media diagnosis", "leg", name, "diagnosis", d.String())
+	return d.Cause.String()
+}
+
+func hasPairs(r webrtc.StatsReport) bool {
+	for _, s := range r {
+		if _, ok := s.(webrtc.ICECandidatePairStats); ok {
+			return true
+		}
+	}
+	return false
 }

@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"github.com/callgw/callgw/internal/mediadiag"
 	"io"
 	"log/slog"
 	"net"
@@ -48,8 +49,9 @@ type Engine struct {
 	cfg     Config
 	log     *slog.Logger
 	metrics *Metrics
-	waAPI   apiTemplate // answers Meta's offers
-	waOffer apiTemplate // offers to Meta (business-initiated)
+	diag    *mediadiag.Metrics // callgw_media_failures_total{leg,cause}
+	waAPI   apiTemplate        // answers Meta's offers
+	waOffer apiTemplate        // offers to Meta (business-initiated)
 	agAPI   apiTemplate
 	mux     ice.UDPMux
 	fast    *fastSock // PathFast: the one socket, under mux
@@ -85,6 +87,7 @@ func NewEngine(cfg Config, reg prometheus.Registerer) (*Engine, error) {
 		return nil, err
 	}
 	e.metrics = m
+	e.diag = mediadiag.NewMetrics(reg, "whatsapp", "agent")
 	if err := registerActiveGauge(reg, func() float64 { return float64(e.ActiveBridges()) }); err != nil {
 		return nil, err
 	}

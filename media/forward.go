@@ -344,6 +344,10 @@ func (b *Bridge) tick(now time.Time) {
 		b.rtcpNext = now.Add(rtcpInterval)
 		b.sendReports(now)
 	}
+	if !now.Before(b.snapNext) {
+		b.snapNext = now.Add(time.Second)
+		b.snapshotLegs(now)
+	}
 }
 
 // waMayCarry: anything (at least silence and RTCP) may be sent toward

@@ -57,6 +57,9 @@ type Bridge interface {
 	StartWhatsAppMedia() error
 	// ArmWatchdog starts the no-media watchdog (at accept 200 or ACCEPTED).
 	ArmWatchdog() error
+	// Diagnose says why a leg carries no media (a bounded cause), before
+	// the bridge is closed.
+	Diagnose(agentLeg bool) string
 	Stats() media.Stats
 	Close() error
 }

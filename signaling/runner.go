@@ -287,6 +287,14 @@ func (l *liveCall) exec(f lc.Effect) error {
 				l.log.Warn("arm the media watchdog", "err", err)
 			}
 		}
+	case lc.DiagnoseMedia:
+		if l.bridge != nil {
+			leg := "whatsapp"
+			if e.Agent {
+				leg = "agent"
+			}
+			l.then(lc.MediaDiagnosed{When: l.when(), Leg: leg, Cause: l.bridge.Diagnose(e.Agent)})
+		}
 	case lc.CloseMedia:
 		if l.bridge != nil {
 			_ = l.bridge.Close()

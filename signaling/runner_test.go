@@ -3,6 +3,7 @@ package signaling
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"sync"
@@ -110,8 +111,12 @@ func (b fakeBridge) AddAgentCandidate(webrtc.ICECandidateInit) error { return ni
 func (b fakeBridge) SendDTMF(string) error                           { return nil }
 func (b fakeBridge) StartWhatsAppMedia() error                       { b.j.add("media:start"); return nil }
 func (b fakeBridge) ArmWatchdog() error                              { b.j.add("media:watchdog"); return nil }
-func (b fakeBridge) Stats() media.Stats                              { return media.Stats{} }
-func (b fakeBridge) Close() error                                    { b.j.add("media:close"); return nil }
+func (b fakeBridge) Diagnose(agent bool) string {
+	b.j.add(fmt.Sprintf("media:diagnose:%v", agent))
+	return "nothing_from_peer"
+}
+func (b fakeBridge) Stats() media.Stats { return media.Stats{} }
+func (b fakeBridge) Close() error       { b.j.add("media:close"); return nil }
 
 type fakeHub struct {
 	j     *journal

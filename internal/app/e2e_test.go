@@ -671,9 +671,10 @@ func TestClosedTabEndsCallAfterGrace(t *testing.T) {
 		t.Fatal(err)
 	}
 	e := waitEntry(t, ctx, ta, uc.ID())
-	if e.EndReason != call.AgentLost {
+	if e.EndReason != call.AgentLost || !strings.HasPrefix(e.MediaFailure, "agent:") {
 		t.Fatalf("entry %+v", e)
 	}
+	t.Logf("closed tab diagnosed as %s", e.MediaFailure)
 }
 
 func TestMetricsAndHealth(t *testing.T) {
@@ -776,7 +777,11 @@ func TestMediaWatchdogEndsSilentCall(t *testing.T) {
 	if _, err := ta.Sim.WaitRequest(ctx, func(r metasim.GraphRequest) bool { return r.Action == "terminate" && r.CallID == uc.ID() }); err != nil {
 		t.Fatal(err)
 	}
-	if e := waitEntry(t, ctx, ta, uc.ID()); e.EndReason != call.MediaTimeout {
+	// The record says why, in media's words: RTP came, then stopped.
+	if e := waitEntry(t, ctx, ta, uc.ID()); e.EndReason != call.MediaTimeout || e.MediaFailure != "whatsapp:media_stopped" {
 		t.Fatalf("entry %+v", e)
+	}
+	if v := metricValue(t, ta, `callgw_media_failures_total{cause="media_stopped",leg="whatsapp"}`); v != 1 {
+		t.Fatalf("media failures metric %v", v)
 	}
 }

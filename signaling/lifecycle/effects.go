@@ -36,6 +36,9 @@ type (
 	StartWhatsAppMedia struct{}
 	// ArmWatchdog starts the no-media watchdog.
 	ArmWatchdog struct{}
+	// DiagnoseMedia asks media why a leg carries no media (before it is
+	// closed) → MediaDiagnosed.
+	DiagnoseMedia struct{ Agent bool }
 	// CloseMedia closes both legs.
 	CloseMedia struct{}
 	// StartTimer starts (or restarts) a timer.
@@ -75,6 +78,7 @@ func (GraphTerminate) effect()     {}
 func (StartWhatsAppMedia) effect() {}
 func (ArmWatchdog) effect()        {}
 func (CloseMedia) effect()         {}
+func (DiagnoseMedia) effect()      {}
 func (StartTimer) effect()         {}
 func (StopTimer) effect()          {}
 func (Notify) effect()             {}

@@ -142,4 +142,9 @@ type (
 	}
 	// Drain: the instance is shutting down past its grace period.
 	Drain struct{ When }
+	// MediaDiagnosed: why a leg carried no media (media's bounded cause).
+	MediaDiagnosed struct {
+		When
+		Leg, Cause string
+	}
 )

@@ -196,6 +196,10 @@ func (t *step) apply(ev Event) error {
 		t.timer(e.Timer)
 	case Drain:
 		t.hangup(CauseDrained)
+	case MediaDiagnosed:
+		if e.Cause != "" && c.State == StateEnded && c.Rec.MediaFailure == "" {
+			c.Rec.MediaFailure = e.Leg + ":" + e.Cause
+		}
 	}
 	return nil
 }
@@ -355,6 +359,12 @@ func (t *step) end(cause Cause, graph Effect, awaitMeta bool) {
 	t.do(StopTimer{Timer: TimerRing}, StopTimer{Timer: TimerRingCeiling}, StopTimer{Timer: TimerAgentGrace})
 	if graph != nil {
 		t.do(graph)
+	}
+	switch cause {
+	case CauseMediaTimeout, CauseMediaFailed:
+		t.do(DiagnoseMedia{})
+	case CauseAgentLost:
+		t.do(DiagnoseMedia{Agent: true})
 	}
 	t.do(CloseMedia{}, Notify{What: NoticeEnded}, SaveEnded{})
 	if awaitMeta && !c.MetaEnded && t.r.MetaWait > 0 {

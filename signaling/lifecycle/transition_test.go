@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"reflect"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -400,5 +401,42 @@ func TestConclude(t *testing.T) {
 				t.Fatalf("got %v/%v, want %v/%v", o, r, tt.o, tt.r)
 			}
 		})
+	}
+}
+
+// A call ended because media failed asks media why (before it is closed)
+// and keeps the answer in its record.
+func TestMediaDiagnosisInRecord(t *testing.T) {
+	for _, tc := range []struct {
+		ev    Event
+		agent bool
+		want  string
+	}{
+		{MediaTimeout{When: at(40)}, false, "whatsapp:media_stopped"},
+		{TimerFired{When: at(40), Timer: TimerAgentGrace}, true, "agent:nothing_from_peer"},
+	} {
+		steps := append(uicConnected(), AgentLegChanged{When: at(20), Leg: LegDown}, tc.ev)
+		c, fx := run(t, uic(), steps...)
+		d, ok := DiagnoseMedia{Agent: tc.agent}, false
+		for i, f := range fx {
+			if f == d {
+				ok = index(fx[i:], CloseMedia{}) > 0
+			}
+		}
+		if !ok {
+			t.Fatalf("%T: no diagnosis before media closes: %s", tc.ev, fxString(fx))
+		}
+		cause := strings.TrimPrefix(tc.want, "whatsapp:")
+		cause = strings.TrimPrefix(cause, "agent:")
+		leg := strings.TrimSuffix(tc.want, ":"+cause)
+		c, _ = run(t, c, MediaDiagnosed{When: at(41), Leg: leg, Cause: cause}, TimerFired{When: at(50), Timer: TimerMetaWait})
+		if c.Rec.MediaFailure != tc.want || c.State != StateFinal {
+			t.Fatalf("%T: record %q state %v", tc.ev, c.Rec.MediaFailure, c.State)
+		}
+	}
+	// An end that is not about media asks nothing.
+	_, fx := run(t, uic(), append(uicConnected(), AgentHangup{When: at(9), Agent: "ann"})...)
+	if has(fx, DiagnoseMedia{}) || has(fx, DiagnoseMedia{Agent: true}) {
+		t.Fatal("diagnosis of a normal hang-up")
 	}
 }

@@ -181,3 +181,20 @@ export function runningCost(price, elapsedS) {
   (price.tiers || []).forEach((t, i) => { if (i === 0 || after > t.from_minutes * 60) rate = t.rate_micros; });
   return billed > 0 && rate > 0 ? Math.ceil(billed * rate / 60) : 0;
 }
+
+/** Words for a record's media_failure ("<leg>:<cause>", see docs/openapi.yaml). */
+export function mediaFailureText(mf) {
+  const [leg, cause] = String(mf).split(':');
+  const legs = { whatsapp: 'WhatsApp side', agent: 'agent side' };
+  const causes = {
+    no_remote_candidates: 'no network candidates arrived',
+    nothing_from_peer: 'nothing arrived from the other side (firewall, NAT, public IP?)',
+    checks_unanswered: 'our connectivity checks went unanswered',
+    ice_failed: 'no network path worked',
+    dtls_failed: 'the encrypted session never started',
+    no_media_from_peer: 'connected, but no audio ever arrived',
+    media_stopped: 'audio arrived, then stopped',
+    unknown: 'cause unknown',
+  };
+  return `${legs[leg] || leg}: ${causes[cause] || cause || ''}`;
+}

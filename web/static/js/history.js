@@ -1,6 +1,6 @@
 // The agent's call history: GET /api/v1/calls?agent=me with cursor paging.
 
-import { api, maskNumber, fmtDuration, fmtMicros, fmtWhen, h, reasonText, outcomeText } from './common.js';
+import { api, maskNumber, fmtDuration, fmtMicros, fmtWhen, h, reasonText, outcomeText, mediaFailureText } from './common.js';
 import { Timers } from './timers.js';
 
 const $ = (id) => document.getElementById(id);
@@ -54,7 +54,8 @@ export class History {
       h('td', { text: fmtWhen(c.created_at) }),
       h('td', {}, h('span', { class: 'dir ' + (out ? 'out' : 'in'), title: out ? 'Outbound' : 'Inbound', 'aria-label': out ? 'Outbound' : 'Inbound', text: out ? '↗' : '↙' }), ' ', who),
       h('td', { text: c.answered_at || secs ? fmtDuration(secs) : '–' }),
-      h('td', { title: reasonText[c.end_reason] || '' }, h('span', { class: 'badge ' + (c.outcome || ''), text: outcomeText[c.outcome] || c.outcome || '' })),
+      h('td', { title: reasonText[c.end_reason] || '' }, h('span', { class: 'badge ' + (c.outcome || ''), text: outcomeText[c.outcome] || c.outcome || '' }),
+        c.media_failure ? h('span', { class: 'muted small', 'data-testid': 'media-failure', title: 'Why the audio failed', text: ' ⚠ ' + mediaFailureText(c.media_failure) }) : ''),
       h('td', { class: 'num', text: out ? fmtMicros(c.cost_micros || 0) : 'free' }),
     );
   }

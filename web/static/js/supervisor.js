@@ -1,6 +1,6 @@
 // The supervisor dashboard: live calls and agents (GET /api/v1/live every 2 s),
 // monthly usage by country as an SVG bar chart (GET /api/v1/usage).
-import { takeToken, setToken, claims, api, maskNumber, fmtDuration, fmtMicros, h } from './common.js';
+import { takeToken, setToken, claims, api, maskNumber, fmtDuration, fmtMicros, h, mediaFailureText } from './common.js';
 
 const $ = (id) => document.getElementById(id);
 const SVG = 'http://www.w3.org/2000/svg';
@@ -149,6 +149,7 @@ function renderUsage(u) {
   if (!conv.length) $('conv-body').append(h('tr', { class: 'empty' }, h('td', { colspan: 4, class: 'muted', text: 'No conversations.' })));
 
   renderReconciliation(u.reconciliation);
+  loadMediaProblems();
 
   // Permission-request outcomes: usage.permission_requests = {sent, accepted, rejected, no_reply, …}.
   const pr = u.permission_requests;
@@ -229,4 +230,25 @@ function renderReconciliation(r) {
       h('td', { class: 'num', text: d.meta ? fmtMicros(d.meta.cost_micros || 0) : '—' }),
       h('td', { class: 'num', text: (d.difference_micros < 0 ? '−' : '+') + fmtMicros(Math.abs(d.difference_micros || 0)) })))));
   el.replaceChildren(head, table);
+}
+
+// loadMediaProblems lists recent calls whose audio failed, with media's
+// diagnosis (the call log's media_failure).
+async function loadMediaProblems() {
+  const el = $('media-problems');
+  if (!el) return;
+  try {
+    const res = await api(token, '/api/v1/calls?limit=100');
+    const rows = (res.calls || []).filter((c) => c.media_failure);
+    if (!rows.length) {
+      el.replaceChildren(h('p', { class: 'muted', text: 'None among the last 100 calls.' }));
+      return;
+    }
+    el.replaceChildren(h('table', {}, h('tbody', {}, ...rows.map((c) => h('tr', { 'data-testid': 'media-problem-row', 'data-call-id': c.id },
+      h('td', { text: c.ended_at ? new Date(c.ended_at).toLocaleString() : '' }),
+      h('td', { text: c.agent || '' }),
+      h('td', { text: mediaFailureText(c.media_failure) }))))));
+  } catch (e) {
+    el.replaceChildren(h('span', { class: 'muted', text: `Could not load calls (${e.message}).` }));
+  }
 }
