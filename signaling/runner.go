@@ -492,13 +492,6 @@ func (l *liveCall) saveState() {
 	}
 }
 
-func digits(e164 string) string {
-	if len(e164) > 0 && e164[0] == '+' {
-		return e164[1:]
-	}
-	return e164
-}
-
 // recUser is the user of a call record.
 func recUser(r call.Record) phone.User {
 	u := phone.User{BSUID: r.UserID, Name: r.UserName}

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"os"
 	"strings"
@@ -50,35 +49,7 @@ func startAppOn(t testing.TB, rs *redistest.Server, extra ...string) *testApp {
 	t.Helper()
 	args := append([]string{"-addr", "127.0.0.1:0", "-redis-url", rs.URL(), "-ring-timeout", "8s",
 		"-agent-grace", "3s", "-drain-timeout", "2s", "-mask-numbers=false"}, extra...)
-	cfg, err := LoadConfig(args, func(string) string { return "" }, io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	a, err := New(context.Background(), cfg, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx) }()
-	ta := &testApp{App: a, redis: rs}
-	var once sync.Once
-	ta.stop = func() {
-		once.Do(func() {
-			cancel()
-			select {
-			case err := <-done:
-				if err != nil {
-					t.Errorf("app stopped with %v", err)
-				}
-			case <-time.After(30 * time.Second):
-				t.Error("app did not stop")
-			}
-		})
-	}
-	t.Cleanup(ta.stop)
-	return ta
+	return startWith(t, args, rs, nil)
 }
 
 type testWriter struct{ t testing.TB }

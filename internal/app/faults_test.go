@@ -2,7 +2,6 @@ package app
 
 import (
 	"context"
-	"errors"
 	"io"
 	"log/slog"
 	"net"
@@ -296,7 +295,7 @@ func startWith(t testing.TB, args []string, rs *redistest.Server, log *slog.Logg
 			cancel()
 			select {
 			case err := <-done:
-				if err != nil && !errors.Is(err, context.Canceled) {
+				if err != nil {
 					t.Errorf("app stopped with %v", err)
 				}
 			case <-time.After(30 * time.Second):

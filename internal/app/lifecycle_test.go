@@ -48,6 +48,32 @@ func dialAndLeg(t *testing.T, ctx context.Context, ag *agentclient.Client, user,
 	return m.Call.ID
 }
 
+// userWrote has the user write to the business through the simulator and
+// waits until the gateway took the webhook (the window is open then).
+func userWrote(t *testing.T, ctx context.Context, ta *testApp, user, text string) {
+	t.Helper()
+	wamid, err := ta.Sim.SendUserMessage("", user, text)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ta.Sim.WaitWebhook(ctx, func(w metasim.SentWebhook) bool {
+		return w.Status == 200 && strings.Contains(string(w.Body), wamid)
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// waitAnswered waits until the agent is told the call is connected
+// (answered on WhatsApp).
+func waitAnswered(t *testing.T, ctx context.Context, ag *agentclient.Client, id string) {
+	t.Helper()
+	if _, err := ag.Wait(ctx, func(m agentclient.Msg) bool {
+		return m.Type == "call" && m.Call != nil && m.Call.ID == id && m.Call.State == "connected"
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func permissionState(t *testing.T, ta *testApp, user string) map[string]any {
 	t.Helper()
 	tok, _ := ta.AgentToken("sup", "supervisor", time.Hour)
@@ -84,15 +110,7 @@ func TestOutboundUnansweredAndDeclined(t *testing.T) {
 		t.Fatalf("request outside the window: %+v", r)
 	}
 	// Inside it (the user wrote to us), the free-form interactive message.
-	wamid, err := ta.Sim.SendUserMessage("", decliner, "hello, call me")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := ta.Sim.WaitWebhook(ctx, func(w metasim.SentWebhook) bool {
-		return w.Status == 200 && strings.Contains(string(w.Body), wamid)
-	}); err != nil {
-		t.Fatal(err)
-	}
+	userWrote(t, ctx, ta, decliner, "hello, call me")
 	grantByRequest(t, ctx, ag, decliner, "p2")
 	if r, ok := lastMessageRequest(ta, func(r metasim.GraphRequest) bool { return r.To == strings.TrimPrefix(decliner, "+") }); !ok || !strings.Contains(r.Action, "call_permission_request") {
 		t.Fatalf("request inside the window: %+v", r)
@@ -183,11 +201,7 @@ func TestBSUIDUserCallsInGrantsAndIsCalledBack(t *testing.T) {
 	if !strings.Contains(string(con.Body), `"biz_opaque_callback_data":"callgw:1:`) || !strings.Contains(string(con.Body), ":vera\"") {
 		t.Fatalf("connect body %s", con.Body)
 	}
-	if _, err := ag.Wait(ctx, func(m agentclient.Msg) bool {
-		return m.Type == "call" && m.Call != nil && m.Call.ID == id && m.Call.State == "connected"
-	}); err != nil {
-		t.Fatal(err)
-	}
+	waitAnswered(t, ctx, ag, id)
 	ouc, ok := ta.Sim.OutboundCall(id)
 	if !ok {
 		t.Fatal("the simulator has no such call")
@@ -376,15 +390,7 @@ func TestCallButtonsAndNumberSettings(t *testing.T) {
 	if st, b := post(`{"to":"nope","text":"x"}`); st != 400 || !strings.Contains(b, "invalid_number") {
 		t.Fatalf("bad number: %d %s", st, b)
 	}
-	wamid, err := ta.Sim.SendUserMessage("", user, "can you call me?")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := ta.Sim.WaitWebhook(ctx, func(w metasim.SentWebhook) bool {
-		return w.Status == 200 && strings.Contains(string(w.Body), wamid)
-	}); err != nil {
-		t.Fatal(err)
-	}
+	userWrote(t, ctx, ta, user, "can you call me?")
 	if st, b := post(`{"to":"` + user + `","text":"Tap to call us","display_text":"Call support","payload":"ticket-42"}`); st != 202 || !strings.Contains(b, "message_id") {
 		t.Fatalf("inside the window: %d %s", st, b)
 	}
@@ -442,11 +448,7 @@ func TestReconciliationShowsWhatMetaCountsAndWeDoNot(t *testing.T) {
 	if !ok {
 		t.Fatal("no outbound call at the simulator")
 	}
-	if _, err := ag.Wait(ctx, func(m agentclient.Msg) bool {
-		return m.Type == "call" && m.Call != nil && m.Call.ID == id && m.Call.State == "connected"
-	}); err != nil {
-		t.Fatal(err)
-	}
+	waitAnswered(t, ctx, ag, id)
 	m0 := out.ReceivedCount()
 	waitFor(t, ctx, "two seconds of talk after pickup", func() bool { return out.ReceivedCount() > m0+100 })
 	if err := ag.Send(map[string]any{"type": "hangup", "call_id": id}); err != nil {
@@ -553,11 +555,7 @@ func TestOutboundCallBilledInSixSecondPulses(t *testing.T) {
 	ag := ta.agent(t, ctx, "pia")
 	grantByRequest(t, ctx, ag, user, "p")
 	id := dialAndLeg(t, ctx, ag, user, "d")
-	if _, err := ag.Wait(ctx, func(m agentclient.Msg) bool {
-		return m.Type == "call" && m.Call != nil && m.Call.ID == id && m.Call.State == "connected"
-	}); err != nil {
-		t.Fatal(err)
-	}
+	waitAnswered(t, ctx, ag, id)
 	time.Sleep(61500 * time.Millisecond) // the call's length (what is billed), not an assertion on time
 	if err := ag.Send(map[string]any{"type": "hangup", "call_id": id}); err != nil {
 		t.Fatal(err)
@@ -581,15 +579,7 @@ func TestFreeMessageCountedByType(t *testing.T) {
 	ta.Sim.SetPricing(metasim.Pricing{ServiceType: "free_customer_service"})
 	const user = "+447700900391"
 	ag := ta.agent(t, ctx, "rae")
-	wamid, err := ta.Sim.SendUserMessage("", user, "call me please")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := ta.Sim.WaitWebhook(ctx, func(w metasim.SentWebhook) bool {
-		return w.Status == 200 && strings.Contains(string(w.Body), wamid)
-	}); err != nil {
-		t.Fatal(err)
-	}
+	userWrote(t, ctx, ta, user, "call me please")
 	grantByRequest(t, ctx, ag, user, "p")
 	sup, _ := ta.AgentToken("sup", "supervisor", time.Hour)
 	month := time.Now().UTC().Format("2006-01")
