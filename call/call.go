@@ -160,6 +160,24 @@ type Record struct {
 	// call: "<leg>:<cause>", leg whatsapp|agent, cause one of media's
 	// bounded diagnoses (e.g. "agent:nothing_from_peer").
 	MediaFailure string `json:"media_failure,omitempty"`
+	// Handlers are the agents who handled the call, in order, with when
+	// each had it (a transfer hands it on). Absent in older records.
+	Handlers []Handler `json:"handlers,omitempty"`
+}
+
+// Handler is one agent's stretch of a call.
+type Handler struct {
+	Agent string    `json:"agent"`
+	From  time.Time `json:"from"`
+	To    time.Time `json:"to,omitzero"`
+}
+
+// Seconds is how long the agent had the call (0 while open).
+func (h Handler) Seconds() int64 {
+	if h.To.IsZero() {
+		return 0
+	}
+	return int64(h.To.Sub(h.From) / time.Second)
 }
 
 // Connected reports whether media connected (the only calls that can cost).

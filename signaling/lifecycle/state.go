@@ -101,6 +101,9 @@ type Call struct {
 	Counted     bool // the permission use of this call's end is recorded
 	OutboundHit bool // business-initiated: the connected-call use is recorded
 
+	OnHold   bool     // the caller is on hold (transfer.go)
+	Transfer Transfer // a transfer under way (transfer.go)
+
 	graceOn bool // the agent-grace timer runs
 }
 
