@@ -257,4 +257,3 @@ func (l *liveCall) userReached() {
 		c.callbacksChanged(t.Team)
 	}
 }
-
