@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/callgw/callgw/call"
@@ -18,7 +19,8 @@ func (c *Controller) Welcome(s *agents.Session) []agents.CallInfo {
 	var out []agents.CallInfo
 	for _, ci := range c.allCalls() {
 		st := ParseState(ci.State)
-		if st == StateRinging || (st.AgentOwned() && ci.Agent == s.Agent) {
+		offered := st == StateRinging && len(ci.OfferedTo) == 0 || (st.Offered() && slices.Contains(ci.OfferedTo, s.Agent))
+		if offered || (st.AgentOwned() && ci.Agent == s.Agent) {
 			out = append(out, ci)
 		}
 	}
@@ -152,6 +154,9 @@ func (c *Controller) localCommand(ref agentRef, m *agents.ClientMessage) error {
 		build = func(*liveCall) lc.Event { return lc.AgentAccept{When: w, Agent: ref.Agent, Available: ref.Available} }
 	case agents.TypeReject:
 		build = func(l *liveCall) lc.Event {
+			if l.route.routed {
+				return lc.AgentDecline{When: w, Agent: ref.Agent, Others: 1} // routing decides what follows (route.go)
+			}
 			others := 0
 			for a := range c.availableAgents() {
 				if a != ref.Agent && !l.lc.Declined[a] {

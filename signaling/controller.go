@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -16,6 +17,7 @@ import (
 	"github.com/callgw/callgw/phone"
 	"github.com/callgw/callgw/signaling/agents"
 	"github.com/callgw/callgw/signaling/lifecycle"
+	"github.com/callgw/callgw/signaling/routing"
 )
 
 // Hub is what the controller needs from the agent hub.
@@ -44,6 +46,10 @@ type Deps struct {
 	// GraphFor returns the Graph client of another business number this
 	// deployment serves (Config.Numbers); nil means Graph serves them all.
 	GraphFor func(phoneNumberID string) Graph
+	// Router routes user-initiated calls by the numbers and teams of its
+	// configuration, queues callers and keeps callback tasks (nil: every
+	// available agent is offered every call, no queue).
+	Router *routing.Router
 }
 
 // Controller owns every live call of this instance.
@@ -65,6 +71,8 @@ type Controller struct {
 	rules   lifecycle.Rules
 	graphs  func(string) Graph
 	foreign sync.Map // phone number ids seen but not served (logged once)
+	router  *routing.Router
+	freed   chan string // agents who freed up (routing loop)
 
 	hub Hub // set by SetHub before serving
 	cl  *cluster
@@ -109,9 +117,10 @@ func New(cfg Config, d Deps) (*Controller, error) {
 		perms: d.Permissions, msgs: d.Messages, quotes: d.Quotes, now: d.Clock.Now, clock: d.Clock, graphs: d.GraphFor,
 		rules: lifecycle.Rules{RingTimeout: cfg.RingTimeout, RingCeiling: cfg.RingCeiling, AgentGrace: cfg.AgentGrace,
 			MetaWait: cfg.MetaTerminateWait},
-		store: &store{rdb: d.Redis, prefix: cfg.KeyPrefix, ttl: cfg.StateTTL},
-		calls: map[call.ID]*liveCall{},
-		stop:  make(chan struct{}),
+		store:  &store{rdb: d.Redis, prefix: cfg.KeyPrefix, ttl: cfg.StateTTL},
+		calls:  map[call.ID]*liveCall{},
+		stop:   make(chan struct{}),
+		router: d.Router, freed: make(chan string, 256),
 	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	c.cl = &cluster{c: c, rdb: d.Redis, id: cfg.InstanceID, lease: cfg.LeaseTTL, pending: map[string]chan busMsg{}}
@@ -151,6 +160,9 @@ func (c *Controller) Run(ctx context.Context) error {
 		}
 	}()
 	defer func() { <-listened }()
+	routed := make(chan struct{})
+	go func() { defer close(routed); c.runRouting(ctx) }()
+	defer func() { <-routed }()
 	tick := c.cfg.LeaseTTL / 3
 	t := time.NewTicker(tick)
 	defer t.Stop()
@@ -206,7 +218,7 @@ func (c *Controller) ActiveCalls() (ringing, active int) {
 	defer c.mu.Unlock()
 	for _, l := range c.calls {
 		switch st := State(l.stateAtomic.Load()); st {
-		case StateRinging, StateSetup:
+		case StateRinging, StateSetup, lifecycle.StateWaiting:
 			ringing++
 		case StateDialing, StateConnecting, StateConnected:
 			active++
@@ -341,6 +353,17 @@ func (c *Controller) info(l *liveCall) agents.CallInfo {
 		ci.ConnectedAt = r.AnsweredAt.UTC()
 	}
 	ci.Price = l.price
+	if l.route.routed {
+		ci.Brand, ci.Team = l.route.number.Brand, string(l.route.team)
+		if st.Offered() {
+			ci.OfferedTo = slices.Clone(l.route.targets)
+		}
+	} else if cfg := c.routingConfig(); cfg != nil {
+		if n, ok := cfg.Number(r.PhoneNumberID); ok {
+			ci.Brand = n.Brand
+		}
+	}
+	ci.PhoneNumberID = r.PhoneNumberID
 	if st.AgentOwned() {
 		ci.Media = "connecting"
 		if l.lc.AgentLeg == lifecycle.LegUp {

@@ -150,6 +150,12 @@ type CallInfo struct {
 	RingExpiresAt time.Time `json:"ring_expires_at,omitzero"`
 	ConnectedAt   time.Time `json:"connected_at,omitzero"`
 	Payload       string    `json:"payload,omitempty"`
+	// Brand and PhoneNumberID are the business number called (user-initiated)
+	// or calling (business-initiated); Team is the team it rings or waits for.
+	Brand         string   `json:"brand,omitempty"`
+	PhoneNumberID string   `json:"phone_number_id,omitempty"`
+	Team          string   `json:"team,omitempty"`
+	OfferedTo     []string `json:"offered_to,omitempty"` // agents a routed call is offered to now (empty: every available agent)
 	// Media is the agent leg while an agent owns the call: "connecting"
 	// (offered, or reconnecting) or "up" (audio flows).
 	Media   string   `json:"media,omitempty"`
