@@ -529,3 +529,25 @@ func (b *Bridge) fromSide(now time.Time, l *leg, h *rtp.Header, payload []byte, 
 		m.bytesToWA.Add(float64(len(payload)))
 	}
 }
+
+// CloseAgent closes the agent leg only (the agent left; the caller stays,
+// e.g. on hold during a blind transfer). A later OfferAgent builds a new
+// one. No-op without an agent leg.
+func (b *Bridge) CloseAgent() error {
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return ErrClosed
+	}
+	old := b.agent.Swap(nil)
+	b.mu.Unlock()
+	if old == nil {
+		return nil
+	}
+	b.out.agentGone()
+	b.dropFast(old)
+	if err := old.pc.GracefulClose(); err != nil {
+		return fmt.Errorf("media: close agent leg: %w", err)
+	}
+	return nil
+}

@@ -83,7 +83,10 @@ func (c *Controller) offerRinging(ref agentRef) {
 
 // Closed implements agents.Handler. Calls do not depend on the socket: the
 // agent leg's health decides (see checkAgentLeg).
-func (c *Controller) Closed(s *agents.Session) { c.dropPresence(s.ID) }
+func (c *Controller) Closed(s *agents.Session) {
+	c.dropPresence(s.ID)
+	c.sessionGone(s.ID) // monitor legs (transfer.go)
+}
 
 // Handle implements agents.Handler. Domain errors become protocol error
 // codes here, at the websocket edge (protocolError).
@@ -146,6 +149,9 @@ func (c *Controller) localCommand(ref agentRef, m *agents.ClientMessage) error {
 	l := c.lookup(call.ID(m.CallID))
 	if l == nil {
 		return ErrUnknownCall
+	}
+	if ok, err := c.transferCommand(l, ref, m); ok { // hold, transfer, monitor: transfer.go
+		return err
 	}
 	w := lc.When{At: c.now()}
 	var build func(*liveCall) lc.Event
@@ -263,6 +269,8 @@ func protocolError(err error) error {
 		{ErrStore, agents.CodeUnavailable, "state store unavailable, try again"},
 		{ErrNotConfigured, agents.CodeUnavailable, "outbound calling is not configured"},
 		{ErrMediaSetup, agents.CodeInternal, "media setup failed"},
+		{ErrForbidden, agents.CodeForbidden, "your role may not do this"},
+		{lc.ErrNoTarget, agents.CodeNoTarget, "nobody available to transfer the call to"},
 	} {
 		if errors.Is(err, m.err) {
 			return &agents.CodedError{Code: m.code, Message: m.text, Err: err}

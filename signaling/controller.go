@@ -364,6 +364,7 @@ func (c *Controller) info(l *liveCall) agents.CallInfo {
 		}
 	}
 	ci.PhoneNumberID = r.PhoneNumberID
+	l.transferInfo(&ci)
 	if st.AgentOwned() {
 		ci.Media = "connecting"
 		if l.lc.AgentLeg == lifecycle.LegUp {

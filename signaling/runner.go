@@ -48,7 +48,8 @@ type liveCall struct {
 	ringExpires time.Time
 	price       *agents.Price // business-initiated, once picked up
 
-	route  callRoute // routing state (route.go)
+	route  callRoute     // routing state (route.go)
+	xfer   transferState // hold, transfer, monitor (transfer.go)
 	timers map[lc.TimerKind]clock.Timer
 	queue  []lc.Event // results of effects, applied after the current step
 
@@ -216,6 +217,8 @@ func (l *liveCall) events() media.Events {
 			l.log.Warn("no media from WhatsApp: ending call")
 			l.fire(lc.MediaTimeout{When: l.when()})
 		},
+		OnSideCandidate: l.onSideCandidate, // transfer.go
+		OnSideState:     l.onSideState,
 		OnDTMF: func(d rune) {
 			if a := l.agent.Load().(string); a != "" {
 				l.c.toAgent(a, agents.DTMFMsg{Type: agents.TypeDTMF, CallID: string(l.id), Digit: string(d)})
@@ -353,6 +356,10 @@ func (l *liveCall) exec(f lc.Effect) error {
 		l.endWait()
 	case lc.StopPlayback:
 		l.stopPlayback()
+	default:
+		if ok, err := l.execTransfer(f); ok { // transfer.go
+			return err
+		}
 	}
 	return nil
 }
@@ -420,6 +427,10 @@ func (l *liveCall) startTimer(k lc.TimerKind, d time.Duration) {
 	}
 	if k == lc.TimerRing {
 		l.ringExpires = l.c.now().Add(d)
+		l.mirror()
+	}
+	if k == lc.TimerTransfer {
+		l.xfer.expires = l.c.now().Add(d)
 		l.mirror()
 	}
 	l.timers[k] = l.c.clock.AfterFunc(d, func() {

@@ -68,6 +68,10 @@ type ClientMessage struct {
 	Digits    string                   `json:"digits,omitempty"`
 	To        string                   `json:"to,omitempty"`
 	Text      string                   `json:"text,omitempty"`
+	// transfer and monitor (transfer.go)
+	Agent string `json:"agent,omitempty"`
+	Team  string `json:"team,omitempty"`
+	Mode  string `json:"mode,omitempty"`
 }
 
 var (
@@ -129,7 +133,14 @@ func ParseClientMessage(b []byte) (*ClientMessage, error) {
 	case "":
 		return &m, fmt.Errorf("%w: missing type", ErrBadMessage)
 	default:
-		return &m, fmt.Errorf("%w: unknown type %q", ErrBadMessage, m.Type)
+		ok, err := parseTransfer(&m) // hold, transfer, monitor: transfer.go
+		if err != nil {
+			return &m, err
+		}
+		if !ok {
+			return &m, fmt.Errorf("%w: unknown type %q", ErrBadMessage, m.Type)
+		}
+		needCall = true
 	}
 	if needCall && !callIDRe.MatchString(m.CallID) {
 		return &m, fmt.Errorf("%w: %s needs call_id", ErrBadMessage, m.Type)
@@ -163,6 +174,9 @@ type CallInfo struct {
 	// Price lets the page show a business-initiated call's running cost,
 	// pulse by pulse, from connected_at (set once the user picked up).
 	Price *Price `json:"price,omitempty"`
+	// OnHold: the caller hears hold audio; Transfer: a transfer under way.
+	OnHold   bool          `json:"on_hold,omitempty"`
+	Transfer *TransferInfo `json:"transfer,omitempty"`
 }
 
 // Price is how a connected business-initiated call is billed: whole
