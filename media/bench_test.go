@@ -10,6 +10,7 @@ import (
 	"github.com/pion/rtp"
 	"github.com/pion/srtp/v3"
 	"github.com/pion/webrtc/v4"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 // bridged builds one fully connected call (Meta peer, bridge, agent peer).
@@ -34,11 +35,26 @@ func BenchmarkForward(b *testing.B) {
 	for _, tc := range []struct {
 		name string
 		leg  *leg
+		rec  bool
 	}{
-		{"whatsapp_to_agent", h.b.waLeg()},
-		{"agent_to_whatsapp", h.b.agent.Load()},
+		{"whatsapp_to_agent", h.b.waLeg(), false},
+		{"agent_to_whatsapp", h.b.agent.Load(), false},
+		{"whatsapp_to_agent_recording", h.b.waLeg(), true},
+		{"agent_to_whatsapp_recording", h.b.agent.Load(), true},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
+			// Recording: the tap's rings as StartRecording makes them, drained
+			// here every 64 packets into a sink that keeps nothing (the
+			// recording goroutine's job, without its 100 ms period, so that
+			// every packet is copied rather than dropped).
+			var rec *recorder
+			if tc.rec {
+				m := e.metrics
+				rec = &recorder{user: newRecRing(m.recDropUser), biz: newRecRing(m.recDropBiz),
+					userSink: &countSink{}, bizSink: &countSink{}}
+				h.b.out.rec.Store(rec)
+				defer h.b.out.rec.Store(nil)
+			}
 			fw := forwarder{b: h.b, l: tc.leg, opusIn: 111, teIn: 126}
 			hdr := rtp.Header{Version: 2, PayloadType: 111, SequenceNumber: 1, Timestamp: 1, SSRC: 0x1234}
 			pkt, err := (&rtp.Packet{Header: hdr, Payload: payload}).Marshal()
@@ -54,10 +70,34 @@ func BenchmarkForward(b *testing.B) {
 				pkt[2], pkt[3] = byte(seq>>8), byte(seq)
 				pkt[4], pkt[5], pkt[6], pkt[7] = byte(ts>>24), byte(ts>>16), byte(ts>>8), byte(ts)
 				fw.handle(time.Now(), pkt)
+				if rec != nil && seq%64 == 0 {
+					rec.user.drain(rec.userSink, &rec.userErr)
+					rec.biz.drain(rec.bizSink, &rec.bizErr)
+				}
+			}
+			if rec != nil {
+				rec.user.drain(rec.userSink, &rec.userErr)
+				rec.biz.drain(rec.bizSink, &rec.bizErr)
+				sink := rec.userSink.(*countSink)
+				if tc.leg.kind == legAgent {
+					sink = rec.bizSink.(*countSink)
+				}
+				if sink.n != b.N {
+					b.Fatalf("tap got %d packets of %d", sink.n, b.N)
+				}
+				if d := testutil.ToFloat64(e.metrics.RecordDropped.WithLabelValues("user")) +
+					testutil.ToFloat64(e.metrics.RecordDropped.WithLabelValues("business")); d != 0 {
+					b.Fatalf("tap dropped %v packets", d)
+				}
 			}
 		})
 	}
 }
+
+// countSink is a PacketSink that only counts.
+type countSink struct{ n int }
+
+func (s *countSink) WritePacket([]byte, uint32) error { s.n++; return nil }
 
 // BenchmarkForwardFast measures the fast path's whole per-packet work
 // (PathFast): SRTP decrypt of a packet from Meta, parse, stats, rewrite,

@@ -42,3 +42,17 @@ var (
 	// ErrSideNotConnected is returned by PromoteSide for a side leg not connected.
 	ErrSideNotConnected = errors.New("media: side leg not connected")
 )
+
+// Prompts, playback and recording.
+var (
+	// ErrBadPrompt is returned (wrapped, saying why) by LoadPrompt and
+	// LoadPromptFile for a file that is not a playable Ogg Opus stream.
+	ErrBadPrompt = errors.New("media: bad prompt")
+	// ErrUnknownPrompt is returned by BuiltinPrompt for a name it does not ship.
+	ErrUnknownPrompt = errors.New("media: unknown built-in prompt")
+	// ErrNoPrompt is returned by Play with no prompt (or a nil one).
+	ErrNoPrompt = errors.New("media: no prompt to play")
+	// ErrRecording is returned by StartRecording when a recording is already
+	// on (or a sink is nil).
+	ErrRecording = errors.New("media: recording")
+)
