@@ -72,6 +72,7 @@ type Controller struct {
 	graphs  func(string) Graph
 	foreign sync.Map // phone number ids seen but not served (logged once)
 	router  *routing.Router
+	prompts promptCache // hold audio and IVR prompts (hold.go)
 	freed   chan string // agents who freed up (routing loop)
 
 	hub Hub // set by SetHub before serving

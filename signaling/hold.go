@@ -1,14 +1,77 @@
 package signaling
 
-// setHold (lifecycle.SetHold) puts the caller on hold: the number's hold
-// audio toward WhatsApp, nothing toward the agent.
-//
-// Until media's Hold (h-media) is merged the bridge cannot hold: the state
-// changes and is shown, but media keeps forwarding.
+import (
+	"fmt"
+	"sync"
+
+	"github.com/callgw/callgw/media"
+)
+
+// holder is media's hold: music looped toward WhatsApp, nothing toward the
+// agent (media.Bridge).
+type holder interface {
+	Hold(on bool, music *media.Prompt) error
+}
+
+// setHold (lifecycle.SetHold) puts the caller on hold with the number's
+// hold audio (the built-in "hold" music without one) or takes it off.
 func (l *liveCall) setHold(on bool) error {
+	h, ok := l.bridge.(holder)
+	if !ok || l.bridge == nil {
+		return fmt.Errorf("%w: the media bridge cannot hold", ErrBadCommand)
+	}
+	var music *media.Prompt
 	if on {
 		l.c.m.holds.Inc()
+		music = l.c.prompts.holdMusic(l.c, l.lc.Rec.PhoneNumberID, l.log)
 	}
-	l.log.Warn("hold: media has no hold yet", "on", on)
+	if err := h.Hold(on, music); err != nil {
+		l.log.Warn("hold", "on", on, "err", err)
+		return fmt.Errorf("%w: hold: %w", ErrMediaSetup, err)
+	}
 	return nil
+}
+
+// promptCache keeps loaded prompt files (hold audio, IVR prompts) by path;
+// they are immutable and shared by every call.
+type promptCache struct {
+	mu sync.Mutex
+	m  map[string]*media.Prompt
+}
+
+// file returns the prompt at path, loading it once.
+func (p *promptCache) file(path string) (*media.Prompt, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if pr, ok := p.m[path]; ok {
+		return pr, nil
+	}
+	pr, err := media.LoadPromptFile(path)
+	if err != nil {
+		return nil, err
+	}
+	if p.m == nil {
+		p.m = map[string]*media.Prompt{}
+	}
+	p.m[path] = pr
+	return pr, nil
+}
+
+// holdMusic is the number's hold audio, nil (media's built-in) without one
+// or when it cannot be loaded (logged).
+func (p *promptCache) holdMusic(c *Controller, pnid string, log interface{ Warn(string, ...any) }) *media.Prompt {
+	cfg := c.routingConfig()
+	if cfg == nil {
+		return nil
+	}
+	n, ok := cfg.Number(pnid)
+	if !ok || n.HoldAudio == "" {
+		return nil
+	}
+	pr, err := p.file(n.HoldAudio)
+	if err != nil {
+		log.Warn("hold audio cannot be played: the built-in music instead", "err", err)
+		return nil
+	}
+	return pr
 }

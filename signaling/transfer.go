@@ -287,49 +287,54 @@ func (l *liveCall) execTransfer(f lc.Effect) (bool, error) {
 			}
 		}
 	case lc.TellTransfer:
-		l.tellTransfer(e.What)
+		l.tellTransfer(e)
 	default:
 		return false, nil
 	}
 	return true, nil
 }
 
-// tellTransfer tells the agents concerned about the transfer.
-func (l *liveCall) tellTransfer(n lc.TransferNotice) {
+// tellTransfer tells the agents concerned about the transfer (as it was
+// when the event came).
+func (l *liveCall) tellTransfer(e lc.TellTransfer) {
 	c := l.c
-	x := l.lc.Transfer
 	id := string(l.id)
-	switch n {
+	var targets []string
+	if e.Targets != "" {
+		targets = strings.Split(e.Targets, ",")
+	}
+	mode := e.Mode.String()
+	switch e.What {
 	case lc.TransferOffered:
 		ci := c.info(l)
-		for _, a := range x.Targets {
+		for _, a := range targets {
 			c.toAgent(a, agents.CallMsg{Type: agents.TypeCallOffered, Call: ci})
 		}
 	case lc.TransferTaken:
-		for _, a := range x.Targets {
-			if a != x.To {
-				c.toAgent(a, agents.CallTaken{Type: agents.TypeCallTaken, CallID: id, Agent: x.To})
+		for _, a := range targets {
+			if a != e.To {
+				c.toAgent(a, agents.CallTaken{Type: agents.TypeCallTaken, CallID: id, Agent: e.To})
 			}
 		}
-		c.m.transfers.WithLabelValues(x.Mode.String(), "taken").Inc()
+		c.m.transfers.WithLabelValues(mode, "taken").Inc()
 	case lc.TransferEnded:
-		for _, a := range x.Targets {
-			if a != x.To {
+		for _, a := range targets {
+			if a != e.To {
 				c.toAgent(a, agents.CallTaken{Type: agents.TypeCallTaken, CallID: id})
 			}
 		}
-		if x.To != "" && x.To != l.lc.Agent {
-			c.toAgent(x.To, agents.CallEnded{Type: agents.TypeCallEnded, CallID: id, Reason: "transfer_cancelled",
+		if e.To != "" && e.To != l.lc.Agent {
+			c.toAgent(e.To, agents.CallEnded{Type: agents.TypeCallEnded, CallID: id, Reason: "transfer_cancelled",
 				Outcome: "answered"})
 		}
-		c.m.transfers.WithLabelValues(x.Mode.String(), "back").Inc()
+		c.m.transfers.WithLabelValues(mode, "back").Inc()
 	case lc.TransferHandedOff:
-		if x.From != "" {
-			c.toAgent(x.From, agents.CallEnded{Type: agents.TypeCallEnded, CallID: id, Reason: "transferred", Outcome: "answered"})
+		if e.From != "" {
+			c.toAgent(e.From, agents.CallEnded{Type: agents.TypeCallEnded, CallID: id, Reason: "transferred", Outcome: "answered"})
 		}
 	case lc.TransferConsult:
-		if x.To != "" {
-			c.toAgent(x.To, agents.CallMsg{Type: agents.TypeCall, Ref: l.ref, Call: c.info(l)})
+		if e.To != "" {
+			c.toAgent(e.To, agents.CallMsg{Type: agents.TypeCall, Ref: l.ref, Call: c.info(l)})
 		}
 	}
 }

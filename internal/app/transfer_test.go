@@ -1,8 +1,11 @@
 package app
 
 import (
+	"bytes"
 	"context"
 	"net"
+	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -13,6 +16,7 @@ import (
 	"github.com/pion/webrtc/v4"
 	pmedia "github.com/pion/webrtc/v4/pkg/media"
 
+	"github.com/callgw/callgw/internal/oggopus"
 	"github.com/callgw/callgw/internal/testkit/agentclient"
 	"github.com/callgw/callgw/internal/testkit/audiotest"
 	"github.com/callgw/callgw/metasim"
@@ -286,6 +290,281 @@ func TestMonitorListenWhisperTakeOver(t *testing.T) {
 		return (m.Type == "monitor_state" && m.CallID == id && strings.Contains(string(m.Raw), `"state":"closed"`)) || m.Type == "error"
 	}); err != nil || m.Type == "error" {
 		t.Fatalf("monitor_stop: %v %s", err, m.Raw)
+	}
+	checkContinuity(t, uc)
+}
+
+// holdPrompt is the built-in hold music's packets (media/prompts).
+func holdPrompt(t *testing.T) [][]byte {
+	t.Helper()
+	f, err := os.Open("../../media/prompts/hold.opus")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	p, err := oggopus.ReadPackets(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// hearsPrompt: the last n packets the caller received are, in order, a run
+// of the prompt's packets (looped), and not silence.
+func hearsPrompt(t *testing.T, who string, got [][]byte, prompt [][]byte, n int) {
+	t.Helper()
+	got = tail(got, n)
+	if len(got) < n {
+		t.Fatalf("%s: only %d packets", who, len(got))
+	}
+	start := -1
+	for i, p := range prompt {
+		if bytes.Equal(p, got[0]) {
+			start = i
+			break
+		}
+	}
+	if start < 0 {
+		t.Fatalf("%s: not hearing the prompt (first packet of %d is none of its %d)", who, n, len(prompt))
+	}
+	for i, g := range got {
+		if want := prompt[(start+i)%len(prompt)]; !bytes.Equal(g, want) {
+			t.Fatalf("%s: packet %d of %d is not the prompt's next one", who, i, n)
+		}
+	}
+	pcm, err := audiotest.DecodeAll(got)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rms := audiotest.RMS(pcm); rms < 0.01 {
+		t.Fatalf("%s: the prompt is near silent (rms %v)", who, rms)
+	}
+}
+
+// waitCallMsg waits for a call message about id whose raw JSON has all of subs.
+func waitCallMsg(t *testing.T, ctx context.Context, c *agentclient.Client, id string, subs ...string) agentclient.Msg {
+	t.Helper()
+	m, err := c.Wait(ctx, func(m agentclient.Msg) bool {
+		if m.Type != "call" || m.Call == nil || m.Call.ID != id {
+			return false
+		}
+		for _, s := range subs {
+			if !strings.Contains(string(m.Raw), s) {
+				return false
+			}
+		}
+		return true
+	})
+	if err != nil {
+		t.Fatalf("call message with %v: %v", subs, err)
+	}
+	return m
+}
+
+func TestHoldPlaysHoldAudio(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	ta := startApp(t)
+	ag := ta.agentPlaying(t, ctx, "alice", "agent-1000.ogg", agents.RoleAgent, true)
+	uc := connectCall(t, ctx, ta, ag, "+447700900123")
+	id := uc.ID()
+	waitFor(t, ctx, "audio both ways", func() bool { return len(ag.Received(id)) > 75 && uc.ReceivedCount() > 75 })
+
+	if err := ag.Send(map[string]any{"type": "hold", "call_id": id}); err != nil {
+		t.Fatal(err)
+	}
+	waitCallMsg(t, ctx, ag, id, `"on_hold":true`)
+	n0, a0 := uc.ReceivedCount(), len(ag.Received(id))
+	waitFor(t, ctx, "3 s of hold audio", func() bool { return uc.ReceivedCount() > n0+150 })
+	hearsPrompt(t, "caller on hold", uc.Received(), holdPrompt(t), 100)
+	if a := len(ag.Received(id)); a > a0+10 {
+		t.Fatalf("the agent received %d packets while the caller was on hold", a-a0)
+	}
+
+	if err := ag.Send(map[string]any{"type": "unhold", "call_id": id}); err != nil {
+		t.Fatal(err)
+	}
+	m := waitCallMsg(t, ctx, ag, id, `"state":"connected"`)
+	if strings.Contains(string(m.Raw), `"on_hold":true`) {
+		t.Fatalf("still on hold: %s", m.Raw)
+	}
+	n1, a1 := uc.ReceivedCount(), len(ag.Received(id))
+	waitFor(t, ctx, "audio both ways again", func() bool { return uc.ReceivedCount() > n1+75 && len(ag.Received(id)) > a1+75 })
+	checkTone(t, "caller after hold", tail(uc.Received(), 50), 1000)
+	checkTone(t, "agent after hold", ag.Received(id), 440)
+
+	// REST: the same hold, by the agent's token.
+	tok, err := ta.AgentToken("alice", agents.RoleAgent, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		path string
+		want int
+		body string
+	}{
+		{"/api/v1/calls/" + id + "/hold", http.StatusNoContent, `"on_hold":true`},
+		{"/api/v1/calls/" + id + "/resume", http.StatusNoContent, `"state":"connected"`},
+		{"/api/v1/calls/nope/hold", http.StatusNotFound, ""},
+	} {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, ta.URL+tc.path, nil)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != tc.want {
+			t.Fatalf("POST %s: %d, want %d", tc.path, res.StatusCode, tc.want)
+		}
+		if tc.body != "" {
+			waitCallMsg(t, ctx, ag, id, tc.body)
+		}
+	}
+	checkContinuity(t, uc)
+}
+
+func TestBlindTransfer(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	defer cancel()
+	ta := startApp(t)
+	alice := ta.agentPlaying(t, ctx, "alice", "agent-1000.ogg", agents.RoleAgent, true)
+	uc := connectCall(t, ctx, ta, alice, "+447700900123")
+	id := uc.ID()
+	bob := ta.agentPlaying(t, ctx, "bob", "caller-440.ogg", agents.RoleAgent, true) // bob speaks at 440 Hz
+	waitFor(t, ctx, "alice at the caller", func() bool { return uc.ReceivedCount() > 75 })
+	checkTone(t, "caller with alice", tail(uc.Received(), 50), 1000)
+
+	if err := alice.Send(map[string]any{"type": "transfer", "call_id": id, "agent": "bob", "mode": "blind"}); err != nil {
+		t.Fatal(err)
+	}
+	off, err := bob.WaitType(ctx, "call_offered", id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(off.Raw), `"from":"alice"`) || !strings.Contains(string(off.Raw), `"phase":"ringing"`) {
+		t.Fatalf("offer to bob: %s", off.Raw)
+	}
+	n0 := uc.ReceivedCount()
+	waitFor(t, ctx, "hold audio while bob rings", func() bool { return uc.ReceivedCount() > n0+100 })
+	hearsPrompt(t, "caller while bob rings", uc.Received(), holdPrompt(t), 75)
+
+	if err := bob.Accept(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	if end, err := alice.WaitType(ctx, "call_ended", id); err != nil || end.Reason != "transferred" {
+		t.Fatalf("alice: %v %+v", err, end)
+	}
+	if err := bob.WaitConnected(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	waitCallMsg(t, ctx, bob, id, `"agent":"bob"`, `"media":"up"`)
+	n1 := uc.ReceivedCount()
+	waitFor(t, ctx, "audio both ways with bob", func() bool { return uc.ReceivedCount() > n1+100 && len(bob.Received(id)) > 75 })
+	checkTone(t, "caller with bob", tail(uc.Received(), 50), 440)
+	checkTone(t, "bob", bob.Received(id), 440)
+
+	if err := bob.Send(map[string]any{"type": "hangup", "call_id": id}); err != nil {
+		t.Fatal(err)
+	}
+	e := waitEntry(t, ctx, ta, id)
+	if e.Agent != "bob" || len(e.Handlers) != 2 || e.Handlers[0].Agent != "alice" || e.Handlers[1].Agent != "bob" ||
+		e.Handlers[0].To.IsZero() || e.Handlers[1].To.IsZero() || e.Handlers[1].From.Before(e.Handlers[0].To) {
+		t.Fatalf("entry agent %q handlers %+v", e.Agent, e.Handlers)
+	}
+	checkContinuity(t, uc)
+}
+
+func TestBlindTransferNoAnswerGoesBack(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	ta := startApp(t, "-ring-timeout", "3s")
+	alice := ta.agentPlaying(t, ctx, "alice", "agent-1000.ogg", agents.RoleAgent, true)
+	uc := connectCall(t, ctx, ta, alice, "+447700900123")
+	id := uc.ID()
+	bob := ta.agentPlaying(t, ctx, "bob", "caller-440.ogg", agents.RoleAgent, true)
+	if err := alice.Send(map[string]any{"type": "transfer", "call_id": id, "agent": "bob", "mode": "blind"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bob.WaitType(ctx, "call_offered", id); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bob.WaitType(ctx, "call_taken", id); err != nil { // bob stops ringing after the ring time
+		t.Fatal(err)
+	}
+	m := waitCallMsg(t, ctx, alice, id, `"agent":"alice"`, `"state":"connected"`)
+	for strings.Contains(string(m.Raw), `"transfer"`) || strings.Contains(string(m.Raw), `"on_hold":true`) {
+		m = waitCallMsg(t, ctx, alice, id, `"agent":"alice"`)
+	}
+	n0 := uc.ReceivedCount()
+	waitFor(t, ctx, "alice again", func() bool { return uc.ReceivedCount() > n0+75 })
+	checkTone(t, "caller back with alice", tail(uc.Received(), 50), 1000)
+	// A transfer to nobody available is refused.
+	if err := alice.Send(map[string]any{"type": "transfer", "call_id": id, "agent": "zed", "mode": "blind", "ref": "x1"}); err != nil {
+		t.Fatal(err)
+	}
+	if e, err := alice.Wait(ctx, func(m agentclient.Msg) bool { return m.Type == "error" && m.Ref == "x1" }); err != nil || e.Code != agents.CodeNoTarget {
+		t.Fatalf("transfer to zed: %v %+v", err, e)
+	}
+	checkContinuity(t, uc)
+}
+
+func TestWarmTransfer(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	defer cancel()
+	ta := startApp(t)
+	alice := ta.agentPlaying(t, ctx, "alice", "agent-1000.ogg", agents.RoleAgent, true)
+	uc := connectCall(t, ctx, ta, alice, "+447700900123")
+	id := uc.ID()
+	bob := ta.agentPlaying(t, ctx, "bob", "caller-440.ogg", agents.RoleAgent, true)
+
+	if err := alice.Send(map[string]any{"type": "transfer", "call_id": id, "agent": "bob", "mode": "warm"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bob.WaitType(ctx, "call_offered", id); err != nil {
+		t.Fatal(err)
+	}
+	if err := bob.Accept(ctx, id); err != nil { // the consultation leg
+		t.Fatal(err)
+	}
+	if err := bob.WaitConnected(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	waitCallMsg(t, ctx, alice, id, `"phase":"consulting"`)
+
+	t.Run("alice and bob talk while the caller holds", func(t *testing.T) {
+		waitFor(t, ctx, "alice and bob hear each other", func() bool {
+			return len(bob.ReceivedTrack(id, "agent")) > 75 && len(alice.ReceivedTrack(id, "side")) > 75
+		})
+		checkTone(t, "bob hears alice", bob.ReceivedTrack(id, "agent"), 1000)
+		checkTone(t, "alice hears bob", alice.ReceivedTrack(id, "side"), 440)
+		if n := len(bob.Received(id)); n != 0 {
+			t.Fatalf("bob heard %d caller packets during the consultation", n)
+		}
+		n0 := uc.ReceivedCount()
+		waitFor(t, ctx, "hold audio", func() bool { return uc.ReceivedCount() > n0+100 })
+		hearsPrompt(t, "caller during the consultation", uc.Received(), holdPrompt(t), 75)
+	})
+
+	if err := alice.Send(map[string]any{"type": "transfer_complete", "call_id": id}); err != nil {
+		t.Fatal(err)
+	}
+	if end, err := alice.WaitType(ctx, "call_ended", id); err != nil || end.Reason != "transferred" {
+		t.Fatalf("alice: %v %+v", err, end)
+	}
+	waitCallMsg(t, ctx, bob, id, `"agent":"bob"`)
+	t.Run("bob has the caller", func(t *testing.T) {
+		n1 := uc.ReceivedCount()
+		waitFor(t, ctx, "audio both ways with bob", func() bool { return uc.ReceivedCount() > n1+100 && len(bob.Received(id)) > 75 })
+		checkTone(t, "caller with bob", tail(uc.Received(), 50), 440)
+		checkTone(t, "bob hears the caller", bob.Received(id), 440)
+	})
+	if err := uc.Hangup(ctx); err != nil {
+		t.Fatal(err)
+	}
+	e := waitEntry(t, ctx, ta, id)
+	if len(e.Handlers) != 2 || e.Handlers[0].Agent != "alice" || e.Handlers[1].Agent != "bob" {
+		t.Fatalf("handlers %+v", e.Handlers)
 	}
 	checkContinuity(t, uc)
 }

@@ -3,6 +3,7 @@ package lifecycle
 import (
 	"errors"
 	"slices"
+	"strings"
 
 	"github.com/callgw/callgw/call"
 )
@@ -157,8 +158,14 @@ type (
 	PromoteConsult struct{}
 	// CloseConsult closes the consult leg.
 	CloseConsult struct{}
-	// TellTransfer tells the agents concerned about the transfer.
-	TellTransfer struct{ What TransferNotice }
+	// TellTransfer tells the agents concerned about the transfer (as it
+	// was when the event came: From, To, Targets comma-separated).
+	TellTransfer struct {
+		What     TransferNotice
+		Mode     TransferMode
+		From, To string
+		Targets  string
+	}
 )
 
 func (SetHold) effect()            {}
@@ -187,6 +194,12 @@ func (n TransferNotice) String() string {
 		return transferNoticeNames[n]
 	}
 	return "none"
+}
+
+// tell is TellTransfer about the transfer as it is now.
+func (t *step) tell(n TransferNotice) TellTransfer {
+	x := t.c.Transfer
+	return TellTransfer{What: n, Mode: x.Mode, From: x.From, To: x.To, Targets: strings.Join(x.Targets, ",")}
 }
 
 // handlerStart opens a handler entry for agent at now.
@@ -251,7 +264,7 @@ func (t *step) applyTransfer(ev Event) (bool, error) {
 			t.do(SetHold{On: true})
 		}
 		t.do(StartTimer{Timer: TimerTransfer, After: t.r.RingTimeout}, Persist{},
-			TellTransfer{What: TransferOffered}, Notify{What: NoticeState})
+			t.tell(TransferOffered), Notify{What: NoticeState})
 	case TransferAccept:
 		switch {
 		case !c.State.Live():
@@ -261,10 +274,10 @@ func (t *step) applyTransfer(ev Event) (bool, error) {
 		}
 		x := &c.Transfer
 		x.To = e.Agent
-		t.do(StopTimer{Timer: TimerTransfer}, TellTransfer{What: TransferTaken})
+		t.do(StopTimer{Timer: TimerTransfer}, t.tell(TransferTaken))
 		if x.Mode == TransferWarm {
 			x.Phase = TransferConsulting
-			t.do(OfferConsult{}, TellTransfer{What: TransferConsult}, Persist{})
+			t.do(t.tell(TransferConsult), OfferConsult{}, Persist{}, Notify{What: NoticeState})
 			return true, nil
 		}
 		t.handOff(e.Agent)
@@ -330,7 +343,7 @@ func (t *step) applyTransfer(ev Event) (bool, error) {
 // list moves on.
 func (t *step) handOff(agent string) {
 	c := &t.c
-	t.do(TellTransfer{What: TransferHandedOff})
+	t.do(t.tell(TransferHandedOff))
 	c.Agent, c.Rec.Agent = agent, agent
 	t.handlerStart(agent)
 }
@@ -342,7 +355,7 @@ func (t *step) handOff(agent string) {
 func (t *step) transferBack() {
 	c := &t.c
 	x := c.Transfer
-	t.do(StopTimer{Timer: TimerTransfer}, TellTransfer{What: TransferEnded})
+	t.do(StopTimer{Timer: TimerTransfer}, t.tell(TransferEnded))
 	if x.Phase == TransferConsulting {
 		t.do(CloseConsult{})
 	}
@@ -373,7 +386,7 @@ func (t *step) transferLegUp() {
 func (t *step) transferOnEnd() {
 	c := &t.c
 	if c.Transfer.Phase == TransferRinging || c.Transfer.Phase == TransferConsulting {
-		t.do(StopTimer{Timer: TimerTransfer}, TellTransfer{What: TransferEnded})
+		t.do(StopTimer{Timer: TimerTransfer}, t.tell(TransferEnded))
 	}
 	if c.Transfer.Phase == TransferConsulting {
 		t.do(CloseConsult{})
@@ -398,7 +411,7 @@ func (t *step) agentLeaves(agent string) bool {
 	}
 	c.Transfer.FromGone = true
 	t.handlerStop()
-	t.do(TellTransfer{What: TransferHandedOff}, CloseAgentLeg{}, Persist{})
+	t.do(t.tell(TransferHandedOff), CloseAgentLeg{}, Persist{})
 	return true
 }
 

@@ -40,23 +40,23 @@ func TestHoldAndTransfer(t *testing.T) {
 			steps: ans(stepT{ev: blind("ann"), wantErr: ErrNoTarget}), state: StateConnected, agent: "ann", never: []Effect{SetHold{On: true}}},
 		{name: "blind: the caller holds while bob rings",
 			steps: ans(blind("bob")), state: StateConnected, agent: "ann", hold: true, phase: TransferRinging,
-			want: []Effect{SetHold{On: true}, TellTransfer{What: TransferOffered}, StartTimer{Timer: TimerTransfer, After: rules.RingTimeout}}},
+			want: []Effect{SetHold{On: true}, told(TransferOffered), StartTimer{Timer: TimerTransfer, After: rules.RingTimeout}}},
 		{name: "blind: bob takes it, a new agent leg, off hold when it is up",
 			steps: ans(blind("bob"), TransferAccept{When: at(15), Agent: "bob"}, AgentAnswer{When: at(16), Agent: "bob"},
 				AgentAnswerApplied{When: at(16)}, AgentLegChanged{When: at(17), Leg: LegConnecting}, AgentLegChanged{When: at(17), Leg: LegUp}),
 			state: StateConnected, agent: "bob", handlers: []string{"ann", "bob"}, closedAt: []int{15, 0},
-			want:  []Effect{TellTransfer{What: TransferTaken}, TellTransfer{What: TransferHandedOff}, OfferAgentLeg{}, SetHold{On: false}},
+			want:  []Effect{told(TransferTaken), told(TransferHandedOff), OfferAgentLeg{}, SetHold{On: false}},
 			never: []Effect{GraphAccept{}}},
 		{name: "blind: a stranger cannot take it",
 			steps: ans(blind("bob"), stepT{ev: TransferAccept{When: at(15), Agent: "cid"}, wantErr: ErrCallTaken}),
 			state: StateConnected, agent: "ann", hold: true, phase: TransferRinging},
 		{name: "blind: no answer, back to ann off hold",
 			steps: ans(blind("bob"), TimerFired{When: at(35), Timer: TimerTransfer}),
-			state: StateConnected, agent: "ann", want: []Effect{TellTransfer{What: TransferEnded}, SetHold{On: false}},
+			state: StateConnected, agent: "ann", want: []Effect{told(TransferEnded), SetHold{On: false}},
 			handlers: []string{"ann"}},
 		{name: "blind: a team, both decline, back to ann",
 			steps: ans(blind("bob", "cid"), TransferDecline{When: at(12), Agent: "bob"}, TransferDecline{When: at(13), Agent: "cid"}),
-			state: StateConnected, agent: "ann", want: []Effect{TellTransfer{What: TransferEnded}, SetHold{On: false}}},
+			state: StateConnected, agent: "ann", want: []Effect{told(TransferEnded), SetHold{On: false}}},
 		{name: "blind: held before, cancel keeps the hold",
 			steps: ans(HoldRequest{When: at(9), Agent: "ann", On: true}, blind("bob"), TransferCancel{When: at(12), Agent: "ann"}),
 			state: StateConnected, agent: "ann", hold: true, never: []Effect{SetHold{On: false}}},
@@ -94,7 +94,7 @@ func TestHoldAndTransfer(t *testing.T) {
 		{name: "the caller hangs up during a consult: targets told, consult closed",
 			steps: ans(warm, TransferAccept{When: at(12), Agent: "bob"}, MetaTerminate{When: at(20), Status: "COMPLETED", Start: t0.Add(5 * time.Second), End: t0.Add(20 * time.Second), Duration: 15}),
 			state: StateFinal, hold: true, handlers: []string{"ann"}, closedAt: []int{20},
-			want: []Effect{TellTransfer{What: TransferEnded}, CloseConsult{}, CloseMedia{}}},
+			want: []Effect{told(TransferEnded), CloseConsult{}, CloseMedia{}}},
 		{name: "a second transfer while one rings is refused",
 			steps: ans(blind("bob"), stepT{ev: blind("cid"), wantErr: ErrOutOfTurn}),
 			state: StateConnected, agent: "ann", hold: true, phase: TransferRinging},
@@ -123,6 +123,12 @@ func TestHoldAndTransfer(t *testing.T) {
 				t.Fatalf("transfer phase %v, want %v", c.Transfer.Phase, tc.phase)
 			}
 			for _, e := range tc.want {
+				if tt, ok := e.(TellTransfer); ok {
+					if !hasTell(fx, tt.What) {
+						t.Errorf("missing TellTransfer %v", tt.What)
+					}
+					continue
+				}
 				if !has(fx, e) {
 					t.Errorf("missing effect %#v", e)
 				}
@@ -181,5 +187,30 @@ func TestTransferNames(t *testing.T) {
 	}
 	if TransferConsulting.String() != "consulting" || TransferPhase(9).String() != "none" || TransferEnded.String() != "ended" {
 		t.Fatal("names")
+	}
+}
+
+// told matches any TellTransfer of what (see hasTell).
+func told(what TransferNotice) TellTransfer { return TellTransfer{What: what} }
+
+func hasTell(fx []Effect, what TransferNotice) bool {
+	for _, f := range fx {
+		if tt, ok := f.(TellTransfer); ok && tt.What == what {
+			return true
+		}
+	}
+	return false
+}
+
+func TestTellCarriesTheTransferAsItWas(t *testing.T) {
+	c, _ := run(t, uic(), uicConnected()...)
+	c, fx := run(t, c, TransferRequest{When: at(10), Agent: "ann", Mode: TransferBlind, Targets: []string{"bob", "cid"}},
+		TimerFired{When: at(35), Timer: TimerTransfer})
+	if c.Transfer.Active() {
+		t.Fatal("still transferring")
+	}
+	want := TellTransfer{What: TransferEnded, Mode: TransferBlind, From: "ann", Targets: "bob,cid"}
+	if !has(fx, want) {
+		t.Fatalf("no %+v in %+v", want, fx)
 	}
 }
