@@ -355,8 +355,8 @@ func (c *Controller) info(l *liveCall) agents.CallInfo {
 	ci.Price = l.price
 	if l.route.routed {
 		ci.Brand, ci.Team = l.route.number.Brand, string(l.route.team)
-		if st.Offered() {
-			ci.OfferedTo = slices.Clone(l.route.targets)
+		if t, ok := c.routingConfig().Team(l.route.team); st.Offered() && (!ok || !t.Any()) {
+			ci.OfferedTo = slices.Clone(l.route.targets) // a "*" team offers every available agent, as before teams
 		}
 	} else if cfg := c.routingConfig(); cfg != nil {
 		if n, ok := cfg.Number(r.PhoneNumberID); ok {

@@ -86,6 +86,7 @@ type API struct {
 
 	buttons  Buttons
 	settings Settings
+	routing  Routing
 }
 
 type apiKey struct {
@@ -144,6 +145,7 @@ func (a *API) Handler() http.Handler {
 	mux.Handle("GET /api/v1/live", a.auth(RoleSupervisor, a.getLive))
 	mux.Handle("POST /api/v1/call-buttons", a.auth(RoleAgent, a.postCallButton))
 	mux.Handle("GET /api/v1/numbers/{id}/settings", a.auth(RoleSupervisor, a.getNumberSettings))
+	a.routingRoutes(mux)
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", "no such endpoint")
 	})

