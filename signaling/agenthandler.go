@@ -100,7 +100,7 @@ func (c *Controller) handle(ctx context.Context, s *agents.Session, m *agents.Cl
 		}
 		switch m.Type {
 		case agents.TypeDial:
-			ci, start, err := c.dialStart(ctx, s.Agent, to)
+			ci, start, err := c.dialStartFrom(ctx, s.Agent, to, m.From)
 			if err != nil {
 				return err
 			}
@@ -263,6 +263,8 @@ func protocolError(err error) error {
 		{ErrStore, agents.CodeUnavailable, "state store unavailable, try again"},
 		{ErrNotConfigured, agents.CodeUnavailable, "outbound calling is not configured"},
 		{ErrMediaSetup, agents.CodeInternal, "media setup failed"},
+		{ErrUnknownBusinessNumber, CodeUnknownNumber, "not a business number this deployment serves"},
+		{ErrNotYourNumber, CodeNotYourNumber, "you may only call from the numbers of your teams"},
 	} {
 		if errors.Is(err, m.err) {
 			return &agents.CodedError{Code: m.code, Message: m.text, Err: err}

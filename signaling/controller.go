@@ -50,6 +50,9 @@ type Deps struct {
 	// configuration, queues callers and keeps callback tasks (nil: every
 	// available agent is offered every call, no queue).
 	Router *routing.Router
+	// DialerFor returns the Dialer of another business number (nil: Dialer
+	// serves only the main number).
+	DialerFor func(phoneNumberID string) Dialer
 }
 
 // Controller owns every live call of this instance.
@@ -72,6 +75,7 @@ type Controller struct {
 	graphs  func(string) Graph
 	foreign sync.Map // phone number ids seen but not served (logged once)
 	router  *routing.Router
+	dialers func(string) Dialer
 	freed   chan string // agents who freed up (routing loop)
 
 	hub Hub // set by SetHub before serving
@@ -120,7 +124,7 @@ func New(cfg Config, d Deps) (*Controller, error) {
 		store:  &store{rdb: d.Redis, prefix: cfg.KeyPrefix, ttl: cfg.StateTTL},
 		calls:  map[call.ID]*liveCall{},
 		stop:   make(chan struct{}),
-		router: d.Router, freed: make(chan string, 256),
+		router: d.Router, freed: make(chan string, 256), dialers: d.DialerFor,
 	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	c.cl = &cluster{c: c, rdb: d.Redis, id: cfg.InstanceID, lease: cfg.LeaseTTL, pending: map[string]chan busMsg{}}

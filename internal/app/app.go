@@ -232,7 +232,12 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (a *App, err error) 
 		MaskNumbers: a.Cfg.MaskNumbers, LeaseTTL: a.Cfg.LeaseTTL, PermissionTemplate: a.Cfg.PermissionTemplate,
 		Numbers: served,
 	}, signaling.Deps{GraphFor: func(pnid string) signaling.Graph { return graphs[pnid] }, Redis: a.Redis, Graph: a.Graph, Dialer: a.Graph, Live: live, Media: mediaAdapter{a.Media},
-		Router: a.Router, Recorder: ledgerRecorder{a.Ledger}, Permissions: a.Perms, Messages: a.Ledger, Quotes: a.Ledger, Registerer: a.Registry,
+		Router: a.Router, DialerFor: func(pnid string) signaling.Dialer {
+			if g, ok := graphs[pnid].(*cloudapi.Client); ok {
+				return g
+			}
+			return nil
+		}, Recorder: ledgerRecorder{a.Ledger}, Permissions: a.Perms, Messages: a.Ledger, Quotes: a.Ledger, Registerer: a.Registry,
 		Logger: log.With("component", "signaling")})
 	if err != nil {
 		return nil, fmt.Errorf("signaling: %w", err)

@@ -253,6 +253,7 @@ func (a *API) getPermission(w http.ResponseWriter, r *http.Request, _ principal)
 
 type toBody struct {
 	To    string `json:"to"`
+	From  string `json:"from,omitempty"` // POST /calls: the business number (phone_number_id) to call from
 	Agent string `json:"agent,omitempty"`
 	Text  string `json:"text,omitempty"`
 }
@@ -367,7 +368,7 @@ func (a *API) postCall(w http.ResponseWriter, r *http.Request, p principal) {
 			return
 		}
 	}
-	ci, err := a.calls.Dial(r.Context(), agent, b.To)
+	ci, err := a.dial(r, agent, b)
 	if err != nil {
 		a.fail(w, r, err)
 		return
@@ -638,6 +639,8 @@ func problem(err error) (status int, code, msg string, metaCode int) {
 		{signaling.ErrTemplateRequired, http.StatusConflict, "template_required", "outside the user's 24 h customer service window a permission request must be a template: configure CALLGW_PERMISSION_TEMPLATE"},
 		{signaling.ErrOutsideWindow, http.StatusConflict, "outside_window", "only possible inside the user's 24 h customer service window (the user must have written or called in the last 24 h)"},
 		{signaling.ErrUnknownNumber, http.StatusNotFound, "unknown_number", "not a number this deployment serves"},
+		{signaling.ErrUnknownBusinessNumber, http.StatusBadRequest, signaling.CodeUnknownNumber, "\"from\" is not a business number this deployment serves"},
+		{signaling.ErrNotYourNumber, http.StatusForbidden, signaling.CodeNotYourNumber, "agents call from the numbers of their teams only"},
 		{signaling.ErrBadCommand, http.StatusBadRequest, "bad_request", "the request is not valid"},
 		{signaling.ErrNoCallback, http.StatusBadRequest, agents.CodeInvalidNumber, "that caller has no phone number to call back"},
 		{signaling.ErrUnknownCall, http.StatusNotFound, agents.CodeUnknownCall, "no such call"},

@@ -9,6 +9,7 @@ import (
 
 	"github.com/callgw/callgw/config"
 	"github.com/callgw/callgw/signaling"
+	"github.com/callgw/callgw/signaling/agents"
 	"github.com/callgw/callgw/signaling/routing"
 )
 
@@ -20,6 +21,25 @@ type Routing interface {
 	Callbacks(ctx context.Context, f signaling.TaskFilter) ([]signaling.CallbackTask, error)
 	ClaimCallback(ctx context.Context, id, agent string, anyTeam bool) (signaling.CallbackTask, error)
 	UnclaimCallback(ctx context.Context, id, agent string, anyTeam bool) (signaling.CallbackTask, error)
+}
+
+// DialerFrom places calls from a chosen business number.
+type DialerFrom interface {
+	DialFrom(ctx context.Context, agent, to, from string) (agents.CallInfo, error)
+}
+
+var numberIDRe = regexp.MustCompile(`^[0-9]{1,32}$`)
+
+// dial places POST /calls: from the number in "from" when given.
+func (a *API) dial(r *http.Request, agent string, b toBody) (agents.CallInfo, error) {
+	if b.From == "" {
+		return a.calls.Dial(r.Context(), agent, b.To)
+	}
+	df, ok := a.calls.(DialerFrom)
+	if !ok || !numberIDRe.MatchString(b.From) {
+		return agents.CallInfo{}, signaling.ErrUnknownBusinessNumber
+	}
+	return df.DialFrom(r.Context(), agent, b.To, b.From)
 }
 
 // routingRoutes adds the routing endpoints (when call control has them).
