@@ -53,6 +53,9 @@ type Deps struct {
 	// DialerFor returns the Dialer of another business number (nil: Dialer
 	// serves only the main number).
 	DialerFor func(phoneNumberID string) Dialer
+	// SettingsFor returns the settings client of a served number (main one
+	// included); nil: settings are read-only (webhooks).
+	SettingsFor func(phoneNumberID string) SettingsClient
 }
 
 // Controller owns every live call of this instance.
@@ -76,7 +79,9 @@ type Controller struct {
 	foreign sync.Map // phone number ids seen but not served (logged once)
 	router  *routing.Router
 	dialers func(string) Dialer
-	freed   chan string // agents who freed up (routing loop)
+	// settingsClients: see Deps.SettingsFor.
+	settingsClients func(string) SettingsClient
+	freed           chan string // agents who freed up (routing loop)
 
 	hub Hub // set by SetHub before serving
 	cl  *cluster
@@ -124,7 +129,7 @@ func New(cfg Config, d Deps) (*Controller, error) {
 		store:  &store{rdb: d.Redis, prefix: cfg.KeyPrefix, ttl: cfg.StateTTL},
 		calls:  map[call.ID]*liveCall{},
 		stop:   make(chan struct{}),
-		router: d.Router, freed: make(chan string, 256), dialers: d.DialerFor,
+		router: d.Router, freed: make(chan string, 256), dialers: d.DialerFor, settingsClients: d.SettingsFor,
 	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	c.cl = &cluster{c: c, rdb: d.Redis, id: cfg.InstanceID, lease: cfg.LeaseTTL, pending: map[string]chan busMsg{}}

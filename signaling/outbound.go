@@ -114,3 +114,77 @@ func CallHoursOpen(h cloudapi.CallHours, t time.Time) (open, known bool) {
 	}
 	return false, true
 }
+
+// SettingsClient reads and changes a number's calling settings at Meta
+// (cloudapi.Client of that number).
+type SettingsClient interface {
+	GetSettings(ctx context.Context) (*cloudapi.Settings, error)
+	UpdateSettings(ctx context.Context, s cloudapi.Settings) error
+}
+
+// ErrBadSettings: the settings given are not valid (nothing was sent).
+var ErrBadSettings = errors.New("signaling: invalid calling settings")
+
+// UpdateNumberSettings changes a number's calling settings at Meta (call
+// hours and holidays among them) and keeps what Meta then reports.
+func (c *Controller) UpdateNumberSettings(ctx context.Context, pnid string, s cloudapi.Settings) (json.RawMessage, error) {
+	if !c.serves(pnid) {
+		return nil, ErrUnknownNumber
+	}
+	sc := c.settingsFor(pnid)
+	if sc == nil {
+		return nil, fmt.Errorf("%w: settings of %s", ErrNotConfigured, pnid)
+	}
+	if err := s.Validate(); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrBadSettings, err)
+	}
+	if h := s.Calling.CallHours; h != nil && h.TimezoneID != "" {
+		if _, err := time.LoadLocation(h.TimezoneID); err != nil {
+			return nil, fmt.Errorf("%w: %w: call_hours.timezone_id %q is not a known time zone", ErrBadSettings, cloudapi.ErrBadInput, h.TimezoneID)
+		}
+	}
+	if err := sc.UpdateSettings(ctx, s); err != nil {
+		if errors.Is(err, cloudapi.ErrBadInput) {
+			return nil, fmt.Errorf("%w: %w", ErrBadSettings, err)
+		}
+		return nil, &MetaError{Code: metaCode(err), Err: err}
+	}
+	got, err := sc.GetSettings(ctx)
+	if err != nil {
+		return nil, &MetaError{Code: metaCode(err), Err: err}
+	}
+	if err := c.store.saveSettings(ctx, pnid, got.Calling.Raw); err != nil {
+		return nil, err
+	}
+	return got.Calling.Raw, nil
+}
+
+// RefreshAllSettings reads the calling settings (call hours, callback
+// permission) of every served number that has a settings client.
+func (c *Controller) RefreshAllSettings(ctx context.Context) error {
+	var errs []error
+	for _, pnid := range append([]string{c.cfg.PhoneNumberID}, c.cfg.Numbers...) {
+		sc := c.settingsFor(pnid)
+		if sc == nil {
+			continue
+		}
+		err := c.RefreshSettings(ctx, pnid, func(ctx context.Context) (json.RawMessage, error) {
+			s, err := sc.GetSettings(ctx)
+			if err != nil {
+				return nil, err
+			}
+			return s.Calling.Raw, nil
+		})
+		if err != nil {
+			errs = append(errs, fmt.Errorf("number %s: %w", pnid, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (c *Controller) settingsFor(pnid string) SettingsClient {
+	if c.settingsClients == nil {
+		return nil
+	}
+	return c.settingsClients(pnid)
+}

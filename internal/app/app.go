@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -237,7 +236,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (a *App, err error) 
 				return g
 			}
 			return nil
-		}, Recorder: ledgerRecorder{a.Ledger}, Permissions: a.Perms, Messages: a.Ledger, Quotes: a.Ledger, Registerer: a.Registry,
+		}, SettingsFor: a.settingsClient(graphs), Recorder: ledgerRecorder{a.Ledger}, Permissions: a.Perms, Messages: a.Ledger, Quotes: a.Ledger, Registerer: a.Registry,
 		Logger: log.With("component", "signaling")})
 	if err != nil {
 		return nil, fmt.Errorf("signaling: %w", err)
@@ -373,19 +372,12 @@ func (a *App) Run(ctx context.Context) error {
 	g.Go(func() error { return a.Ctrl.Run(runCtx) })
 	g.Go(func() error { a.watchConfig(runCtx); return nil })
 	g.Go(func() error {
-		// The number's calling settings at start (callback permission,
+		// The numbers' calling settings at start (callback permission,
 		// call hours); account_settings_update webhooks keep them fresh.
 		sctx, cancel := context.WithTimeout(runCtx, 15*time.Second)
 		defer cancel()
-		err := a.Ctrl.RefreshSettings(sctx, a.Cfg.PhoneNumberID, func(ctx context.Context) (json.RawMessage, error) {
-			s, err := a.Graph.GetSettings(ctx)
-			if err != nil {
-				return nil, err
-			}
-			return s.Calling.Raw, nil
-		})
-		if err != nil {
-			a.Log.Warn("cannot read the number's calling settings from Meta", "err", err)
+		if err := a.Ctrl.RefreshAllSettings(sctx); err != nil {
+			a.Log.Warn("cannot read the numbers' calling settings from Meta", "err", err)
 		}
 		return nil
 	})

@@ -8,6 +8,8 @@ import (
 	"syscall"
 
 	"github.com/callgw/callgw/config"
+	"github.com/callgw/callgw/signaling"
+	"github.com/callgw/callgw/signaling/cloudapi"
 	"github.com/callgw/callgw/signaling/routing"
 )
 
@@ -87,3 +89,17 @@ func (a *App) ReloadConfig() error {
 
 // reloadHold reloads the numbers' hold audio (media helper's prompts).
 func (a *App) reloadHold(c *config.Config) {}
+
+// settingsClient gives signaling the Graph client of each served number
+// for its calling settings (call hours).
+func (a *App) settingsClient(graphs map[string]signaling.Graph) func(string) signaling.SettingsClient {
+	return func(pnid string) signaling.SettingsClient {
+		if pnid == a.Cfg.PhoneNumberID {
+			return a.Graph
+		}
+		if g, ok := graphs[pnid].(*cloudapi.Client); ok {
+			return g
+		}
+		return nil
+	}
+}

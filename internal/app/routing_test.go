@@ -35,6 +35,7 @@ const (
 	rtTokenSecret = "route-token-secret-0123456789"
 	rtNumA        = "100000000000001"
 	rtNumB        = "100000000000002"
+	rtAdminKey    = "route-admin-key-0123456789"
 )
 
 // rtConfig: sales (A's own team, round robin, queue with max_wait 3 s,
@@ -124,7 +125,7 @@ func startRouteEnv(t *testing.T, maxWait string) *routeEnv {
 			"-access-token", rtAccessToken, "-app-secret", rtSecret, "-verify-token", "v",
 			"-phone-number-id", rtNumA, "-token-secret", rtTokenSecret, "-media-loopback",
 			"-ring-timeout", "20s", "-agent-grace", "5s", "-drain-timeout", "2s", "-mask-numbers=false",
-			"-config", cfgPath, "-instance-id", id}
+			"-config", cfgPath, "-instance-id", id, "-api-keys", rtAdminKey + ":admin"}
 	}
 	e := &routeEnv{sim: sim, rs: rs, cfgPath: cfgPath}
 	e.a = startWith(t, args("route-a"), rs, nil)
@@ -516,4 +517,78 @@ func postStatus(t *testing.T, u, tok string) int {
 	}
 	resp.Body.Close()
 	return resp.StatusCode
+}
+
+// TestRoutingOutboundFromNumberAndCallHours: an agent calls from one of
+// their numbers (400 unknown number, 403 a number not theirs); an admin
+// sets a number's call hours at Meta; a call from it outside them warns the
+// agent and still proceeds.
+func TestRoutingOutboundFromNumberAndCallHours(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	e := startRouteEnv(t, "2m")
+	eve := e.agentOn(t, ctx, e.a, "eve", false)
+	const user = "+447700900990"
+	e.sim.SetUser(user, metasim.UserBehavior{Audio: oggBytes(t, "caller-440.ogg"), AnswerAfter: 300 * time.Millisecond})
+	// The user calls B while eve is away: a missed call grants callback
+	// permission for the pair (B, user).
+	mb := e.place(t, ctx, user, rtNumB)
+	if err := mb.WaitState(ctx, metasim.Ended); err != nil {
+		t.Fatal(err)
+	}
+	waitEntryOn(t, ctx, e.a, mb.ID())
+	if err := eve.Available(ctx, true); err != nil {
+		t.Fatal(err)
+	}
+	e.waitSeen(t, ctx, "eve")
+	evTok, _ := e.a.AgentToken("eve", agents.RoleAgent, time.Hour)
+	runRows(t, e.a.URL, []apiRow{
+		{name: "unknown number", method: "POST", path: "/api/v1/calls", body: `{"to":"` + user + `","from":"999"}`, auth: "Bearer " + evTok, status: 400, code: "unknown_number"},
+		{name: "not eve's number", method: "POST", path: "/api/v1/calls", body: `{"to":"` + user + `","from":"` + rtNumA + `"}`, auth: "Bearer " + evTok, status: 403, code: "not_your_number"},
+		{name: "bad settings", method: "PUT", path: "/api/v1/numbers/" + rtNumB + "/settings", body: `{"calling":{"call_hours":{"status":"ENABLED","timezone_id":"Nowhere/Here"}}}`, auth: "Bearer " + rtAdminKey, status: 400, code: "bad_settings"},
+		{name: "settings need an admin", method: "PUT", path: "/api/v1/numbers/" + rtNumB + "/settings", body: `{"calling":{}}`, auth: "Bearer " + evTok, status: 403, code: "forbidden"},
+	})
+	// Number B is open one minute a week, at a time that is not now.
+	closed := time.Now().UTC().Add(-2 * time.Hour)
+	day := strings.ToUpper(closed.Weekday().String())
+	hours := fmt.Sprintf(`{"calling":{"call_hours":{"status":"ENABLED","timezone_id":"UTC","weekly_operating_hours":[{"day_of_week":%q,"open_time":%q,"close_time":%q}]}}}`,
+		day, closed.Format("1504"), closed.Add(time.Minute).Format("1504"))
+	apiRow{name: "set call hours", method: "PUT", path: "/api/v1/numbers/" + rtNumB + "/settings", body: hours, auth: "Bearer " + rtAdminKey, status: 200}.run(t, e.a.URL)
+	if err := eve.Send(map[string]any{"type": "dial", "to": user, "from": rtNumB, "ref": "out"}); err != nil {
+		t.Fatal(err)
+	}
+	m, err := eve.Wait(ctx, func(m agentclient.Msg) bool { return m.Ref == "out" })
+	if err != nil || m0(m) == "" {
+		t.Fatalf("dial: %v %+v", err, m)
+	}
+	var v struct {
+		Call struct {
+			Warning       string `json:"warning"`
+			PhoneNumberID string `json:"phone_number_id"`
+			Brand         string `json:"brand"`
+		} `json:"call"`
+	}
+	if err := json.Unmarshal(m.Raw, &v); err != nil {
+		t.Fatal(err)
+	}
+	if v.Call.Warning != "outside_call_hours" || v.Call.PhoneNumberID != rtNumB || v.Call.Brand != "Beta" {
+		t.Fatalf("dial answer %+v", v.Call)
+	}
+	if err := eve.AnswerOffer(ctx, m.Call.ID); err != nil {
+		t.Fatal(err)
+	}
+	out, ok := e.sim.OutboundCall(m.Call.ID)
+	if !ok {
+		t.Fatal("no outbound call at the simulator")
+	}
+	if out.PhoneNumberID() != rtNumB {
+		t.Fatalf("called from %s, want %s", out.PhoneNumberID(), rtNumB)
+	}
+	if err := out.WaitState(ctx, metasim.Accepted); err != nil {
+		t.Fatal(err)
+	}
+	hangup(t, ctx, eve, m.Call.ID)
+	if en := waitEntryOn(t, ctx, e.b, m.Call.ID); en.PhoneNumberID != rtNumB {
+		t.Fatalf("ledger entry from %q", en.PhoneNumberID)
+	}
 }

@@ -2,14 +2,17 @@ package api
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"regexp"
 	"strconv"
+	"strings"
 
 	"github.com/callgw/callgw/config"
 	"github.com/callgw/callgw/signaling"
 	"github.com/callgw/callgw/signaling/agents"
+	"github.com/callgw/callgw/signaling/cloudapi"
 	"github.com/callgw/callgw/signaling/routing"
 )
 
@@ -21,6 +24,44 @@ type Routing interface {
 	Callbacks(ctx context.Context, f signaling.TaskFilter) ([]signaling.CallbackTask, error)
 	ClaimCallback(ctx context.Context, id, agent string, anyTeam bool) (signaling.CallbackTask, error)
 	UnclaimCallback(ctx context.Context, id, agent string, anyTeam bool) (signaling.CallbackTask, error)
+	UpdateNumberSettings(ctx context.Context, pnid string, s cloudapi.Settings) (json.RawMessage, error)
+}
+
+// putNumberSettings changes a number's calling settings at Meta (admin):
+// the body is the settings object ({"calling": {...}}); call_hours, when
+// given, replace Meta's whole (omitting holiday_schedule deletes it).
+func (a *API) putNumberSettings(w http.ResponseWriter, r *http.Request, _ principal) {
+	if !pnidRe.MatchString(r.PathValue("id")) {
+		writeError(w, http.StatusBadRequest, "bad_request", "the number id must be a phone number id (digits)")
+		return
+	}
+	var s cloudapi.Settings
+	if !decode(w, r, &s) {
+		return
+	}
+	s.Calling.Restrictions, s.Calling.Raw = nil, nil
+	raw, err := a.routing.UpdateNumberSettings(r.Context(), r.PathValue("id"), s)
+	if err != nil {
+		if errors.Is(err, signaling.ErrBadSettings) {
+			writeError(w, http.StatusBadRequest, "bad_settings", "the settings are not valid: "+settingsProblem(err))
+			return
+		}
+		a.fail(w, r, err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	_, _ = w.Write(raw)
+}
+
+// settingsProblem is the validation message (cloudapi's, which names the
+// field and never echoes secrets).
+func settingsProblem(err error) string {
+	msg := err.Error()
+	if i := strings.LastIndex(msg, "bad input: "); i >= 0 {
+		return msg[i+len("bad input: "):]
+	}
+	return "see the field rules in docs/openapi.yaml"
 }
 
 // DialerFrom places calls from a chosen business number.
@@ -50,6 +91,7 @@ func (a *API) routingRoutes(mux *http.ServeMux) {
 	}
 	a.routing = rt
 	mux.Handle("GET /api/v1/routing", a.auth(RoleAgent, a.getRouting))
+	mux.Handle("PUT /api/v1/numbers/{id}/settings", a.auth(RoleAdmin, a.putNumberSettings))
 	mux.Handle("GET /api/v1/queues", a.auth(RoleSupervisor, a.getQueues))
 	mux.Handle("GET /api/v1/callbacks", a.auth(RoleAgent, a.getCallbacks))
 	mux.Handle("POST /api/v1/callbacks/{id}/claim", a.auth(RoleAgent, a.claimCallback))
