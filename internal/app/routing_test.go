@@ -588,7 +588,24 @@ func TestRoutingOutboundFromNumberAndCallHours(t *testing.T) {
 		t.Fatal(err)
 	}
 	hangup(t, ctx, eve, m.Call.ID)
-	if en := waitEntryOn(t, ctx, e.b, m.Call.ID); en.PhoneNumberID != rtNumB {
+	en := waitEntryOn(t, ctx, e.b, m.Call.ID)
+	if en.PhoneNumberID != rtNumB {
 		t.Fatalf("ledger entry from %q", en.PhoneNumberID)
+	}
+	// The call log and the usage report break down by number.
+	logB := rtGet(t, e.b.URL+"/api/v1/calls?phone_number_id="+rtNumB, rtAdminKey)["calls"].([]any)
+	logA := rtGet(t, e.b.URL+"/api/v1/calls?phone_number_id="+rtNumA, rtAdminKey)["calls"].([]any)
+	if len(logB) != 2 || len(logA) != 0 {
+		t.Fatalf("call log by number: B %d calls, A %d", len(logB), len(logA))
+	}
+	var byNumber map[string]any
+	for _, n := range rtGet(t, e.b.URL+"/api/v1/usage", rtAdminKey)["numbers"].([]any) {
+		if n.(map[string]any)["phone_number_id"] == rtNumB {
+			byNumber = n.(map[string]any)
+		}
+	}
+	if byNumber == nil || byNumber["all_calls"] != float64(2) || byNumber["calls"] != float64(1) ||
+		byNumber["billed_seconds"] != float64(en.BilledSeconds) || byNumber["cost_micros"] != float64(en.CostMicros) {
+		t.Fatalf("usage of B %+v", byNumber)
 	}
 }

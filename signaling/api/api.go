@@ -400,7 +400,11 @@ var cursorRe = regexp.MustCompile(`^[1-9][0-9]{0,17}$`)
 
 func (a *API) getCalls(w http.ResponseWriter, r *http.Request, p principal) {
 	q := r.URL.Query()
-	f := billing.CallFilter{Agent: q.Get("agent"), Number: q.Get("number"), Cursor: q.Get("cursor")}
+	f := billing.CallFilter{Agent: q.Get("agent"), Number: q.Get("number"), Business: q.Get("phone_number_id"), Cursor: q.Get("cursor")}
+	if f.Business != "" && !pnidRe.MatchString(f.Business) {
+		badParam(w, "phone_number_id must be a business number's id (digits)")
+		return
+	}
 	if f.Cursor != "" && !cursorRe.MatchString(f.Cursor) {
 		badParam(w, "cursor must be a next_cursor this API returned")
 		return

@@ -2,7 +2,7 @@
 // calls, queues and callbacks), the queues live (GET /api/v1/queues every
 // 2 s: position and wait of every waiting caller) and the callback tasks.
 
-import { api, h, fmtDuration, maskNumber } from './common.js';
+import { api, h, fmtDuration, fmtMicros, maskNumber } from './common.js';
 import { Callbacks } from './callbacks.js';
 
 const $ = (id) => document.getElementById(id);
@@ -85,4 +85,19 @@ function renderQueues() {
     h('td', { 'data-testid': 'queue-brand', text: e.brand || '' }),
     h('td', { class: 'num', 'data-testid': 'queue-wait', text: fmtDuration(e.wait_s) + (e.max_wait_s ? ' / ' + fmtDuration(e.max_wait_s) : '') }))));
   if (!rows.length) body.append(h('tr', { class: 'empty' }, h('td', { colspan: 5, class: 'muted', text: 'Nobody is waiting.' })));
+}
+
+/** renderNumberUsage shows the month's usage by business number (brand). */
+export function renderNumberUsage(u) {
+  const body = $('usage-numbers-body');
+  if (!body) return;
+  const brand = (id) => ((routing.numbers || []).find((n) => n.phone_number_id === id) || {}).brand || id;
+  const rows = (u.numbers || []).filter((n) => !filter.brand || brand(n.phone_number_id) === filter.brand);
+  body.replaceChildren(...rows.map((n) => h('tr', { 'data-testid': 'usage-number-row', 'data-number': n.phone_number_id },
+    h('td', { text: brand(n.phone_number_id) }),
+    h('td', { class: 'num', text: String(n.all_calls || 0) }),
+    h('td', { class: 'num', text: String(n.calls || 0) }),
+    h('td', { class: 'num', text: fmtDuration(n.billed_seconds || 0) }),
+    h('td', { class: 'num', text: fmtMicros(n.cost_micros || 0) }))));
+  if (!rows.length) body.append(h('tr', { class: 'empty' }, h('td', { colspan: 5, class: 'muted', text: 'No calls this month.' })));
 }

@@ -1,7 +1,7 @@
 // The supervisor dashboard: live calls and agents (GET /api/v1/live every 2 s),
 // monthly usage by country as an SVG bar chart (GET /api/v1/usage).
 import { takeToken, setToken, claims, api, maskNumber, fmtDuration, fmtMicros, h, mediaFailureText } from './common.js';
-import { startRouting, stopRouting, keepCall } from './queue.js';
+import { startRouting, stopRouting, keepCall, renderNumberUsage } from './queue.js';
 
 const $ = (id) => document.getElementById(id);
 const SVG = 'http://www.w3.org/2000/svg';
@@ -122,6 +122,7 @@ async function loadUsage() {
     const u = await api(token, '/api/v1/usage?month=' + encodeURIComponent(month));
     test.usage = u;
     renderUsage(u || {});
+    renderNumberUsage(u || {});
   } catch (e) {
     $('usage-totals').replaceChildren(h('span', { class: 'muted', text: `Could not load usage (${e.message}).` }));
   }
