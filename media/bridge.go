@@ -450,6 +450,7 @@ func (b *Bridge) Close() error {
 	}
 	b.closed = true
 	b.isShut.Store(true)
+	b.StopPlayback()
 	wa := b.wa
 	ag := b.agent.Load()
 	b.mu.Unlock()
