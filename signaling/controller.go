@@ -14,6 +14,7 @@ import (
 
 	"github.com/callgw/callgw/call"
 	"github.com/callgw/callgw/internal/clock"
+	"github.com/callgw/callgw/media"
 	"github.com/callgw/callgw/phone"
 	"github.com/callgw/callgw/signaling/agents"
 	"github.com/callgw/callgw/signaling/lifecycle"
@@ -56,6 +57,10 @@ type Deps struct {
 	// SettingsFor returns the settings client of a served number (main one
 	// included); nil: settings are read-only (webhooks).
 	SettingsFor func(phoneNumberID string) SettingsClient
+	// HoldAudio returns what a waiting caller of a number hears, looped
+	// (the number's hold_audio, else the built-in hold music); nil: the
+	// built-in "hold" prompt.
+	HoldAudio func(phoneNumberID string) *media.Prompt
 }
 
 // Controller owns every live call of this instance.
@@ -81,6 +86,7 @@ type Controller struct {
 	dialers func(string) Dialer
 	// settingsClients: see Deps.SettingsFor.
 	settingsClients func(string) SettingsClient
+	holdAudio       func(string) *media.Prompt
 	freed           chan string // agents who freed up (routing loop)
 
 	hub Hub // set by SetHub before serving
@@ -129,7 +135,7 @@ func New(cfg Config, d Deps) (*Controller, error) {
 		store:  &store{rdb: d.Redis, prefix: cfg.KeyPrefix, ttl: cfg.StateTTL},
 		calls:  map[call.ID]*liveCall{},
 		stop:   make(chan struct{}),
-		router: d.Router, freed: make(chan string, 256), dialers: d.DialerFor, settingsClients: d.SettingsFor,
+		router: d.Router, freed: make(chan string, 256), dialers: d.DialerFor, settingsClients: d.SettingsFor, holdAudio: d.HoldAudio,
 	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	c.cl = &cluster{c: c, rdb: d.Redis, id: cfg.InstanceID, lease: cfg.LeaseTTL, pending: map[string]chan busMsg{}}

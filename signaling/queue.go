@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/callgw/callgw/config"
+	"github.com/callgw/callgw/media"
 	"github.com/callgw/callgw/signaling/agents"
 )
 
@@ -62,10 +63,32 @@ func (c *Controller) Queues(ctx context.Context) ([]QueueEntry, error) {
 }
 
 // playHold plays the number's hold audio to the waiting caller, looped.
-func (l *liveCall) playHold() {}
+func (l *liveCall) playHold() {
+	if l.bridge == nil {
+		return
+	}
+	var p *media.Prompt
+	if l.c.holdAudio != nil {
+		p = l.c.holdAudio(l.lc.Rec.PhoneNumberID)
+	}
+	if p == nil {
+		var err error
+		if p, err = media.BuiltinPrompt("hold"); err != nil {
+			l.log.Warn("no hold audio", "err", err)
+			return
+		}
+	}
+	if _, err := l.bridge.Play([]*media.Prompt{p}, media.PlayOptions{Loop: true}); err != nil {
+		l.log.Warn("cannot play the hold audio", "err", err)
+	}
+}
 
 // stopPlayback (StopPlayback) stops prompts: the agent is connected.
-func (l *liveCall) stopPlayback() {}
+func (l *liveCall) stopPlayback() {
+	if l.bridge != nil {
+		l.bridge.StopPlayback()
+	}
+}
 
 // NumberView is a business number as pages show it.
 type NumberView struct {

@@ -90,8 +90,8 @@ func TestRoutingRunnerWaitingCall(t *testing.T) {
 	if err := c.HandleEvent(ctx, connectEvent("wacid.W1", clk.Now()), clk.Now()); err != nil {
 		t.Fatal(err)
 	}
-	j.wait(t, "media:watchdog")
-	order := []string{"graph:pre_accept", "graph:accept", "media:start", "media:watchdog"}
+	j.wait(t, "media:play:hold:true")
+	order := []string{"graph:pre_accept", "graph:accept", "media:start", "media:watchdog", "media:play:hold:true"}
 	if got := j.all(); !inOrder(got, order) {
 		t.Fatalf("effects out of order:\n got %v\nwant %v", got, order)
 	}

@@ -62,6 +62,7 @@ type App struct {
 	// CALLGW_CONFIG) re-reads the file on SIGHUP (routing.go).
 	Router       *routing.Router
 	ConfigLoader *config.Loader
+	holds        atomic.Pointer[map[string]*media.Prompt] // hold audio by number (routing.go)
 
 	ln    net.Listener
 	srv   *http.Server
@@ -236,7 +237,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (a *App, err error) 
 				return g
 			}
 			return nil
-		}, SettingsFor: a.settingsClient(graphs), Recorder: ledgerRecorder{a.Ledger}, Permissions: a.Perms, Messages: a.Ledger, Quotes: a.Ledger, Registerer: a.Registry,
+		}, SettingsFor: a.settingsClient(graphs), HoldAudio: a.holdAudio, Recorder: ledgerRecorder{a.Ledger}, Permissions: a.Perms, Messages: a.Ledger, Quotes: a.Ledger, Registerer: a.Registry,
 		Logger: log.With("component", "signaling")})
 	if err != nil {
 		return nil, fmt.Errorf("signaling: %w", err)

@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 
 	"github.com/callgw/callgw/config"
+	"github.com/callgw/callgw/media"
 	"github.com/callgw/callgw/signaling"
 	"github.com/callgw/callgw/signaling/cloudapi"
 	"github.com/callgw/callgw/signaling/routing"
@@ -27,6 +29,7 @@ func (a *App) loadRouting() (*config.Config, error) {
 			return nil, fmt.Errorf("CALLGW_CONFIG: %w", err)
 		}
 		a.ConfigLoader = l
+		a.reloadHold(l.Current())
 		return l.Current(), nil
 	}
 	c, err := config.FromEnv(func(k string) string {
@@ -87,8 +90,11 @@ func (a *App) ReloadConfig() error {
 	return err
 }
 
-// reloadHold reloads the numbers' hold audio (media helper's prompts).
-func (a *App) reloadHold(c *config.Config) {}
+// reloadHold reloads the numbers' hold audio.
+func (a *App) reloadHold(c *config.Config) {
+	m := a.holdPrompts(c)
+	a.holds.Store(&m)
+}
 
 // settingsClient gives signaling the Graph client of each served number
 // for its calling settings (call hours).
@@ -102,4 +108,35 @@ func (a *App) settingsClient(graphs map[string]signaling.Graph) func(string) sig
 		}
 		return nil
 	}
+}
+
+// holdPrompts loads each number's hold_audio (media.LoadPromptFile; the
+// built-in "hold" music when a number has none, or its file cannot be
+// played) for signaling's Deps.HoldAudio.
+func (a *App) holdPrompts(c *config.Config) map[string]*media.Prompt {
+	out := map[string]*media.Prompt{}
+	for _, n := range c.Numbers {
+		if n.HoldAudio == "" {
+			continue
+		}
+		path := n.HoldAudio
+		if !filepath.IsAbs(path) && c.Source != "" {
+			path = filepath.Join(filepath.Dir(c.Source), path)
+		}
+		p, err := media.LoadPromptFile(path)
+		if err != nil {
+			a.Log.Error("hold audio cannot be played: the built-in hold music is used", "number", n.PhoneNumberID, "err", err)
+			continue
+		}
+		out[n.PhoneNumberID] = p
+	}
+	return out
+}
+
+// holdAudio is what a waiting caller of a number hears (nil: built-in).
+func (a *App) holdAudio(pnid string) *media.Prompt {
+	if m := a.holds.Load(); m != nil {
+		return (*m)[pnid]
+	}
+	return nil
 }

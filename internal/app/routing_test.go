@@ -349,7 +349,7 @@ func TestQueueHoldAudioOverflowAndCallbacks(t *testing.T) {
 		t.Fatalf("%d RTP packets before accept", n)
 	}
 	waitFor(t, ctx, "hold audio", func() bool { return q.ReceivedCount() > 60 })
-	//TMP checkTone(t, "waiting caller", q.Received(), 660)
+	checkTone(t, "waiting caller", q.Received(), 660)
 	var queued []map[string]any
 	waitFor(t, ctx, "the queue on the supervisor view", func() bool {
 		queued = supervisorQueues(t, e.b)
