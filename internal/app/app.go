@@ -371,7 +371,7 @@ func (a *App) Run(ctx context.Context) error {
 	})
 	runCtx, stopRun := context.WithCancel(context.Background())
 	g.Go(func() error { return a.Ctrl.Run(runCtx) })
-	g.Go(func() error { a.watchConfig(runCtx); return nil })
+	g.Go(a.configWatcher(runCtx))
 	g.Go(func() error {
 		// The numbers' calling settings at start (callback permission,
 		// call hours); account_settings_update webhooks keep them fresh.

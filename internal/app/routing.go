@@ -69,15 +69,19 @@ func (a *App) configChanged(c *config.Config) {
 	a.reloadHold(c)
 }
 
-// watchConfig reloads the file on SIGHUP until ctx ends.
-func (a *App) watchConfig(ctx context.Context) {
+// configWatcher listens to SIGHUP from now on and returns the loop that
+// reloads the file on each until ctx ends.
+func (a *App) configWatcher(ctx context.Context) func() error {
 	if a.ConfigLoader == nil {
-		return
+		return func() error { return nil }
 	}
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGHUP)
-	defer signal.Stop(sig)
-	_ = a.ConfigLoader.Watch(ctx, sig)
+	return func() error {
+		defer signal.Stop(sig)
+		_ = a.ConfigLoader.Watch(ctx, sig)
+		return nil
+	}
 }
 
 // ReloadConfig re-reads the file now (as SIGHUP does); with a bad file the

@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -10,9 +11,11 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -20,6 +23,7 @@ import (
 
 	"github.com/callgw/callgw/billing"
 	"github.com/callgw/callgw/call"
+	"github.com/callgw/callgw/config"
 	"github.com/callgw/callgw/internal/testkit/agentclient"
 	"github.com/callgw/callgw/internal/testkit/audiotest"
 	"github.com/callgw/callgw/internal/testkit/redistest"
@@ -607,5 +611,48 @@ func TestRoutingOutboundFromNumberAndCallHours(t *testing.T) {
 	if byNumber == nil || byNumber["all_calls"] != float64(2) || byNumber["calls"] != float64(1) ||
 		byNumber["billed_seconds"] != float64(en.BilledSeconds) || byNumber["cost_micros"] != float64(en.CostMicros) {
 		t.Fatalf("usage of B %+v", byNumber)
+	}
+}
+
+// TestRoutingConfigReload: SIGHUP re-reads the file on every instance (new
+// teams apply at once); a bad file is refused, counted, and the previous
+// configuration stays.
+func TestRoutingConfigReload(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	e := startRouteEnv(t, "2m")
+	strategy := func(ta *testApp) config.Strategy {
+		tm, _ := ta.Router.Config().Team("sales")
+		return tm.Strategy
+	}
+	if strategy(e.a) != config.RoundRobin {
+		t.Fatalf("sales: %v", strategy(e.a))
+	}
+	// A changed file, then SIGHUP to this process (both instances listen;
+	// the test listens too, so the signal never falls to its default).
+	b, err := os.ReadFile(e.cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	must(t, os.WriteFile(e.cfgPath, []byte(strings.Replace(string(b), "strategy: round_robin", "strategy: longest_idle", 1)), 0o600))
+	// Ready means Run listens to SIGHUP already.
+	waitFor(t, ctx, "both instances ready", func() bool { return e.a.Ready() && e.b.Ready() })
+	sig := make(chan os.Signal, 4)
+	signal.Notify(sig, syscall.SIGHUP)
+	defer signal.Stop(sig)
+	must(t, syscall.Kill(os.Getpid(), syscall.SIGHUP))
+	waitFor(t, ctx, "both instances to reload", func() bool {
+		return strategy(e.a) == config.LongestIdle && strategy(e.b) == config.LongestIdle
+	})
+	// A bad file: refused, the previous configuration stays.
+	must(t, os.WriteFile(e.cfgPath, []byte("teams: [\n"), 0o600))
+	if err := e.a.ReloadConfig(); !errors.Is(err, config.ErrSyntax) {
+		t.Fatalf("bad file: %v", err)
+	}
+	if strategy(e.a) != config.LongestIdle {
+		t.Fatal("a bad file changed the configuration")
+	}
+	if n := metricValue(t, e.a, `callgw_config_reloads_total{result="error"}`); n != 1 {
+		t.Fatalf("reload errors %v", n)
 	}
 }
