@@ -103,7 +103,7 @@ func (c *Controller) handle(ctx context.Context, s *agents.Session, m *agents.Cl
 		}
 		switch m.Type {
 		case agents.TypeDial:
-			ci, start, err := c.dialStart(ctx, s.Agent, to)
+			ci, start, err := c.dialStartFrom(ctx, s.Agent, to, m.From)
 			if err != nil {
 				return err
 			}
@@ -271,6 +271,8 @@ func protocolError(err error) error {
 		{ErrMediaSetup, agents.CodeInternal, "media setup failed"},
 		{ErrForbidden, agents.CodeForbidden, "your role may not do this"},
 		{lc.ErrNoTarget, agents.CodeNoTarget, "nobody available to transfer the call to"},
+		{ErrUnknownBusinessNumber, CodeUnknownNumber, "not a business number this deployment serves"},
+		{ErrNotYourNumber, CodeNotYourNumber, "you may only call from the numbers of your teams"},
 	} {
 		if errors.Is(err, m.err) {
 			return &agents.CodedError{Code: m.code, Message: m.text, Err: err}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/callgw/callgw/call"
 	"github.com/callgw/callgw/internal/clock"
+	"github.com/callgw/callgw/media"
 	"github.com/callgw/callgw/phone"
 	"github.com/callgw/callgw/signaling/agents"
 	"github.com/callgw/callgw/signaling/lifecycle"
@@ -50,6 +51,16 @@ type Deps struct {
 	// configuration, queues callers and keeps callback tasks (nil: every
 	// available agent is offered every call, no queue).
 	Router *routing.Router
+	// DialerFor returns the Dialer of another business number (nil: Dialer
+	// serves only the main number).
+	DialerFor func(phoneNumberID string) Dialer
+	// SettingsFor returns the settings client of a served number (main one
+	// included); nil: settings are read-only (webhooks).
+	SettingsFor func(phoneNumberID string) SettingsClient
+	// HoldAudio returns what a waiting caller of a number hears, looped
+	// (the number's hold_audio, else the built-in hold music); nil: the
+	// built-in "hold" prompt.
+	HoldAudio func(phoneNumberID string) *media.Prompt
 }
 
 // Controller owns every live call of this instance.
@@ -72,8 +83,12 @@ type Controller struct {
 	graphs  func(string) Graph
 	foreign sync.Map // phone number ids seen but not served (logged once)
 	router  *routing.Router
-	prompts promptCache // hold audio and IVR prompts (hold.go)
-	freed   chan string // agents who freed up (routing loop)
+	dialers func(string) Dialer
+	// settingsClients: see Deps.SettingsFor.
+	settingsClients func(string) SettingsClient
+	holdAudio       func(string) *media.Prompt
+	prompts         promptCache // IVR prompts (hold.go)
+	freed           chan string // agents who freed up (routing loop)
 
 	hub Hub // set by SetHub before serving
 	cl  *cluster
@@ -121,7 +136,7 @@ func New(cfg Config, d Deps) (*Controller, error) {
 		store:  &store{rdb: d.Redis, prefix: cfg.KeyPrefix, ttl: cfg.StateTTL},
 		calls:  map[call.ID]*liveCall{},
 		stop:   make(chan struct{}),
-		router: d.Router, freed: make(chan string, 256),
+		router: d.Router, freed: make(chan string, 256), dialers: d.DialerFor, settingsClients: d.SettingsFor, holdAudio: d.HoldAudio,
 	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	c.cl = &cluster{c: c, rdb: d.Redis, id: cfg.InstanceID, lease: cfg.LeaseTTL, pending: map[string]chan busMsg{}}
@@ -356,8 +371,8 @@ func (c *Controller) info(l *liveCall) agents.CallInfo {
 	ci.Price = l.price
 	if l.route.routed {
 		ci.Brand, ci.Team = l.route.number.Brand, string(l.route.team)
-		if st.Offered() {
-			ci.OfferedTo = slices.Clone(l.route.targets)
+		if t, ok := c.routingConfig().Team(l.route.team); st.Offered() && (!ok || !t.Any()) {
+			ci.OfferedTo = slices.Clone(l.route.targets) // a "*" team offers every available agent, as before teams
 		}
 	} else if cfg := c.routingConfig(); cfg != nil {
 		if n, ok := cfg.Number(r.PhoneNumberID); ok {

@@ -23,7 +23,9 @@ func (l *liveCall) setHold(on bool) error {
 	var music *media.Prompt
 	if on {
 		l.c.m.holds.Inc()
-		music = l.c.prompts.holdMusic(l.c, l.lc.Rec.PhoneNumberID, l.log)
+		if l.c.holdAudio != nil {
+			music = l.c.holdAudio(l.lc.Rec.PhoneNumberID) // nil: media's built-in hold music
+		}
 	}
 	if err := h.Hold(on, music); err != nil {
 		l.log.Warn("hold", "on", on, "err", err)
@@ -55,23 +57,4 @@ func (p *promptCache) file(path string) (*media.Prompt, error) {
 	}
 	p.m[path] = pr
 	return pr, nil
-}
-
-// holdMusic is the number's hold audio, nil (media's built-in) without one
-// or when it cannot be loaded (logged).
-func (p *promptCache) holdMusic(c *Controller, pnid string, log interface{ Warn(string, ...any) }) *media.Prompt {
-	cfg := c.routingConfig()
-	if cfg == nil {
-		return nil
-	}
-	n, ok := cfg.Number(pnid)
-	if !ok || n.HoldAudio == "" {
-		return nil
-	}
-	pr, err := p.file(n.HoldAudio)
-	if err != nil {
-		log.Warn("hold audio cannot be played: the built-in music instead", "err", err)
-		return nil
-	}
-	return pr
 }

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/callgw/callgw/config"
+	"github.com/callgw/callgw/media"
 	"github.com/callgw/callgw/signaling/agents"
 )
 
@@ -62,7 +63,106 @@ func (c *Controller) Queues(ctx context.Context) ([]QueueEntry, error) {
 }
 
 // playHold plays the number's hold audio to the waiting caller, looped.
-func (l *liveCall) playHold() {}
+func (l *liveCall) playHold() {
+	if l.bridge == nil {
+		return
+	}
+	var p *media.Prompt
+	if l.c.holdAudio != nil {
+		p = l.c.holdAudio(l.lc.Rec.PhoneNumberID)
+	}
+	if p == nil {
+		var err error
+		if p, err = media.BuiltinPrompt("hold"); err != nil {
+			l.log.Warn("no hold audio", "err", err)
+			return
+		}
+	}
+	if _, err := l.bridge.Play([]*media.Prompt{p}, media.PlayOptions{Loop: true}); err != nil {
+		l.log.Warn("cannot play the hold audio", "err", err)
+	}
+}
 
 // stopPlayback (StopPlayback) stops prompts: the agent is connected.
-func (l *liveCall) stopPlayback() {}
+func (l *liveCall) stopPlayback() {
+	if l.bridge != nil {
+		l.bridge.StopPlayback()
+	}
+}
+
+// NumberView is a business number as pages show it.
+type NumberView struct {
+	PhoneNumberID string   `json:"phone_number_id"`
+	Brand         string   `json:"brand"`
+	Teams         []string `json:"teams"`
+}
+
+// TeamView is a team as pages show it.
+type TeamView struct {
+	ID       string   `json:"id"`
+	Name     string   `json:"name"`
+	Strategy string   `json:"strategy"`
+	Agents   []string `json:"agents"`
+	MaxWaitS int64    `json:"max_wait_s"`
+	MaxSize  int      `json:"max_size"`
+	Overflow string   `json:"overflow,omitempty"`
+}
+
+// RoutingView is the numbers and teams in force; for an agent, only their
+// teams and the numbers those teams answer (the numbers they may call from).
+type RoutingView struct {
+	Numbers []NumberView `json:"numbers"`
+	Teams   []TeamView   `json:"teams"`
+}
+
+// RoutingView describes the configuration in force (for agent, or for
+// everybody when agent is "").
+func (c *Controller) RoutingView(agent string) RoutingView {
+	v := RoutingView{Numbers: []NumberView{}, Teams: []TeamView{}}
+	cfg := c.routingConfig()
+	if cfg == nil {
+		return v
+	}
+	for _, t := range cfg.Teams {
+		if agent != "" && !t.Has(config.AgentID(agent)) {
+			continue
+		}
+		tv := TeamView{ID: string(t.ID), Name: t.Name, Strategy: t.Strategy.String(), MaxWaitS: int64(t.MaxWait / time.Second),
+			MaxSize: t.MaxSize, Overflow: string(t.Overflow)}
+		for _, a := range t.Agents {
+			tv.Agents = append(tv.Agents, string(a))
+		}
+		v.Teams = append(v.Teams, tv)
+	}
+	for _, n := range c.numbersOf(agent) {
+		nv := NumberView{PhoneNumberID: n.PhoneNumberID, Brand: n.Brand}
+		for _, t := range n.Teams {
+			nv.Teams = append(nv.Teams, string(t))
+		}
+		v.Numbers = append(v.Numbers, nv)
+	}
+	return v
+}
+
+// numbersOf lists the numbers whose teams include agent (every number for
+// agent ""): the numbers an agent may call from.
+func (c *Controller) numbersOf(agent string) []config.Number {
+	cfg := c.routingConfig()
+	if cfg == nil {
+		return nil
+	}
+	var out []config.Number
+	for _, n := range cfg.Numbers {
+		if agent == "" {
+			out = append(out, n)
+			continue
+		}
+		for _, id := range n.Teams {
+			if t, ok := cfg.Team(id); ok && t.Has(config.AgentID(agent)) {
+				out = append(out, n)
+				break
+			}
+		}
+	}
+	return out
+}

@@ -196,7 +196,11 @@ func (l *liveCall) moveOn(agent string) {
 	c := l.c
 	l.stopSeq()
 	l.route.seq = ""
-	l.withdraw(agent)
+	if l.lc.Declined[agent] {
+		_ = c.router.Release(context.Background(), config.AgentID(agent), l.id)
+	} else {
+		l.withdraw(agent)
+	}
 	l.route.tried = append(l.route.tried, config.AgentID(agent))
 	for a := range l.lc.Declined {
 		if !slices.Contains(l.route.tried, config.AgentID(a)) {

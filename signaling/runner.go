@@ -98,7 +98,7 @@ func (l *liveCall) offerTo(s agentRef) {
 		// A routed call rings an agent who becomes available only when the
 		// team ringing is ring_all and they are a member.
 		if t, ok := l.c.routingConfig().Team(l.route.team); !ok || t.Strategy.Sequential() || !t.Has(config.AgentID(s.Agent)) ||
-			l.c.busyAgents()[s.Agent] {
+			(!t.Any() && l.c.busyAgents()[s.Agent]) {
 			return
 		}
 		l.route.targets = append(l.route.targets, s.Agent)

@@ -14,7 +14,7 @@ func uicWaiting() []any {
 }
 
 // TestWaitingLifecycle: calls callgw answers itself so the caller waits.
-func TestWaitingLifecycle(t *testing.T) {
+func TestQueueWaitingLifecycle(t *testing.T) {
 	w := func(extra ...any) []any { return append(uicWaiting(), extra...) }
 	take := []any{AgentAccept{When: at(30), Agent: "ann", Available: true}, Claimed{When: at(30), Agent: "ann", Won: true},
 		AgentAnswer{When: at(31), Agent: "ann"}, AgentAnswerApplied{When: at(31)}}
@@ -78,7 +78,7 @@ func TestWaitingLifecycle(t *testing.T) {
 }
 
 // The caller's answer time is callgw's accept, and talk time runs from it.
-func TestWaitingAnsweredAt(t *testing.T) {
+func TestQueueWaitingAnsweredAt(t *testing.T) {
 	c, _ := run(t, uic(), append(uicWaiting(), AgentAccept{When: at(30), Agent: "ann", Available: true},
 		Claimed{When: at(30), Agent: "ann", Won: true}, AgentAnswer{When: at(31), Agent: "ann"}, AgentAnswerApplied{When: at(31)},
 		AgentHangup{When: at(61), Agent: "ann"})...)
@@ -93,7 +93,7 @@ func TestWaitingAnsweredAt(t *testing.T) {
 	}
 }
 
-func TestWaitingCommandErrors(t *testing.T) {
+func TestQueueWaitingCommandErrors(t *testing.T) {
 	accepting := []any{Begin{When: at(0)}, Prepared{When: at(0), Wait: true}}
 	taken := append(uicWaiting(), AgentAccept{When: at(3), Agent: "ann", Available: true}, Claimed{When: at(3), Agent: "ann", Won: true})
 	tests := []struct {
@@ -133,7 +133,7 @@ func TestStateNames(t *testing.T) {
 
 // TestRingingThenWaiting: a call that may wait is queued instead of missed
 // when nobody answers it while it rings.
-func TestRingingThenWaiting(t *testing.T) {
+func TestQueueRingingThenWaiting(t *testing.T) {
 	ring := func(canWait bool, extra ...any) []any {
 		return append([]any{Begin{When: at(0)}, Prepared{When: at(0), Available: 1, CanWait: canWait}}, extra...)
 	}
