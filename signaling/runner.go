@@ -50,6 +50,7 @@ type liveCall struct {
 
 	route  callRoute     // routing state (route.go)
 	xfer   transferState // hold, transfer, monitor (transfer.go)
+	ivr    ivrCall       // IVR menus (ivrrun.go)
 	timers map[lc.TimerKind]clock.Timer
 	queue  []lc.Event // results of effects, applied after the current step
 
@@ -220,6 +221,9 @@ func (l *liveCall) events() media.Events {
 		OnSideCandidate: l.onSideCandidate, // transfer.go
 		OnSideState:     l.onSideState,
 		OnDTMF: func(d rune) {
+			if l.ivrDigit(d) { // the IVR reads the key (ivrrun.go)
+				return
+			}
 			if a := l.agent.Load().(string); a != "" {
 				l.c.toAgent(a, agents.DTMFMsg{Type: agents.TypeDTMF, CallID: string(l.id), Digit: string(d)})
 			}

@@ -334,7 +334,7 @@ func (t *step) applyTransfer(ev Event) (bool, error) {
 			t.transferBack()
 		}
 	default:
-		return false, nil
+		return t.applyIVR(ev) // ivr.go
 	}
 	return true, nil
 }
