@@ -16,6 +16,7 @@ import { CallMedia, acquireMic, releaseMic, mediaErrorText } from './media.js';
 import { View } from './view.js';
 import { Dialer } from './dialer.js';
 import { History } from './history.js';
+import { initTransfer } from './transfer.js';
 import { Callbacks, loadRouting, fillFrom } from './callbacks.js';
 
 const $ = (id) => document.getElementById(id);
@@ -76,6 +77,7 @@ const view = new View({
 });
 const dialer = new Dialer({ store, send, notice: (t, e) => view.notice(t, e), unlockSound: () => sound.unlock() });
 const callLog = new History(() => store.get());
+initTransfer({ store, send, notice: (t, e) => view.notice(t, e), test }); // hold and transfer (transfer.js)
 let numbers = []; // the business numbers this agent may call from (GET /api/v1/routing)
 const callbacks = new Callbacks({ list: 'callbacks-list', count: 'callbacks-count', agent: '', mask: true, callBack: (t) => {
   if (t.state === 'open') callbacks.move(t, 'claim');
