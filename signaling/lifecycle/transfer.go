@@ -361,7 +361,7 @@ func (t *step) transferBack() {
 	}
 	c.Transfer = Transfer{}
 	if x.FromGone {
-		t.hangup(CauseAgentLost)
+		t.requeue()
 		return
 	}
 	if !x.WasHeld {
@@ -393,6 +393,25 @@ func (t *step) transferOnEnd() {
 	}
 	c.Transfer = Transfer{}
 	t.handlerStop()
+}
+
+// requeue: a blind transfer nobody took after the first agent left. A
+// user-initiated call waits again in its number's queue (callgw answered
+// it: no second accept; BeginWait queues it with the hold audio); a
+// business-initiated one ends (agent lost).
+func (t *step) requeue() {
+	c := &t.c
+	if c.Rec.Direction != call.UserInitiated || !c.Accepted {
+		t.hangup(CauseAgentLost)
+		return
+	}
+	c.State = StateWaiting
+	c.GatewayAnswered = true
+	c.Agent = ""
+	c.OnHold = false
+	c.OfferSent, c.AgentAnswered, c.AgentLeg = false, false, LegNone
+	c.graceOn = false
+	t.do(StopTimer{Timer: TimerAgentGrace}, SetHold{On: false}, Persist{}, BeginWait{})
 }
 
 // transferTimer: the target(s) did not answer in time.

@@ -60,12 +60,19 @@ func TestHoldAndTransfer(t *testing.T) {
 		{name: "blind: held before, cancel keeps the hold",
 			steps: ans(HoldRequest{When: at(9), Agent: "ann", On: true}, blind("bob"), TransferCancel{When: at(12), Agent: "ann"}),
 			state: StateConnected, agent: "ann", hold: true, never: []Effect{SetHold{On: false}}},
-		{name: "blind: ann leaves while bob rings; nobody answers: the call ends",
+		{name: "blind: ann leaves while bob rings; nobody answers: the caller waits in the queue",
 			steps: ans(blind("bob"), AgentHangup{When: at(12), Agent: "ann"}, AgentLegChanged{When: at(12), Leg: LegDown},
 				TimerFired{When: at(35), Timer: TimerTransfer}),
-			state: StateEnded, hold: true, handlers: []string{"ann"}, closedAt: []int{12},
-			want:  []Effect{CloseAgentLeg{}, GraphTerminate{}},
-			never: []Effect{StartTimer{Timer: TimerAgentGrace, After: rules.AgentGrace}}},
+			state: StateWaiting, handlers: []string{"ann"}, closedAt: []int{12},
+			want:  []Effect{CloseAgentLeg{}, SetHold{On: false}, BeginWait{}},
+			never: []Effect{StartTimer{Timer: TimerAgentGrace, After: rules.AgentGrace}, GraphTerminate{}, GraphAccept{}}},
+		{name: "requeued after a lost transfer, carol takes it: no second accept",
+			steps: ans(blind("bob"), AgentHangup{When: at(12), Agent: "ann"}, TimerFired{When: at(35), Timer: TimerTransfer},
+				AgentAccept{When: at(40), Agent: "carol", Available: true}, Claimed{When: at(40), Agent: "carol", Won: true},
+				AgentAnswer{When: at(41), Agent: "carol"}, AgentAnswerApplied{When: at(41)}),
+			state: StateConnected, agent: "carol", handlers: []string{"ann", "carol"}, closedAt: []int{12, 0},
+			want:  []Effect{EndWait{}, OfferAgentLeg{}, StopPlayback{}},
+			never: []Effect{GraphAccept{}, GraphTerminate{}}},
 		{name: "blind: ann leaves, bob takes it",
 			steps: ans(blind("bob"), AgentHangup{When: at(12), Agent: "ann"}, TransferAccept{When: at(14), Agent: "bob"}),
 			state: StateConnected, agent: "bob", hold: true, phase: TransferConnecting, handlers: []string{"ann", "bob"}, closedAt: []int{12, 0},
@@ -212,5 +219,14 @@ func TestTellCarriesTheTransferAsItWas(t *testing.T) {
 	want := TellTransfer{What: TransferEnded, Mode: TransferBlind, From: "ann", Targets: "bob,cid"}
 	if !has(fx, want) {
 		t.Fatalf("no %+v in %+v", want, fx)
+	}
+}
+
+func TestLostBlindTransferOfAnOutboundCallEnds(t *testing.T) {
+	c, _ := run(t, bic(), Begin{When: at(0)}, MetaStatus{When: at(5), Status: UserAccepted})
+	c, fx := run(t, c, TransferRequest{When: at(10), Agent: "ann", Mode: TransferBlind, Targets: []string{"bob"}},
+		AgentHangup{When: at(12), Agent: "ann"}, TimerFired{When: at(35), Timer: TimerTransfer})
+	if c.State != StateEnded || c.Rec.EndReason != call.AgentLost || has(fx, BeginWait{}) {
+		t.Fatalf("state %v reason %v", c.State, c.Rec.EndReason)
 	}
 }
