@@ -78,7 +78,10 @@ func toneSpan(pcm []int16, freq float64) time.Duration {
 
 func TestRecording(t *testing.T) {
 	for _, path := range []PacketPath{PathPion, PathFast} {
-		t.Run(path.String(), func(t *testing.T) { testRecording(t, path) })
+		t.Run(path.String(), func(t *testing.T) {
+			t.Parallel()
+			testRecording(t, path)
+		})
 	}
 }
 
