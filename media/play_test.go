@@ -261,6 +261,7 @@ func testPlayAndHold(t *testing.T, path PacketPath) {
 			t.Fatal(err)
 		}
 		heldAt := time.Now()
+		sentToAgent := h.b.Stats().Agent.PacketsSent
 		if !h.b.OnHold() || !h.b.Playing() {
 			t.Fatal("not on hold or not playing")
 		}
@@ -271,14 +272,22 @@ func testPlayAndHold(t *testing.T, path PacketPath) {
 		h.meta.waitFor(ctx, "1.5 s of hold music", func(got []rxPacket) bool { return countIn(got[mark:], set) >= 75 })
 		run := promptRun(t, h.meta.received()[mark:], music, 75) // the second Hold did not restart or change it
 		checkTone(t, "caller hears the hold music", payloads(run), 1500)
+		// nothing sent to the agent once Hold returned (one packet may have
+		// been past the check), nothing received there 300 ms on
+		if n := h.b.Stats().Agent.PacketsSent - sentToAgent; n > 1 {
+			t.Fatalf("%d packets sent to the agent on hold", n)
+		}
 		for _, g := range ag.received() {
-			if g.at.After(heldAt.Add(100 * time.Millisecond)) {
+			if g.at.After(heldAt.Add(300 * time.Millisecond)) {
 				t.Fatalf("agent received a packet %v after hold", g.at.Sub(heldAt))
 			}
 		}
 		waitUntil(ctx, t, h.meta, "caller packets dropped toward the agent", func() bool {
 			return h.b.Stats().WhatsApp.PacketsReceived > 0 && testutil.ToFloat64(e.metrics.dropToAgent) >= 25
 		})
+		if n := h.b.Stats().Agent.PacketsSent - sentToAgent; n > 1 {
+			t.Fatalf("%d packets sent to the agent on hold", n)
+		}
 
 		// A prompt during hold replaces the music; when it ends the caller
 		// hears silence, still not the agent.
@@ -297,8 +306,14 @@ func testPlayAndHold(t *testing.T, path PacketPath) {
 			}
 			return n >= 25
 		})
-		if n := countIn(h.meta.received()[mark:], agentSet); n != 0 {
-			t.Fatalf("caller heard %d agent packets on hold", n)
+		// from the first music packet on (agent packets forwarded before
+		// Hold may still have been in flight)
+		onHold := h.meta.received()[mark:]
+		for len(onHold) > 0 && string(onHold[0].payload) != string(music.pkts[0]) {
+			onHold = onHold[1:]
+		}
+		if n := countIn(onHold, agentSet); n != 0 || len(onHold) < 75 {
+			t.Fatalf("caller heard %d agent packets on hold (of %d)", n, len(onHold))
 		}
 
 		mark, agMark := len(h.meta.received()), len(ag.received())
