@@ -197,7 +197,9 @@ func (l *liveCall) moveOn(agent string) {
 	l.stopSeq()
 	l.route.seq = ""
 	if l.lc.Declined[agent] {
-		_ = c.router.Release(context.Background(), config.AgentID(agent), l.id)
+		ctx, cancel := c.opCtx(2 * time.Second)
+		_ = c.router.Release(ctx, config.AgentID(agent), l.id)
+		cancel()
 	} else {
 		l.withdraw(agent)
 	}
@@ -434,7 +436,9 @@ func (l *liveCall) declined(agent string) {
 	if left {
 		return
 	}
-	_ = l.c.router.Release(context.Background(), config.AgentID(agent), l.id)
+	ctx, cancel := l.c.opCtx(2 * time.Second)
+	_ = l.c.router.Release(ctx, config.AgentID(agent), l.id)
+	cancel()
 	if l.lc.State == lc.StateWaiting {
 		l.route.targets = nil
 		l.requeue()
@@ -518,15 +522,34 @@ func (c *Controller) runRouting(ctx context.Context) {
 		case <-c.stop:
 			return
 		case a := <-c.freed:
+			if !c.hasQueues() {
+				continue
+			}
 			if a != "" {
 				c.serveAgent(ctx, a)
 			}
 			c.serveLocal(ctx)
 		case <-t.C:
 			c.expireQueued(ctx)
-			c.serveLocal(ctx)
+			if c.hasQueues() { // e.g. the legacy single team: nobody ever waits
+				c.serveLocal(ctx)
+			}
 		}
 	}
+}
+
+// hasQueues reports whether a team of the configuration has a queue.
+func (c *Controller) hasQueues() bool {
+	cfg := c.routingConfig()
+	if cfg == nil {
+		return false
+	}
+	for _, t := range cfg.Teams {
+		if t.MaxSize > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 func (c *Controller) expireQueued(ctx context.Context) {
