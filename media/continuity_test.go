@@ -89,7 +89,10 @@ func TestRTPContinuity(t *testing.T) {
 		{PathPion, quiet},
 		{PathFast, min(quiet, 5*time.Second)},
 	} {
-		t.Run(tc.path.String(), func(t *testing.T) { testRTPContinuity(t, tc.path, tc.quiet) })
+		t.Run(tc.path.String(), func(t *testing.T) {
+			t.Parallel()
+			testRTPContinuity(t, tc.path, tc.quiet)
+		})
 	}
 }
 

@@ -58,6 +58,11 @@ type outState struct {
 	// on hold (no agent audio toward WhatsApp, nothing toward the agent).
 	play *playback
 	held atomic.Bool
+	// rec is the recording tap (record.go); nil: off. The business
+	// direction is tapped in writeLocked, the user direction in the
+	// WhatsApp leg's forwarder.
+	rec   atomic.Pointer[recorder]
+	recMu sync.Mutex // serialises StartRecording and StopRecording
 }
 
 func (o *outState) initTrack() *outTrack {
@@ -88,6 +93,9 @@ func (o *outState) writeLocked(now time.Time, bd *binding, pt uint8, marker bool
 	o.hdr.SSRC = bd.ssrc
 	if _, err := bd.w.WriteRTP(&o.hdr, payload); err != nil {
 		return false
+	}
+	if r := o.rec.Load(); r != nil && pt == bd.ptOpus {
+		r.biz.push(payload, ts)
 	}
 	o.pkts++
 	o.bytes += uint64(len(payload))
@@ -276,6 +284,8 @@ func (f *forwarder) handle(now time.Time, pkt []byte) {
 		}
 		if te {
 			f.dtmfIn(payload)
+		} else if r := b.out.rec.Load(); r != nil && audio {
+			r.user.push(payload, f.hdr.Timestamp)
 		}
 		if b.toAgent(now, &f.hdr, payload, audio, te) {
 			m.fwdToAgent.Inc()

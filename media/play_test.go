@@ -110,7 +110,10 @@ func checkTone(t *testing.T, what string, pkts [][]byte, want float64) {
 
 func TestPlayAndHold(t *testing.T) {
 	for _, path := range []PacketPath{PathPion, PathFast} {
-		t.Run(path.String(), func(t *testing.T) { testPlayAndHold(t, path) })
+		t.Run(path.String(), func(t *testing.T) {
+			t.Parallel()
+			testPlayAndHold(t, path)
+		})
 	}
 }
 
