@@ -117,6 +117,14 @@ func (c *Controller) taskView(ctx context.Context, cfg *config.Config, t routing
 	if tm, ok := cfg.Team(t.Team); ok {
 		v.TeamName = tm.Name
 	}
+	if !full && c.cfg.MaskNumbers {
+		v.Name = "" // as the call log: masked views carry no profile name
+	} else if v.Name == "" {
+		// Tasks keep ids only: the name comes from the last missed call (kept StateTTL).
+		if sc, err := c.store.load(ctx, t.LastCall); err == nil {
+			v.Name = sc.Record.UserName
+		}
+	}
 	for _, n := range cfg.Numbers {
 		if len(n.Teams) > 0 && n.Teams[0] == t.Team && !slices.Contains(v.Brands, n.Brand) {
 			v.Brands = append(v.Brands, n.Brand)
