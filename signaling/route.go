@@ -125,8 +125,8 @@ func (l *liveCall) queueTeam() config.TeamID {
 			continue
 		}
 		q, err := c.router.Snapshot(ctx, id, c.now())
-		if err == nil && len(q) >= t.MaxSize {
-			continue
+		if err != nil || len(q) >= t.MaxSize {
+			continue // full, or Redis failed: the queue cannot take the call
 		}
 		return id
 	}
@@ -147,9 +147,25 @@ func (l *liveCall) ringNext() bool {
 		if !ok {
 			continue
 		}
-		picked, err := c.router.Pick(ctx, id, l.id, c.freeAgents(t.Any()), l.route.tried)
-		if err != nil {
-			if !errors.Is(err, routing.ErrNoAgent) {
+		free := c.freeAgents(t.Any())
+		picked, err := c.router.Pick(ctx, id, l.id, free, l.route.tried)
+		if errors.Is(err, routing.ErrUnavailable) {
+			// Redis failed: ring every free member at once (no reservation,
+			// no rotation) rather than lose the call.
+			l.log.Warn("routing: pick failed: ringing every free member", "team", string(id), "err", err)
+			picked = nil
+			for _, a := range free {
+				if t.Has(a) && !slices.Contains(l.route.tried, a) {
+					picked = append(picked, a)
+				}
+			}
+			if len(picked) > 0 {
+				t.Strategy = config.RingAll
+				err = nil
+			}
+		}
+		if err != nil || len(picked) == 0 {
+			if err != nil && !errors.Is(err, routing.ErrNoAgent) && !errors.Is(err, routing.ErrUnavailable) {
 				l.log.Warn("routing: pick", "team", string(id), "err", err)
 			}
 			continue
