@@ -141,13 +141,25 @@ func (l *liveCall) ringNext() bool {
 	ctx, cancel := c.opCtx(3 * time.Second)
 	defer cancel()
 	teams := l.route.number.Teams
+	var freeCache [2][]config.AgentID // [any team], read once per decision
+	var freeRead [2]bool
+	freeFor := func(any bool) []config.AgentID {
+		i := 0
+		if any {
+			i = 1
+		}
+		if !freeRead[i] {
+			freeCache[i], freeRead[i] = c.freeAgents(any), true
+		}
+		return freeCache[i]
+	}
 	for ; l.route.teamIdx < len(teams); l.route.teamIdx++ {
 		id := teams[l.route.teamIdx]
 		t, ok := cfg.Team(id)
 		if !ok {
 			continue
 		}
-		free := c.freeAgents(t.Any())
+		free := freeFor(t.Any())
 		picked, err := c.router.Pick(ctx, id, l.id, free, l.route.tried)
 		if errors.Is(err, routing.ErrUnavailable) {
 			// Redis failed: ring every free member at once (no reservation,
@@ -294,8 +306,6 @@ func (l *liveCall) afterStep(prev lc.Call) {
 		if err := c.router.AgentBusy(ctx, config.AgentID(cur.Agent)); err != nil {
 			l.log.Warn("routing: agent busy", "err", err)
 		}
-	case prev.State == StateSetup && cur.State == StateDialing, cur.Rec.Direction == call.BusinessInitiated && prev.State == StateDialing && cur.State == StateConnected:
-		_ = c.router.AgentBusy(ctx, config.AgentID(cur.Agent))
 	}
 	if cur.State == StateConnected && prev.State != StateConnected {
 		l.userReached()
@@ -588,6 +598,19 @@ func (c *Controller) serveLocal(ctx context.Context) {
 	}
 	local := c.hub.AvailableAgents()
 	if len(local) == 0 {
+		return
+	}
+	// Nobody waiting anywhere: nothing to do (one read per team, cheaper
+	// than finding who is busy).
+	queued, err := c.router.SnapshotAll(ctx, c.now())
+	if err != nil {
+		return
+	}
+	waiting := false
+	for _, q := range queued {
+		waiting = waiting || len(q) > 0
+	}
+	if !waiting {
 		return
 	}
 	busy := c.busyAgents()
