@@ -105,10 +105,13 @@ func (l *liveCall) planInbound() lc.Prepared {
 	}
 	l.route.routed, l.route.number = true, n
 	p.CanWait = l.queueTeam() != ""
-	if l.ringNext() {
+	switch {
+	case l.ringNext():
 		p.Available = len(l.route.targets)
-	} else if p.CanWait {
+	case p.CanWait:
 		p.Wait = true
+	default:
+		p.QueueFull = l.hasQueue()
 	}
 	return p
 }
@@ -131,6 +134,17 @@ func (l *liveCall) queueTeam() config.TeamID {
 		return id
 	}
 	return ""
+}
+
+// hasQueue reports whether a team of the number has a queue at all.
+func (l *liveCall) hasQueue() bool {
+	cfg := l.c.routingConfig()
+	for _, id := range l.route.number.Teams {
+		if t, ok := cfg.Team(id); ok && t.MaxSize > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // ringNext picks who rings next among the number's teams (from the current
