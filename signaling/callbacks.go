@@ -37,8 +37,9 @@ type CallbackTask struct {
 	Agent     string    `json:"agent,omitempty"`
 	ClosedBy  string    `json:"closed_by,omitempty"`
 	ClosedAt  time.Time `json:"closed_at,omitzero"`
-	// Permission is the user's call permission with the business number
-	// (can_call: may an agent call back now?); nil when unknown.
+	// Permission is the user's call permission with the task's business
+	// number (the first number whose own team this is; can_call: may an
+	// agent call back now from it?); nil when unknown.
 	Permission *permissions.Decision `json:"permission,omitempty"`
 	// CallBack is what a page passes to dial (the full number or the BSUID):
 	// present only for callers allowed to see it (full numbers), else the
@@ -117,8 +118,20 @@ func (c *Controller) taskView(ctx context.Context, cfg *config.Config, t routing
 	if tm, ok := cfg.Team(t.Team); ok {
 		v.TeamName = tm.Name
 	}
+	if !full && c.cfg.MaskNumbers {
+		v.Name = "" // as the call log: masked views carry no profile name
+	} else if v.Name == "" {
+		// Tasks keep ids only: the name comes from the last missed call (kept StateTTL).
+		if sc, err := c.store.load(ctx, t.LastCall); err == nil {
+			v.Name = sc.Record.UserName
+		}
+	}
+	business := c.cfg.PhoneNumberID // whose permission the task shows: its number's (the first of the team's)
 	for _, n := range cfg.Numbers {
 		if len(n.Teams) > 0 && n.Teams[0] == t.Team && !slices.Contains(v.Brands, n.Brand) {
+			if len(v.Brands) == 0 {
+				business = n.PhoneNumberID
+			}
 			v.Brands = append(v.Brands, n.Brand)
 		}
 	}
@@ -136,7 +149,7 @@ func (c *Controller) taskView(ctx context.Context, cfg *config.Config, t routing
 		}
 	}
 	if c.perms != nil && t.State != routing.TaskClosed {
-		if d, err := c.perms.State(ctx, c.pairOf(t.User)); err == nil {
+		if d, err := c.perms.State(ctx, permissions.Pair{Business: business, User: t.User.Key()}); err == nil {
 			v.Permission = &d
 		}
 	}

@@ -107,6 +107,7 @@ func (c *Controller) place(ctx context.Context, agent, to, pnid string) (agents.
 	l.log.Info("outbound call placed", "to", u.Masked(), "agent", agent)
 	ci := c.info(l) // the actor has not started: l is still ours to read
 	ci.Warning = c.hoursWarning(ctx, pnid)
+	c.agentBusy(ctx, agent)
 	c.register(l)
 	if err := c.own(context.WithoutCancel(ctx), l.id); err != nil {
 		l.log.Warn("cannot record ownership: other instances will not route to this call", "err", err)

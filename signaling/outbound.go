@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/callgw/callgw/config"
 	"github.com/callgw/callgw/signaling/cloudapi"
 )
 
@@ -187,4 +188,15 @@ func (c *Controller) settingsFor(pnid string) SettingsClient {
 		return nil
 	}
 	return c.settingsClients(pnid)
+}
+
+// agentBusy tells routing an agent is in a call they placed (longest idle
+// counts from its end).
+func (c *Controller) agentBusy(ctx context.Context, agent string) {
+	if c.router == nil || agent == "" {
+		return
+	}
+	if err := c.router.AgentBusy(ctx, config.AgentID(agent)); err != nil {
+		c.log.Warn("routing: agent busy", "err", err)
+	}
 }

@@ -108,10 +108,13 @@ func (l *liveCall) planInbound() lc.Prepared {
 		return p
 	}
 	p.CanWait = l.queueTeam() != ""
-	if l.ringNext() {
+	switch {
+	case l.ringNext():
 		p.Available = len(l.route.targets)
-	} else if p.CanWait {
+	case p.CanWait:
 		p.Wait = true
+	default:
+		p.QueueFull = l.hasQueue()
 	}
 	return p
 }
@@ -128,12 +131,23 @@ func (l *liveCall) queueTeam() config.TeamID {
 			continue
 		}
 		q, err := c.router.Snapshot(ctx, id, c.now())
-		if err == nil && len(q) >= t.MaxSize {
-			continue
+		if err != nil || len(q) >= t.MaxSize {
+			continue // full, or Redis failed: the queue cannot take the call
 		}
 		return id
 	}
 	return ""
+}
+
+// hasQueue reports whether a team of the number has a queue at all.
+func (l *liveCall) hasQueue() bool {
+	cfg := l.c.routingConfig()
+	for _, id := range l.route.number.Teams {
+		if t, ok := cfg.Team(id); ok && t.MaxSize > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // ringNext picks who rings next among the number's teams (from the current
@@ -144,15 +158,43 @@ func (l *liveCall) ringNext() bool {
 	ctx, cancel := c.opCtx(3 * time.Second)
 	defer cancel()
 	teams := l.route.number.Teams
+	var freeCache [2][]config.AgentID // [any team], read once per decision
+	var freeRead [2]bool
+	freeFor := func(any bool) []config.AgentID {
+		i := 0
+		if any {
+			i = 1
+		}
+		if !freeRead[i] {
+			freeCache[i], freeRead[i] = c.freeAgents(any), true
+		}
+		return freeCache[i]
+	}
 	for ; l.route.teamIdx < len(teams); l.route.teamIdx++ {
 		id := teams[l.route.teamIdx]
 		t, ok := cfg.Team(id)
 		if !ok {
 			continue
 		}
-		picked, err := c.router.Pick(ctx, id, l.id, c.freeAgents(t.Any()), l.route.tried)
-		if err != nil {
-			if !errors.Is(err, routing.ErrNoAgent) {
+		free := freeFor(t.Any())
+		picked, err := c.router.Pick(ctx, id, l.id, free, l.route.tried)
+		if errors.Is(err, routing.ErrUnavailable) {
+			// Redis failed: ring every free member at once (no reservation,
+			// no rotation) rather than lose the call.
+			l.log.Warn("routing: pick failed: ringing every free member", "team", string(id), "err", err)
+			picked = nil
+			for _, a := range free {
+				if t.Has(a) && !slices.Contains(l.route.tried, a) {
+					picked = append(picked, a)
+				}
+			}
+			if len(picked) > 0 {
+				t.Strategy = config.RingAll
+				err = nil
+			}
+		}
+		if err != nil || len(picked) == 0 {
+			if err != nil && !errors.Is(err, routing.ErrNoAgent) && !errors.Is(err, routing.ErrUnavailable) {
 				l.log.Warn("routing: pick", "team", string(id), "err", err)
 			}
 			continue
@@ -200,7 +242,9 @@ func (l *liveCall) moveOn(agent string) {
 	l.stopSeq()
 	l.route.seq = ""
 	if l.lc.Declined[agent] {
-		_ = c.router.Release(context.Background(), config.AgentID(agent), l.id)
+		ctx, cancel := c.opCtx(2 * time.Second)
+		_ = c.router.Release(ctx, config.AgentID(agent), l.id)
+		cancel()
 	} else {
 		l.withdraw(agent)
 	}
@@ -279,8 +323,6 @@ func (l *liveCall) afterStep(prev lc.Call) {
 		if err := c.router.AgentBusy(ctx, config.AgentID(cur.Agent)); err != nil {
 			l.log.Warn("routing: agent busy", "err", err)
 		}
-	case prev.State == StateSetup && cur.State == StateDialing, cur.Rec.Direction == call.BusinessInitiated && prev.State == StateDialing && cur.State == StateConnected:
-		_ = c.router.AgentBusy(ctx, config.AgentID(cur.Agent))
 	}
 	if cur.State == StateConnected && prev.State != StateConnected {
 		l.userReached()
@@ -440,7 +482,9 @@ func (l *liveCall) declined(agent string) {
 	if left {
 		return
 	}
-	_ = l.c.router.Release(context.Background(), config.AgentID(agent), l.id)
+	ctx, cancel := l.c.opCtx(2 * time.Second)
+	_ = l.c.router.Release(ctx, config.AgentID(agent), l.id)
+	cancel()
 	if l.lc.State == lc.StateWaiting {
 		l.route.targets = nil
 		l.requeue()
@@ -524,15 +568,34 @@ func (c *Controller) runRouting(ctx context.Context) {
 		case <-c.stop:
 			return
 		case a := <-c.freed:
+			if !c.hasQueues() {
+				continue
+			}
 			if a != "" {
 				c.serveAgent(ctx, a)
 			}
 			c.serveLocal(ctx)
 		case <-t.C:
 			c.expireQueued(ctx)
-			c.serveLocal(ctx)
+			if c.hasQueues() { // e.g. the legacy single team: nobody ever waits
+				c.serveLocal(ctx)
+			}
 		}
 	}
+}
+
+// hasQueues reports whether a team of the configuration has a queue.
+func (c *Controller) hasQueues() bool {
+	cfg := c.routingConfig()
+	if cfg == nil {
+		return false
+	}
+	for _, t := range cfg.Teams {
+		if t.MaxSize > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 func (c *Controller) expireQueued(ctx context.Context) {
@@ -555,6 +618,19 @@ func (c *Controller) serveLocal(ctx context.Context) {
 	}
 	local := c.hub.AvailableAgents()
 	if len(local) == 0 {
+		return
+	}
+	// Nobody waiting anywhere: nothing to do (one read per team, cheaper
+	// than finding who is busy).
+	queued, err := c.router.SnapshotAll(ctx, c.now())
+	if err != nil {
+		return
+	}
+	waiting := false
+	for _, q := range queued {
+		waiting = waiting || len(q) > 0
+	}
+	if !waiting {
 		return
 	}
 	busy := c.busyAgents()

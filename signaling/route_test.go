@@ -251,3 +251,59 @@ func TestRoutingCallHoursOpen(t *testing.T) {
 		})
 	}
 }
+
+// TestRoutingRedisDownRingsEveryFreeMember: when routing's Redis fails,
+// a call still rings, every free member of the number's team at once.
+func TestRoutingRedisDownRingsEveryFreeMember(t *testing.T) {
+	rs := redistest.Start(t)
+	routeRedis := redistest.Start(t)
+	j := newJournal()
+	clk := clock.NewManual(time.Now())
+	cfg, err := config.Parse([]byte(routeYAML), "test.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := routing.New(routeRedis.Client(), routing.Options{Config: cfg, Instance: "i1", Clock: clk})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := New(Config{PhoneNumberID: "100", AppSecret: "s", VerifyToken: "v", KeyPrefix: "rt:", InstanceID: "i1"},
+		Deps{Redis: rs.Client(), Graph: &fakeGraph{j: j}, Media: fakeMedia{j: j}, Clock: clk, Router: r})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.SetHub(&fakeHub{j: j, avail: map[string]bool{"ann": true, "bob": true}})
+	t.Cleanup(func() {
+		done := make(chan struct{})
+		go func() {
+			for {
+				select {
+				case <-done:
+					return
+				case <-time.After(10 * time.Millisecond):
+					clk.Advance(time.Minute)
+				}
+			}
+		}()
+		_ = c.Close()
+		close(done)
+	})
+	routeRedis.Stop()
+	if err := c.HandleEvent(context.Background(), connectEvent("wacid.D1", clk.Now()), clk.Now()); err != nil {
+		t.Fatal(err)
+	}
+	j.wait(t, "graph:pre_accept")
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if l := c.lookup("wacid.D1"); l != nil {
+			if ci := l.snap.Load(); ci != nil && ci.State == "ringing" {
+				if len(ci.OfferedTo) != 2 {
+					t.Fatalf("offered to %v, want ann and bob", ci.OfferedTo)
+				}
+				return
+			}
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Fatalf("the call never rang; journal %v", j.all())
+}

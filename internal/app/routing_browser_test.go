@@ -86,4 +86,23 @@ numbers:
 	audioBothWays(t, ctx, uc)
 	// The queue empties on the supervisor page.
 	must(t, browsertest.WaitTrue(sup, fmt.Sprintf(`!document.querySelector(%q)`, sel("queue-row", uc.ID())), bstep))
+
+	// A caller who hangs up while waiting is a missed call: a callback task
+	// on alice's page (her team's), which she claims.
+	must(t, browsertest.Click(ctx, "hangup", bstep))
+	must(t, browsertest.WaitTrue(ctx, `window.callgwTest.state === "idle"`, bstep))
+	must(t, browsertest.Click(ctx, "presence-toggle", bstep)) // away
+	must(t, browsertest.WaitTrue(ctx, `window.callgwTest.presence === "away"`, bstep))
+	waitFor(t, deadline(t), "the hub to see alice away", func() bool { return !ta.Hub.AvailableAgents()["alice"] })
+	gone, err := ta.Sim.PlaceCall(pctx, metasim.CallOptions{From: "+447700900778", Name: "Gone Caller", Audio: oggBytes(t, "caller-440.ogg")})
+	must(t, err)
+	must(t, gone.WaitState(pctx, metasim.Accepted))
+	must(t, browsertest.WaitTrue(sup, visible("queue-row", gone.ID()), bstep))
+	must(t, gone.Hangup(pctx))
+	task := fmt.Sprintf(`[data-testid="callback-row"][data-task-id=%q]`, "cb-"+gone.ID())
+	must(t, browsertest.WaitTrue(ctx, fmt.Sprintf(`(e => !!e && e.dataset.state === "open" && e.textContent.includes("Gone Caller") && e.textContent.includes("Sales"))(document.querySelector(%q))`, task), bstep))
+	clickIn(t, ctx, task+` [data-testid="callback-claim"]`)
+	must(t, browsertest.WaitTrue(ctx, fmt.Sprintf(`(e => !!e && e.dataset.state === "claimed")(document.querySelector(%q))`, task), bstep))
+	must(t, browsertest.WaitTrue(sup, fmt.Sprintf(`!!document.querySelector(%q)`, task), bstep))
+	must(t, browsertest.Screenshot(ctx, "agent-callbacks"))
 }

@@ -418,8 +418,8 @@ func TestQueueHoldAudioOverflowAndCallbacks(t *testing.T) {
 	if task["state"] != "open" || task["first_call"] != mb.ID() || task["call_back"] != caller {
 		t.Fatalf("task %+v", task)
 	}
-	if p, _ := task["permission"].(map[string]any); p == nil {
-		t.Fatalf("task without permission state: %+v", task)
+	if p, _ := task["permission"].(map[string]any); p == nil || p["can_call"] != true {
+		t.Fatalf("task without the permission to call back from B: %+v", task)
 	}
 	// ann is not in beta: she may not claim it.
 	annTok, _ := e.a.AgentToken("ann", agents.RoleAgent, time.Hour)

@@ -33,6 +33,9 @@ type (
 		// agent declined, RingExhausted), the caller waits in a queue
 		// instead of the call being missed.
 		CanWait bool
+		// QueueFull: nobody is free and the number's queues are full (the
+		// call is missed with reason queue_full rather than no_agent).
+		QueueFull bool
 	}
 	// RingExhausted: routing has nobody left to ring (sequential strategies
 	// tried every free member of the number's teams).

@@ -59,7 +59,11 @@ func (t *step) apply(ev Event) error {
 			return nil
 		}
 		if e.Available == 0 {
-			t.hangup(CauseNoAgent)
+			cause := CauseNoAgent
+			if e.QueueFull {
+				cause = CauseQueueFull
+			}
+			t.hangup(cause)
 			return nil
 		}
 		c.State = StateRinging

@@ -48,6 +48,8 @@ func TestQueueWaitingLifecycle(t *testing.T) {
 			outcome: call.Missed, reason: call.QueueTimeout},
 		{name: "queue full: missed", steps: w(LeaveWait{When: at(2), Cause: CauseQueueFull}), state: StateEnded,
 			outcome: call.Missed, reason: call.QueueFull},
+		{name: "nobody free and the queue full: rejected, queue_full", steps: []any{Begin{When: at(0)}, Prepared{When: at(0), QueueFull: true}},
+			state: StateEnded, outcome: call.Missed, reason: call.QueueFull, want: []Effect{GraphReject{}}, never: []Effect{GraphAccept{}}},
 		{name: "a decline while waiting keeps it waiting",
 			steps: w(AgentDecline{When: at(5), Agent: "ann"}), state: StateWaiting,
 			want: []Effect{Notify{What: NoticeDeclinedAck, Agent: "ann"}}, never: []Effect{GraphTerminate{}}},
