@@ -506,6 +506,36 @@ func TestBlindTransferNoAnswerGoesBack(t *testing.T) {
 	if e, err := alice.Wait(ctx, func(m agentclient.Msg) bool { return m.Type == "error" && m.Ref == "x1" }); err != nil || e.Code != agents.CodeNoTarget {
 		t.Fatalf("transfer to zed: %v %+v", err, e)
 	}
+	// REST: the same rules at the HTTP edge; another agent may not transfer alice's call.
+	for _, tc := range []struct {
+		who, body string
+		want      int
+	}{
+		{"alice", `{"agent":"zed","mode":"blind"}`, http.StatusConflict},
+		{"alice", `{"agent":"bob","mode":"cold"}`, http.StatusBadRequest},
+		{"alice", `{"agent":"bob","team":"x","mode":"warm"}`, http.StatusBadRequest},
+		{"bob", `{"agent":"alice","mode":"blind"}`, http.StatusConflict},
+		{"alice", `{"agent":"bob","mode":"blind"}`, http.StatusNoContent},
+	} {
+		tok, err := ta.AgentToken(tc.who, agents.RoleAgent, time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, ta.URL+"/api/v1/calls/"+id+"/transfer", strings.NewReader(tc.body))
+		req.Header.Set("Authorization", "Bearer "+tok)
+		req.Header.Set("Content-Type", "application/json")
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != tc.want {
+			t.Fatalf("%s POST transfer %s: %d, want %d", tc.who, tc.body, res.StatusCode, tc.want)
+		}
+	}
+	if _, err := bob.WaitType(ctx, "call_offered", id); err != nil { // the REST transfer rings bob
+		t.Fatal(err)
+	}
 	checkContinuity(t, uc)
 }
 
