@@ -54,6 +54,7 @@ type transferState struct {
 	monitors    map[string]string // side id -> supervisor session (actor only)
 	monitorSess sessionSet        // session ids with a monitor leg (media goroutines read it)
 	expires     time.Time         // when a ringing transfer gives up
+	busy        atomic.Bool       // a transfer is under way (set by mirror; read by command routing)
 }
 
 // sessionSet is a small copy-on-write set read without a lock.
@@ -131,6 +132,9 @@ func (c *Controller) transferCommand(l *liveCall, ref agentRef, m *agents.Client
 	case agents.TypeAccept, agents.TypeReject, agents.TypeAnswer, agents.TypeICE, agents.TypeHangup:
 	default:
 		return false, nil
+	}
+	if !l.xfer.busy.Load() {
+		return false, nil // the usual path (no extra trip through the actor)
 	}
 	handled := false
 	err := l.act(m.Ref, func(l *liveCall) error {
@@ -343,6 +347,7 @@ func (l *liveCall) tellTransfer(e lc.TellTransfer) {
 func (l *liveCall) transferInfo(ci *agents.CallInfo) {
 	ci.OnHold = l.lc.OnHold
 	x := l.lc.Transfer
+	l.xfer.busy.Store(x.Active())
 	if !x.Active() {
 		return
 	}
