@@ -416,7 +416,7 @@ func TestSideConsult(t *testing.T) {
 type nopWriter struct{}
 
 func (nopWriter) WriteRTP(*rtp.Header, []byte) (int, error) { return 0, nil }
-func (nopWriter) Write(b []byte) (int, error)                { return len(b), nil }
+func (nopWriter) Write(b []byte) (int, error)               { return len(b), nil }
 
 func TestSideRelayAllocatesNothing(t *testing.T) {
 	tr := newOutTrack("caller", "x")
