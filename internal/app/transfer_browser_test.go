@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -51,6 +52,11 @@ func TestBrowserHoldAndTransfer(t *testing.T) {
 		must(t, browsertest.Click(ann, "transfer-start", bstep))
 		must(t, browsertest.WaitTrue(ann, `window.callgwTest.transfer === "ringing" && window.callgwTest.onHold === true`, bstep))
 		must(t, browsertest.WaitTrue(ben, visible("incoming-call", id), bstep))
+		card, err := browsertest.Eval[string](ben, fmt.Sprintf(`document.querySelector(%q).textContent`, sel("incoming-call", id)))
+		must(t, err)
+		if !strings.Contains(card, "transferred by ann") {
+			t.Errorf("ben's ringing card %q does not say who transfers", card)
+		}
 		must(t, browsertest.Screenshot(ann, "agent-transferring"))
 		clickIn(t, ben, sel("incoming-call", id)+` [data-testid="accept"]`)
 		must(t, browsertest.WaitTrue(ben, fmt.Sprintf(`window.callgwTest.state === "connected" && window.callgwTest.callId === %q && window.callgwTest.media === "up"`, id), bstep))
