@@ -16,8 +16,10 @@ import (
 // Side legs: extra PeerConnections on a bridge, beside the agent leg, for a
 // supervisor (listen, whisper, take over) or a transfer target (consult).
 //
-// A side leg carries two tracks from us: "caller" (what the WhatsApp user
-// says) and "agent" (what the agent says); the browser plays or mixes both.
+// A side leg carries two tracks from us, named as the agent leg's are (so a
+// promoted side leg is an agent leg to the browser): "audio" (what the
+// WhatsApp user says) and "side" (what the agent says), in one stream; the
+// browser plays or mixes both.
 // The agent leg carries, besides the caller, an "aux" track on which it hears
 // the one side allowed to talk to it (whisper, take over, consult). What the
 // side sends goes, by mode:
@@ -141,7 +143,7 @@ func (r *relay) count() uint64 {
 	return r.pkts
 }
 
-// sideLeg is one side PeerConnection (leg.track = "caller", leg.aux = "agent").
+// sideLeg is one side PeerConnection (leg.track = "audio": the caller; leg.aux = "side": the agent).
 type sideLeg struct {
 	id     string
 	l      *leg
@@ -205,7 +207,7 @@ func (ss *sideSet) takeOver() bool {
 }
 
 // OfferSide creates side leg id in mode m and returns our offer (two tracks:
-// "caller" and "agent"); our candidates trickle via Events.OnSideCandidate.
+// "audio" (the caller) and "side" (the agent)); our candidates trickle via Events.OnSideCandidate.
 // ErrSideExists if id is taken, ErrSideBusy if m talks while another side
 // talks. The agent leg and the WhatsApp leg are untouched.
 func (b *Bridge) OfferSide(ctx context.Context, id string, m SideMode) (string, error) {
@@ -224,8 +226,8 @@ func (b *Bridge) OfferSide(ctx context.Context, id string, m SideMode) (string, 
 	s := &sideLeg{id: id}
 	s.mode.Store(uint32(m))
 	l := &leg{kind: legAgent, side: s, born: time.Now(),
-		track: newOutTrack("caller", "callgw-"+b.id+"-caller"),
-		aux:   newOutTrack("agent", "callgw-"+b.id+"-agent")}
+		track: newOutTrack("audio", "callgw-"+b.id),
+		aux:   newOutTrack("side", "callgw-"+b.id)}
 	s.l = l
 	// Reserve the id (and the talker slot) before building anything.
 	b.side.mu.Lock()
@@ -372,7 +374,7 @@ func (b *Bridge) SideMode(id string) (SideMode, bool) {
 }
 
 // PromoteSide makes side leg id the agent leg (warm transfer complete, take
-// over): the WhatsApp user hears it and it hears the user on its "caller"
+// over): the WhatsApp user hears it and it hears the user on its "audio"
 // track; the previous agent leg is closed. The side must be connected.
 // RTP toward WhatsApp stays continuous.
 func (b *Bridge) PromoteSide(id string) error {
@@ -505,7 +507,7 @@ func (b *Bridge) callerToSides(src uint32, h *rtp.Header, payload []byte, audio,
 	}
 }
 
-// agentToSides forwards an agent packet to every side's "agent" track.
+// agentToSides forwards an agent packet to every side's "side" track.
 func (b *Bridge) agentToSides(h *rtp.Header, payload []byte, audio, te bool) {
 	for _, s := range b.side.all() {
 		if s.l.connected.Load() {

@@ -13,8 +13,8 @@ import (
 )
 
 // trackRec records what a browser-like peer receives, per track id (our
-// tracks: "audio" and "side" on the agent leg, "caller" and "agent" on a
-// side leg).
+// tracks, on the agent leg and side legs alike: "audio" the caller,
+// "side" the other party).
 type trackRec struct {
 	mu     sync.Mutex
 	got    map[string][]rxPacket
@@ -175,7 +175,7 @@ func (sh *sideHarness) connectSide(ctx context.Context, id string, m SideMode) (
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"a=msid:callgw-call-side-caller caller", "a=msid:callgw-call-side-agent agent"} {
+	for _, want := range []string{"a=msid:callgw-call-side audio", "a=msid:callgw-call-side side"} {
 		if !hasLine(offer, want) {
 			t.Fatalf("side offer lacks %q", want)
 		}
@@ -232,10 +232,10 @@ func TestSideListen(t *testing.T) {
 
 	sp, rec := sh.connectSide(ctx, "sup-1", SideListen)
 	sp.play(loadOpus(t, "agent-1000.ogg"), nil, nil) // a listener's microphone reaches nobody
-	rec.waitCount(ctx, t, "caller", 100)
-	rec.waitCount(ctx, t, "agent", 100)
-	wantTone(t, "listener, caller track", rec.payloads("caller", 100), 440)
-	wantTone(t, "listener, agent track", rec.payloads("agent", 100), 1000)
+	rec.waitCount(ctx, t, "audio", 100)
+	rec.waitCount(ctx, t, "side", 100)
+	wantTone(t, "listener, caller track", rec.payloads("audio", 100), 440)
+	wantTone(t, "listener, agent track", rec.payloads("side", 100), 1000)
 	sh.agentRec.waitCount(ctx, t, "audio", 150)
 	if n := sh.agentRec.count("side"); n != 0 {
 		t.Fatalf("agent received %d packets from a listener", n)
@@ -266,8 +266,8 @@ func TestSideWhisper(t *testing.T) {
 	sh.agentRec.waitCount(ctx, t, "side", 150)
 	wantTone(t, "agent hears the whisper", sh.agentRec.payloads("side", 100), 1000)
 	wantTone(t, "agent hears the caller", sh.agentRec.payloads("audio", 100), 440)
-	rec.waitCount(ctx, t, "caller", 100)
-	wantTone(t, "supervisor hears the caller", rec.payloads("caller", 100), 440)
+	rec.waitCount(ctx, t, "audio", 100)
+	wantTone(t, "supervisor hears the caller", rec.payloads("audio", 100), 440)
 	if n := nonSilence(sh.meta.received()); n != 0 {
 		t.Fatalf("whatsapp received %d audio packets during a whisper, want silence only", n)
 	}
@@ -327,14 +327,14 @@ func TestSideTakeOverAndPromote(t *testing.T) {
 	if len(sh.b.Sides()) != 0 {
 		t.Fatalf("sides after promote: %v", sh.b.Sides())
 	}
-	c0 := rec.count("caller")
+	c0 := rec.count("audio")
 	n1 := len(sh.meta.received())
 	sh.meta.waitFor(ctx, "promoted leg at whatsapp", func(got []rxPacket) bool { return len(got) >= n1+100 })
 	wantTone(t, "whatsapp after promote", waPkts(50), 1000)
-	rec.waitCount(ctx, t, "caller", c0+100)
-	wantTone(t, "promoted leg hears the caller", rec.payloads("caller", 100), 1000)
+	rec.waitCount(ctx, t, "audio", c0+100)
+	wantTone(t, "promoted leg hears the caller", rec.payloads("audio", 100), 1000)
 	rec.mu.Lock()
-	got := append([]rxPacket(nil), rec.got["caller"]...)
+	got := append([]rxPacket(nil), rec.got["audio"]...)
 	rec.mu.Unlock()
 	for i := 1; i < len(got); i++ { // the caller track stayed one stream across promotion
 		if got[i].seq != got[i-1].seq+1 {
@@ -364,11 +364,11 @@ func TestSideConsult(t *testing.T) {
 	}
 	sp, rec := sh.connectSide(ctx, "consult", SideConsult)
 	sp.play(loadOpus(t, "caller-440.ogg"), nil, nil) // agent B: 440 Hz
-	rec.waitCount(ctx, t, "agent", 100)
+	rec.waitCount(ctx, t, "side", 100)
 	sh.agentRec.waitCount(ctx, t, "side", 100)
-	wantTone(t, "B hears A", rec.payloads("agent", 100), 1000)
+	wantTone(t, "B hears A", rec.payloads("side", 100), 1000)
 	wantTone(t, "A hears B", sh.agentRec.payloads("side", 100), 440)
-	if n := rec.count("caller"); n != 0 {
+	if n := rec.count("audio"); n != 0 {
 		t.Fatalf("the consulted agent heard %d caller packets", n)
 	}
 	// The WhatsApp peer hears the hold music, packet for packet.
@@ -407,8 +407,8 @@ func TestSideConsult(t *testing.T) {
 		last = append(last, g.payload)
 	}
 	wantTone(t, "caller hears B", last, 440)
-	rec.waitCount(ctx, t, "caller", 50)
-	wantTone(t, "B hears the caller", rec.payloads("caller", 50), 440)
+	rec.waitCount(ctx, t, "audio", 50)
+	wantTone(t, "B hears the caller", rec.payloads("audio", 50), 440)
 	checkWAContinuous(t, sh.meta.received())
 }
 

@@ -105,3 +105,48 @@ func TestBrowserSupervisorListen(t *testing.T) {
 	must(t, uc.WaitReceived(wctx, 100))
 	checkContinuity(t, uc)
 }
+
+// A warm transfer on the real pages: ann consults ben (the caller holds),
+// then completes; ben has the caller with audio both ways.
+func TestBrowserWarmTransfer(t *testing.T) {
+	ta, b := startBrowserApp(t)
+	ann, ben := b.Ctx, b.NewTab()
+	openAgent(t, ann, ta, "ann", true)
+	openAgent(t, ben, ta, "ben", true)
+	pctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	defer cancel()
+	uc, err := ta.Sim.PlaceCall(pctx, metasim.CallOptions{From: "+447700900290", Name: "Eli", Audio: oggBytes(t, "caller-440.ogg")})
+	must(t, err)
+	id := uc.ID()
+	must(t, browsertest.WaitTrue(ann, visible("incoming-call", id), bstep))
+	clickIn(t, ann, sel("incoming-call", id)+` [data-testid="accept"]`)
+	must(t, browsertest.WaitTrue(ann, fmt.Sprintf(`window.callgwTest.state === "connected" && window.callgwTest.callId === %q && window.callgwTest.media === "up"`, id), bstep))
+	// ben's tab rang too: it stops when ann takes the call.
+	must(t, browsertest.WaitTrue(ben, `window.callgwTest.state === "idle"`, bstep))
+
+	must(t, browsertest.Click(ann, "transfer-toggle", bstep))
+	must(t, browsertest.Type(ann, "transfer-target", "ben", bstep))
+	must(t, browsertest.Click(ann, "transfer-warm", bstep))
+	must(t, browsertest.Click(ann, "transfer-start", bstep))
+	must(t, browsertest.WaitTrue(ben, visible("incoming-call", id), bstep))
+	clickIn(t, ben, sel("incoming-call", id)+` [data-testid="accept"]`)
+	must(t, browsertest.WaitTrue(ann, `window.callgwTest.transfer === "consulting"`, bstep))
+	must(t, browsertest.WaitTrue(ben, fmt.Sprintf(`window.callgwTest.state === "connected" && window.callgwTest.callId === %q && window.callgwTest.connection === "connected"`, id), bstep))
+	// The caller holds meanwhile.
+	wctx, wcancel := context.WithTimeout(pctx, bstep)
+	defer wcancel()
+	must(t, uc.WaitReceived(wctx, uc.ReceivedCount()+100))
+	hearsPrompt(t, "caller during the consultation", uc.Received(), holdPrompt(t), 75)
+	must(t, browsertest.Screenshot(ann, "agent-consulting"))
+
+	must(t, browsertest.WaitVisible(ann, "transfer-complete", bstep))
+	must(t, browsertest.Click(ann, "transfer-complete", bstep))
+	must(t, browsertest.WaitTrue(ann, `window.callgwTest.state === "idle" && (e => e && e.reason === "transferred")(window.callgwTest.lastEnded)`, bstep))
+	audioBothWays(t, ben, uc)
+	must(t, browsertest.Click(ben, "hangup", bstep))
+	e := waitEntry(t, pctx, ta, id)
+	if len(e.Handlers) != 2 || e.Handlers[1].Agent != "ben" {
+		t.Fatalf("handlers %+v", e.Handlers)
+	}
+	checkContinuity(t, uc)
+}

@@ -89,8 +89,8 @@ func lacksTone(t *testing.T, who string, pkts [][]byte, want float64) {
 }
 
 // monitorPeer is a supervisor's browser for the monitor messages: a real
-// Pion peer that records the two tracks ("caller", "agent") and plays
-// audio.
+// Pion peer that records the two tracks ("audio": the caller, "side": the
+// agent) and plays audio.
 type monitorPeer struct {
 	t      *testing.T
 	sup    *agentclient.Client
@@ -246,10 +246,10 @@ func TestMonitorListenWhisperTakeOver(t *testing.T) {
 
 	t.Run("listen hears the caller and the agent on two tracks", func(t *testing.T) {
 		waitFor(t, ctx, "both tracks at the supervisor", func() bool {
-			return len(mp.received("caller")) > 75 && len(mp.received("agent")) > 75
+			return len(mp.received("audio")) > 75 && len(mp.received("side")) > 75
 		})
-		checkTone(t, "supervisor (caller track)", mp.received("caller"), 440)
-		checkTone(t, "supervisor (agent track)", mp.received("agent"), 1000)
+		checkTone(t, "supervisor (caller track)", mp.received("audio"), 440)
+		checkTone(t, "supervisor (agent track)", mp.received("side"), 1000)
 		if n := len(ag.ReceivedTrack(id, "side")); n != 0 {
 			t.Fatalf("the agent received %d packets from a listener", n)
 		}
@@ -567,9 +567,9 @@ func TestWarmTransfer(t *testing.T) {
 
 	t.Run("alice and bob talk while the caller holds", func(t *testing.T) {
 		waitFor(t, ctx, "alice and bob hear each other", func() bool {
-			return len(bob.ReceivedTrack(id, "agent")) > 75 && len(alice.ReceivedTrack(id, "side")) > 75
+			return len(bob.ReceivedTrack(id, "side")) > 75 && len(alice.ReceivedTrack(id, "side")) > 75
 		})
-		checkTone(t, "bob hears alice", bob.ReceivedTrack(id, "agent"), 1000)
+		checkTone(t, "bob hears alice", bob.ReceivedTrack(id, "side"), 1000)
 		checkTone(t, "alice hears bob", alice.ReceivedTrack(id, "side"), 440)
 		if n := len(bob.Received(id)); n != 0 {
 			t.Fatalf("bob heard %d caller packets during the consultation", n)

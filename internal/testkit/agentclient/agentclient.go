@@ -93,8 +93,8 @@ type peer struct {
 	stop     chan struct{}
 	wg       sync.WaitGroup
 	mu       sync.Mutex
-	received [][]byte            // the main track: the caller ("audio" on an agent leg, "caller" on a side leg)
-	byTrack  map[string][][]byte // every track by its id (the agent leg's "side" track: whisper, consultation)
+	received [][]byte            // the main track "audio": the caller
+	byTrack  map[string][][]byte // every track by its id ("side": a whisper, or the other agent of a consultation)
 	state    webrtc.PeerConnectionState
 	pending  []webrtc.ICECandidateInit
 	remote   bool
@@ -333,7 +333,7 @@ func (c *Client) answerOffer(ctx context.Context, callID, offer string) error {
 		p.wg.Add(1)
 		defer p.wg.Done()
 		id := tr.ID()
-		main := id != "side" && id != "agent"
+		main := id != "side"
 		buf := make([]byte, 1500)
 		var pkt rtp.Packet
 		for {
@@ -539,8 +539,8 @@ func (c *Client) Received(callID string) [][]byte {
 }
 
 // ReceivedTrack returns copies of the Opus payloads received on callID's
-// leg on track id ("audio", "side" on an agent leg; "caller", "agent" on a
-// transfer's consultation leg).
+// leg on track id ("audio": the caller; "side": a whisper, or on a
+// consultation leg the agent who transfers).
 func (c *Client) ReceivedTrack(callID, id string) [][]byte {
 	c.mu.Lock()
 	p := c.pcs[callID]
