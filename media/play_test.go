@@ -262,6 +262,7 @@ func testPlayAndHold(t *testing.T, path PacketPath) {
 		}
 		heldAt := time.Now()
 		sentToAgent := h.b.Stats().Agent.PacketsSent
+		rtcpAtAgent := ag.rtcpIn.Load()
 		if !h.b.OnHold() || !h.b.Playing() {
 			t.Fatal("not on hold or not playing")
 		}
@@ -288,6 +289,7 @@ func testPlayAndHold(t *testing.T, path PacketPath) {
 		if n := h.b.Stats().Agent.PacketsSent - sentToAgent; n > 1 {
 			t.Fatalf("%d packets sent to the agent on hold", n)
 		}
+		waitUntil(ctx, t, ag, "RTCP at the agent on hold", func() bool { return ag.rtcpIn.Load() > rtcpAtAgent })
 
 		// A prompt during hold replaces the music; when it ends the caller
 		// hears silence, still not the agent.
