@@ -109,6 +109,7 @@ func checkTone(t *testing.T, what string, pkts [][]byte, want float64) {
 }
 
 func TestPlayAndHold(t *testing.T) {
+	t.Parallel() // mostly waiting on real time: overlap with each other, after the sequential tests
 	for _, path := range []PacketPath{PathPion, PathFast} {
 		t.Run(path.String(), func(t *testing.T) {
 			t.Parallel()
@@ -371,6 +372,7 @@ func testPlayAndHold(t *testing.T, path PacketPath) {
 // TestPlayReplaces: a Play replaces the playback in progress (its channel
 // closes at once) and the new prompt starts from its first packet.
 func TestPlayReplaces(t *testing.T) {
+	t.Parallel() // mostly waiting on real time: overlap with each other, after the sequential tests
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	h := newHarness(t, newTestEngine(t, nil))

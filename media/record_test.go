@@ -77,6 +77,7 @@ func toneSpan(pcm []int16, freq float64) time.Duration {
 }
 
 func TestRecording(t *testing.T) {
+	t.Parallel() // mostly waiting on real time: overlap with each other, after the sequential tests
 	for _, path := range []PacketPath{PathPion, PathFast} {
 		t.Run(path.String(), func(t *testing.T) {
 			t.Parallel()
@@ -213,6 +214,7 @@ func (s *blockingSink) WritePacket(pkt []byte, ts uint32) error {
 // counted; a failing sink is not called again and its error comes back
 // from StopRecording; after StopRecording no sink is called.
 func TestRecordingSlowAndFailingSink(t *testing.T) {
+	t.Parallel() // mostly waiting on real time: overlap with each other, after the sequential tests
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	e := newTestEngine(t, nil)
