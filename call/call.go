@@ -160,6 +160,12 @@ type Record struct {
 	// call: "<leg>:<cause>", leg whatsapp|agent, cause one of media's
 	// bounded diagnoses (e.g. "agent:nothing_from_peer").
 	MediaFailure string `json:"media_failure,omitempty"`
+	// RecordingConsent is the consent to recording obtained from the
+	// user: "notice" (a prompt, or Meta's notice), "explicit_given" (the
+	// user pressed 1), "explicit_refused" (no key in time), "none" (the
+	// call ended before consent was asked or answered); "" = not recorded
+	// by policy.
+	RecordingConsent string `json:"recording_consent,omitempty"`
 }
 
 // Connected reports whether media connected (the only calls that can cost).

@@ -64,7 +64,8 @@ type Controller struct {
 	clock   clock.Clock
 	rules   lifecycle.Rules
 	graphs  func(string) Graph
-	foreign sync.Map // phone number ids seen but not served (logged once)
+	foreign sync.Map   // phone number ids seen but not served (logged once)
+	recs    Recordings // recording hooks (SetRecordings; nil = none)
 
 	hub Hub // set by SetHub before serving
 	cl  *cluster

@@ -45,6 +45,7 @@ type liveCall struct {
 	webhookAt   time.Time
 	ringExpires time.Time
 	price       *agents.Price // business-initiated, once picked up
+	recStarted  bool          // Recordings.Answered was called (recording.go)
 
 	timers map[lc.TimerKind]clock.Timer
 	queue  []lc.Event // results of effects, applied after the current step
@@ -199,6 +200,7 @@ func (l *liveCall) events() media.Events {
 			l.fire(lc.MediaTimeout{When: l.when()})
 		},
 		OnDTMF: func(d rune) {
+			l.recordingDTMF(d)
 			if a := l.agent.Load().(string); a != "" {
 				l.c.toAgent(a, agents.DTMFMsg{Type: agents.TypeDTMF, CallID: string(l.id), Digit: string(d)})
 			}
@@ -255,7 +257,7 @@ func (l *liveCall) exec(f lc.Effect) error {
 		return l.forward(e.Kind)
 	case lc.GraphAccept:
 		ctx, cancel := c.opCtx(10 * time.Second)
-		err := c.graphFor(l.lc.Rec.PhoneNumberID).Accept(ctx, string(l.id), l.waAnswer, l.lc.Rec.Opaque)
+		err := l.accept(ctx) // with Meta's recording objects when the policy asks (recording.go)
 		cancel()
 		if err != nil {
 			l.log.Warn("accept failed", "err", err)
@@ -281,6 +283,7 @@ func (l *liveCall) exec(f lc.Effect) error {
 				l.log.Warn("start media toward WhatsApp", "err", err)
 			}
 		}
+		l.recordingAnswered()
 	case lc.ArmWatchdog:
 		if l.bridge != nil {
 			if err := l.bridge.ArmWatchdog(); err != nil {
@@ -296,6 +299,7 @@ func (l *liveCall) exec(f lc.Effect) error {
 			l.then(lc.MediaDiagnosed{When: l.when(), Leg: leg, Cause: l.bridge.Diagnose(e.Agent)})
 		}
 	case lc.CloseMedia:
+		l.recordingEnding()
 		if l.bridge != nil {
 			_ = l.bridge.Close()
 		}

@@ -58,6 +58,8 @@ type App struct {
 	Ctrl   *signaling.Controller
 	Hub    *agents.Hub
 	API    *api.API
+	// Recordings is the recording side (recording.go); nil when nothing records.
+	Recordings *Recordings
 
 	ln    net.Listener
 	srv   *http.Server
@@ -231,6 +233,9 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (a *App, err error) 
 	if err != nil {
 		return nil, fmt.Errorf("signaling: %w", err)
 	}
+	if err := a.wireRecordings(graphBase, numbers); err != nil {
+		return nil, fmt.Errorf("recordings: %w", err)
+	}
 	turn, err := a.Cfg.TURNIssuer()
 	if err != nil {
 		return nil, err
@@ -318,6 +323,7 @@ func (a *App) routes() http.Handler {
 		fmt.Fprintln(w, "ready")
 	})
 	mux.Handle("/api/", a.API.Handler())
+	a.recordingRoutes(mux)
 	if a.Sim != nil {
 		mux.Handle("/sim/graph/", http.StripPrefix("/sim/graph", a.Sim.GraphHandler()))
 		mux.Handle("/sim/", http.StripPrefix("/sim", a.Sim.ControlHandler()))
@@ -360,6 +366,7 @@ func (a *App) Run(ctx context.Context) error {
 	})
 	runCtx, stopRun := context.WithCancel(context.Background())
 	g.Go(func() error { return a.Ctrl.Run(runCtx) })
+	g.Go(a.runRecordings(runCtx))
 	g.Go(func() error {
 		// The number's calling settings at start (callback permission,
 		// call hours); account_settings_update webhooks keep them fresh.
