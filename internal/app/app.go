@@ -233,9 +233,6 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (a *App, err error) 
 	if err != nil {
 		return nil, fmt.Errorf("signaling: %w", err)
 	}
-	if err := a.wireRecordings(graphBase, numbers); err != nil {
-		return nil, fmt.Errorf("recordings: %w", err)
-	}
 	turn, err := a.Cfg.TURNIssuer()
 	if err != nil {
 		return nil, err
@@ -253,6 +250,9 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (a *App, err error) 
 		Demo: a.Cfg.Demo, Sim: a.Sim != nil, MaskNumbers: a.Cfg.MaskNumbers}, a.Ctrl, a.Ledger, a.Hub, log.With("component", "api"))
 	if err != nil {
 		return nil, err
+	}
+	if err := a.wireRecordings(graphBase, numbers); err != nil {
+		return nil, fmt.Errorf("recordings: %w", err)
 	}
 	a.srv = &http.Server{Handler: a.routes(), ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second,
 		IdleTimeout: 120 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}

@@ -7,10 +7,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -25,6 +27,7 @@ import (
 	"github.com/callgw/callgw/phone"
 	"github.com/callgw/callgw/recording"
 	"github.com/callgw/callgw/signaling"
+	"github.com/callgw/callgw/signaling/api"
 	"github.com/callgw/callgw/signaling/cloudapi"
 	"github.com/callgw/callgw/storage"
 )
@@ -310,6 +313,7 @@ func (a *App) wireRecordings(graphBase string, numbers []config.Number) error {
 	}
 	a.Recordings = r
 	a.Ctrl.SetRecordings(r)
+	a.API.SetRecordings(r)
 	return nil
 }
 
@@ -340,6 +344,62 @@ func (r *Recordings) linkHandler() http.Handler {
 	return http.StripPrefix(linkPath, storage.LinkHandler(r.store, r.links))
 }
 
+// Numbers implements api.Recordings: the numbers with a recording policy
+// (or the numbers served), sorted.
+func (r *Recordings) Numbers() []string {
+	out := make([]string, 0, len(r.policies))
+	for n := range r.policies {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// List implements api.Recordings.
+func (r *Recordings) List(ctx context.Context, who, number string, from, to time.Time, limit int) ([]recording.Call, error) {
+	return r.archive.List(ctx, who, number, from, to, limit)
+}
+
+// Entries implements api.Recordings.
+func (r *Recordings) Entries(ctx context.Context, who, callID string) ([]recording.Entry, error) {
+	return r.archive.Call(ctx, who, callID)
+}
+
+// Open implements api.Recordings.
+func (r *Recordings) Open(ctx context.Context, who, callID string, k recording.Kind, act recording.Action) (io.ReadCloser, recording.Entry, error) {
+	return r.archive.Open(ctx, who, callID, k, act)
+}
+
+// Link implements api.Recordings.
+func (r *Recordings) Link(ctx context.Context, who, callID string, k recording.Kind, ttl time.Duration) (string, error) {
+	return r.archive.Link(ctx, who, callID, k, ttl)
+}
+
+// Transcript implements api.Recordings.
+func (r *Recordings) Transcript(ctx context.Context, who, callID string) (recording.Transcript, []recording.Turn, error) {
+	return r.archive.Transcript(ctx, who, callID)
+}
+
+// Audit implements api.Recordings.
+func (r *Recordings) Audit(ctx context.Context, q recording.AuditQuery) ([]recording.Access, error) {
+	return r.archive.Audit().Read(ctx, q)
+}
+
+// Statuses implements api.Recordings.
+func (r *Recordings) Statuses(ctx context.Context, ids []string) (map[string][]recording.Entry, error) {
+	return r.archive.Statuses(ctx, ids)
+}
+
+// CallAccess implements api.Recordings.
+func (r *Recordings) CallAccess(ctx context.Context, callID string) (string, bool, bool, error) {
+	m, found, err := r.CallMeta(ctx, callID)
+	if err != nil || !found {
+		return "", false, found, err
+	}
+	return m.Agent, r.Policy(m.Number).AgentAccess, true, nil
+}
+
+var _ api.Recordings = (*Recordings)(nil)
 var _ signaling.Recordings = (*Recordings)(nil)
 var _ signaling.RecordingStopper = (*Recordings)(nil)
 

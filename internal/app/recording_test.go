@@ -5,12 +5,16 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"net/http"
+	"net/url"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/callgw/callgw/internal/oggopus"
 	"github.com/callgw/callgw/metasim"
 	"github.com/callgw/callgw/recording"
+	"github.com/callgw/callgw/signaling/agents"
 )
 
 // waitStored waits until the call has a stored entry of each kind.
@@ -44,7 +48,7 @@ func waitStored(t *testing.T, ctx context.Context, ta *testApp, id string, kinds
 func TestRecordMetaNative(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	ta := startApp(t, "-recording=meta", "-data-dir", t.TempDir())
+	ta := startApp(t, "-recording=meta", "-data-dir", t.TempDir(), "-api-keys", testAdminKey)
 	ag := ta.agent(t, ctx, "alice")
 	uc := connectCall(t, ctx, ta, ag, "+447700900123")
 
@@ -104,5 +108,104 @@ func TestRecordMetaNative(t *testing.T) {
 	}
 	if n, _ := ta.Recordings.Fetcher().Pending(ctx); n != 0 {
 		t.Fatalf("%d downloads still pending", n)
+	}
+	checkRecordingAPI(t, ctx, ta, uc.ID())
+}
+
+const testAdminKey = "admin-key-0123456789"
+
+// checkRecordingAPI: supervisors list, play (signed link) and read the
+// transcript; the agent (no agent_access) may not; the call log shows the
+// status; every access is in the admin's audit log.
+func checkRecordingAPI(t *testing.T, ctx context.Context, ta *testApp, id string) {
+	t.Helper()
+	sup := "Bearer " + token(t, ta, "sue", agents.RoleSupervisor)
+	alice := "Bearer " + token(t, ta, "alice", agents.RoleAgent)
+	admin := "Bearer " + testAdminKey
+	esc := url.PathEscape(id)
+	var link string
+	runRows(t, ta.URL, []apiRow{
+		{name: "list", method: "GET", path: "/api/v1/recordings?number=" + DemoPhoneNumberID, auth: sup, status: 200, check: func(t *testing.T, b map[string]any) {
+			calls, _ := b["calls"].([]any)
+			if len(calls) != 1 || calls[0].(map[string]any)["call_id"] != id {
+				t.Fatalf("list %v", b)
+			}
+		}},
+		{name: "call entries with links", method: "GET", path: "/api/v1/calls/" + esc + "/recordings", auth: sup, status: 200, check: func(t *testing.T, b map[string]any) {
+			es, _ := b["entries"].([]any)
+			if len(es) != 2 {
+				t.Fatalf("entries %v", b)
+			}
+			for _, e := range es {
+				m := e.(map[string]any)
+				if m["status"] != "stored" || m["url"] == "" || m["stream_url"] == "" {
+					t.Fatalf("entry %v", m)
+				}
+				if m["kind"] == "recording" {
+					link, _ = m["url"].(string)
+				}
+			}
+		}},
+		{name: "transcript", method: "GET", path: "/api/v1/calls/" + esc + "/transcript", auth: sup, status: 200, check: func(t *testing.T, b map[string]any) {
+			turns, _ := b["turns"].([]any)
+			if len(turns) != 2 || b["language"] != "en" || turns[0].(map[string]any)["speaker"] != "Business" {
+				t.Fatalf("transcript %v", b)
+			}
+		}},
+		{name: "agent without agent_access", method: "GET", path: "/api/v1/calls/" + esc + "/recordings", auth: alice, status: 403, code: "forbidden"},
+		{name: "agent transcript", method: "GET", path: "/api/v1/calls/" + esc + "/transcript", auth: alice, status: 403, code: "forbidden"},
+		{name: "agent list sees nothing", method: "GET", path: "/api/v1/recordings", auth: alice, status: 200, check: func(t *testing.T, b map[string]any) {
+			if calls, _ := b["calls"].([]any); len(calls) != 0 {
+				t.Fatalf("agent listed %v", b)
+			}
+		}},
+		{name: "bad call id", method: "GET", path: "/api/v1/calls/a%7Cb/recordings", auth: sup, status: 400, code: "bad_request"},
+		{name: "unknown call", method: "GET", path: "/api/v1/calls/wacid.nope/recordings", auth: sup, status: 404, code: "not_found"},
+		{name: "bad kind", method: "GET", path: "/api/v1/calls/" + esc + "/recordings/video", auth: sup, status: 400, code: "bad_request"},
+		{name: "bad from", method: "GET", path: "/api/v1/recordings?from=yesterday", auth: sup, status: 400, code: "bad_request"},
+		{name: "audit needs admin", method: "GET", path: "/api/v1/recordings/audit", auth: sup, status: 403, code: "forbidden"},
+		{name: "call log shows the status", method: "GET", path: "/api/v1/calls?limit=5", auth: sup, status: 200, check: func(t *testing.T, b map[string]any) {
+			rs, _ := b["recordings"].(map[string]any)
+			st, _ := rs[id].([]any)
+			if len(st) != 2 || st[0].(map[string]any)["status"] != "stored" {
+				t.Fatalf("call log recordings %v", b["recordings"])
+			}
+		}},
+	})
+	// The signed link plays without any header; a tampered one does not.
+	for _, c := range []struct {
+		u    string
+		want int
+	}{{link, 200}, {strings.Replace(link, "sig=", "sig=0", 1), 403}} {
+		resp, err := http.Get(c.u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != c.want || (c.want == 200 && (!bytes.HasPrefix(b, []byte("OggS")) || !strings.HasPrefix(resp.Header.Get("Content-Type"), "audio/ogg"))) {
+			t.Fatalf("GET %s: %d %s", c.u, resp.StatusCode, resp.Header.Get("Content-Type"))
+		}
+	}
+	// Streamed through the API with the bearer.
+	req, _ := http.NewRequestWithContext(ctx, "GET", ta.URL+"/api/v1/calls/"+esc+"/recordings/recording?download=1", nil)
+	req.Header.Set("Authorization", sup)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !bytes.HasPrefix(b, []byte("OggS")) || !strings.Contains(resp.Header.Get("Content-Disposition"), "attachment") {
+		t.Fatalf("stream: %d %q", resp.StatusCode, resp.Header.Get("Content-Disposition"))
+	}
+	// Every access by sue is in the audit log, with its action.
+	m := apiRow{method: "GET", path: "/api/v1/recordings/audit?who=supervisor:sue&call_id=" + url.QueryEscape(id), auth: admin, status: 200}.run(t, ta.URL)
+	actions := map[string]int{}
+	for _, a := range m["accesses"].([]any) {
+		actions[a.(map[string]any)["action"].(string)]++
+	}
+	if actions["list"] < 1 || actions["download"] < 3 || actions["view"] < 1 {
+		t.Fatalf("audit of sue's accesses: %v", actions)
 	}
 }
