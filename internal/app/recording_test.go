@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/callgw/callgw/internal/oggopus"
+	"github.com/callgw/callgw/internal/testkit/browsertest"
 	"github.com/callgw/callgw/metasim"
 	"github.com/callgw/callgw/recording"
 	"github.com/callgw/callgw/signaling/agents"
@@ -207,5 +209,64 @@ func checkRecordingAPI(t *testing.T, ctx context.Context, ta *testApp, id string
 	}
 	if actions["list"] < 1 || actions["download"] < 3 || actions["view"] < 1 {
 		t.Fatalf("audit of sue's accesses: %v", actions)
+	}
+}
+
+// recordedMetaCall has a Meta-recorded call connected, talked for a while
+// and hung up, and waits for its recording and transcript to be stored.
+func recordedMetaCall(t *testing.T, ctx context.Context, ta *testApp) string {
+	t.Helper()
+	ag := ta.agent(t, ctx, "alice")
+	uc := connectCall(t, ctx, ta, ag, "+447700900123")
+	waitFor(t, ctx, "caller audio", func() bool { return len(ag.Received(uc.ID())) > 100 })
+	if err := ag.Send(map[string]any{"type": "hangup", "call_id": uc.ID()}); err != nil {
+		t.Fatal(err)
+	}
+	waitEntry(t, ctx, ta, uc.ID())
+	waitStored(t, ctx, ta, uc.ID(), recording.KindRecording, recording.KindTranscript)
+	return uc.ID()
+}
+
+// TestBrowserRecordingPlays: on the supervisor page's call history, the
+// recorded call has a Play button; it opens an <audio> player on the signed
+// link that really plays (currentTime advances) and the transcript's turns.
+func TestBrowserRecordingPlays(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts Chromium")
+	}
+	if browsertest.ExecPath("") == "" {
+		t.Skip("chromium not installed")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	ta := startApp(t, "-recording=meta", "-data-dir", t.TempDir())
+	id := recordedMetaCall(t, ctx, ta)
+
+	b := browsertest.Start(t, browsertest.Options{Timeout: 90 * time.Second})
+	t.Cleanup(b.Close)
+	page := b.Ctx
+	must(t, browsertest.Navigate(page, ta.URL+"/supervisor#token="+token(t, ta, "sue", agents.RoleSupervisor)))
+	row := sel("history-row", id)
+	must(t, browsertest.WaitTrue(page, fmt.Sprintf(`(r => !!r && r.querySelector('[data-testid="rec-status"][data-kind="recording"][data-status="stored"]') && r.querySelector('[data-testid="history-consent"]').textContent === "Notice")(document.querySelector(%q))`, row), bstep))
+	clickIn(t, page, row+` [data-testid="rec-open"]`)
+	audio := fmt.Sprintf(`document.querySelector('%s [data-testid="rec-audio"][data-kind="recording"]')`, sel("rec-detail", id))
+	must(t, browsertest.WaitTrue(page, audio+` && `+audio+`.readyState >= 1 && `+audio+`.duration > 1`, bstep))
+	must(t, browsertest.WaitTrue(page, `(a => { if (a.paused) a.play(); return true })(`+audio+`)`, bstep))
+	must(t, browsertest.WaitTrue(page, `(a => !a.paused && a.currentTime > 0.5 && !a.error)(`+audio+`)`, bstep))
+	must(t, browsertest.WaitTrue(page, fmt.Sprintf(`document.querySelectorAll('%s [data-testid="transcript-turn"]').length === 2`, sel("rec-detail", id)), bstep))
+	src, err := browsertest.Eval[string](page, audio+`.currentSrc`)
+	must(t, err)
+	if !strings.Contains(src, linkPath+"/") || !strings.Contains(src, "sig=") {
+		t.Fatalf("the player plays %q, want a signed link", src)
+	}
+	// The page's accesses are audited under the supervisor's name.
+	acc, err := ta.Recordings.Archive().Audit().Read(ctx, recording.AuditQuery{Who: "supervisor:sue", CallID: id})
+	must(t, err)
+	seen := map[recording.Action]bool{}
+	for _, a := range acc {
+		seen[a.Action] = true
+	}
+	if !seen[recording.ActionDownload] || !seen[recording.ActionView] {
+		t.Fatalf("audit of the page's accesses: %+v", acc)
 	}
 }

@@ -1,6 +1,7 @@
 // The supervisor dashboard: live calls and agents (GET /api/v1/live every 2 s),
 // monthly usage by country as an SVG bar chart (GET /api/v1/usage).
 import { takeToken, setToken, claims, api, maskNumber, fmtDuration, fmtMicros, h, mediaFailureText } from './common.js';
+import { startRecordings, stopRecordings } from './recordings.js';
 
 const $ = (id) => document.getElementById(id);
 const SVG = 'http://www.w3.org/2000/svg';
@@ -169,6 +170,7 @@ function renderUsage(u) {
 function signOut(reason) {
   clearTimeout(pollTimer);
   clearTimeout(usageTimer);
+  stopRecordings();
   token = '';
   setToken('');
   $('app').hidden = true;
@@ -191,6 +193,7 @@ async function start(t) {
   } catch { /* keep masking */ }
   pollLive();
   loadUsage();
+  startRecordings(token, mask); // call history with recordings (recordings.js)
 }
 
 const now = new Date();
