@@ -270,3 +270,70 @@ func TestBrowserRecordingPlays(t *testing.T) {
 		t.Fatalf("audit of the page's accesses: %+v", acc)
 	}
 }
+
+// TestRecordMetaDownloadFailure: when Meta's media servers fail, each
+// download is retried within its pass, then left pending with its error:
+// the call log shows it, the pending gauge (the alert's series) counts it.
+func TestRecordMetaDownloadFailure(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	ta := startApp(t, "-recording=meta", "-data-dir", t.TempDir())
+	ta.Sim.FailMediaDownloads(1000)
+	ag := ta.agent(t, ctx, "alice")
+	uc := connectCall(t, ctx, ta, ag, "+447700900123")
+	waitFor(t, ctx, "caller audio", func() bool { return len(ag.Received(uc.ID())) > 50 })
+	if err := ag.Send(map[string]any{"type": "hangup", "call_id": uc.ID()}); err != nil {
+		t.Fatal(err)
+	}
+	waitEntry(t, ctx, ta, uc.ID())
+	var es []recording.Entry
+	waitFor(t, ctx, "both downloads to fail a pass", func() bool {
+		m, err := ta.Recordings.Archive().Statuses(ctx, []string{uc.ID()})
+		es = m[uc.ID()]
+		if err != nil || len(es) != 2 {
+			return false
+		}
+		for _, e := range es {
+			if e.Attempts < 1 {
+				return false
+			}
+		}
+		return true
+	})
+	for _, e := range es {
+		if e.Status != recording.StatusPending || !strings.Contains(e.LastError, "HTTP 500") || !e.NextAttempt.After(time.Now()) {
+			t.Fatalf("entry after a failed pass %+v", e)
+		}
+	}
+	// Retried within the pass: 4 tries per object.
+	gets := 0
+	for _, r := range ta.Sim.Requests() {
+		if r.Edge == "media" && r.Status == 500 {
+			gets++
+		}
+	}
+	if gets != 8 {
+		t.Fatalf("%d failed media downloads, want 4 tries for each of 2 objects", gets)
+	}
+	if v := metricValue(t, ta, "callgw_recording_pending_downloads"); v != 2 {
+		t.Fatalf("pending gauge %v, want 2", v)
+	}
+	if v := metricValue(t, ta, `callgw_recording_downloads_total{kind="recording",result="error"}`); v != 4 {
+		t.Fatalf("error count %v, want 4", v)
+	}
+	sup := "Bearer " + token(t, ta, "sue", agents.RoleSupervisor)
+	runRows(t, ta.URL, []apiRow{{name: "call log", method: "GET", path: "/api/v1/calls?limit=5", auth: sup, status: 200,
+		check: func(t *testing.T, b map[string]any) {
+			rs, _ := b["recordings"].(map[string]any)
+			st, _ := rs[uc.ID()].([]any)
+			if len(st) != 2 {
+				t.Fatalf("call log recordings %v", b["recordings"])
+			}
+			for _, s := range st {
+				m := s.(map[string]any)
+				if m["status"] != "pending" || !strings.Contains(m["last_error"].(string), "HTTP 500") || m["attempts"].(float64) != 1 {
+					t.Fatalf("call log recording %v", m)
+				}
+			}
+		}}})
+}
