@@ -8,6 +8,7 @@ import (
 
 	"github.com/callgw/callgw/call"
 	"github.com/callgw/callgw/phone"
+	"github.com/callgw/callgw/signaling/agents"
 	"github.com/callgw/callgw/signaling/cloudapi"
 	lc "github.com/callgw/callgw/signaling/lifecycle"
 	"github.com/callgw/callgw/signaling/webhook"
@@ -154,4 +155,20 @@ func (c *Controller) StopRecording(ctx context.Context, id call.ID, agent string
 		return ErrRecordingRefused
 	}
 	return st.StopLocal(id, agent)
+}
+
+// recordingStopMsg is the agent protocol's recording_stop: the agent on the
+// call stops its local recording where the policy allows it (the call must
+// live on this instance).
+func (c *Controller) recordingStopMsg(ctx context.Context, s *agents.Session, m *agents.ClientMessage) error {
+	err := c.StopRecording(ctx, call.ID(m.CallID), s.Agent)
+	if errors.Is(err, ErrRecordingRefused) {
+		return &agents.CodedError{Code: agents.CodeRecordingRefused, Err: err,
+			Message: "nothing is being recorded, or this number's policy does not let agents stop the recording"}
+	}
+	if err != nil {
+		return err
+	}
+	s.Send(agents.RecordingMsg{Type: agents.TypeRecording, Ref: m.Ref, CallID: m.CallID, State: "stopped"})
+	return nil
 }
