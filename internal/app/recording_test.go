@@ -337,3 +337,41 @@ func TestRecordMetaDownloadFailure(t *testing.T) {
 			}
 		}}})
 }
+
+// TestRecordMetaOutbound: a business-initiated call's connect carries
+// Meta's recording and transcription objects; both come back stored and
+// linked to the call.
+func TestRecordMetaOutbound(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	ta := startApp(t, "-recording=meta", "-data-dir", t.TempDir())
+	const user = "+447700900210"
+	ta.Sim.SetUser(user, metasim.UserBehavior{Audio: oggBytes(t, "caller-440.ogg"), Name: "Dana"})
+	ag := ta.agent(t, ctx, "olga")
+	grantByRequest(t, ctx, ag, user, "p1")
+	id := dialAndLeg(t, ctx, ag, user, "d1")
+	waitAnswered(t, ctx, ag, id)
+	con, err := ta.Sim.WaitRequest(ctx, func(r metasim.GraphRequest) bool { return r.Action == "connect" && r.Status == 200 })
+	if err != nil {
+		t.Fatal(err)
+	}
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal(con.Body, &raw); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"recording", "transcription"} {
+		var o map[string]string
+		_ = json.Unmarshal(raw[k], &o)
+		if o["status"] != "ENABLED" || o["purpose"] == "" {
+			t.Fatalf("connect %s = %s", k, raw[k])
+		}
+	}
+	waitFor(t, ctx, "the user's audio", func() bool { return len(ag.Received(id)) > 75 })
+	if err := ag.Send(map[string]any{"type": "hangup", "call_id": id}); err != nil {
+		t.Fatal(err)
+	}
+	if e := waitEntry(t, ctx, ta, id); e.RecordingConsent != "notice" {
+		t.Fatalf("consent %q", e.RecordingConsent)
+	}
+	waitStored(t, ctx, ta, id, recording.KindRecording, recording.KindTranscript)
+}
