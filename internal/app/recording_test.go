@@ -375,3 +375,35 @@ func TestRecordMetaOutbound(t *testing.T) {
 	}
 	waitStored(t, ctx, ta, id, recording.KindRecording, recording.KindTranscript)
 }
+
+// TestRecordConfigErrors: recording settings that cannot work are refused
+// at start with the variable named.
+func TestRecordConfigErrors(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"bad mode", []string{"-recording", "yes"}, "CALLGW_RECORDING"},
+		{"bad consent", []string{"-recording", "local", "-recording-consent", "maybe"}, "maybe"},
+		{"negative retention", []string{"-recording", "local", "-recording-retention-days", "-1"}, "retention_days"},
+		{"s3 without bucket", []string{"-s3-endpoint", "127.0.0.1:9000", "-s3-access-key", "a", "-s3-secret-key", "b"}, "CALLGW_S3_"},
+		{"s3 and data dir", []string{"-s3-endpoint", "127.0.0.1:9000", "-s3-bucket", "b", "-s3-access-key", "a", "-s3-secret-key", "b", "-data-dir", "/tmp/x"}, "not both"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := LoadConfig(append([]string{"-addr", "127.0.0.1:0"}, tt.args...), func(string) string { return "" }, io.Discard)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("err = %v, want one naming %q", err, tt.want)
+			}
+		})
+	}
+	cfg, err := LoadConfig([]string{"-addr", "127.0.0.1:0"}, func(k string) string {
+		return map[string]string{"CALLGW_RECORDING": "both", "CALLGW_RECORDING_RETENTION_DAYS": "7"}[k]
+	}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p, err := cfg.Rec.policy(); err != nil || !p.Mode.Meta() || !p.Mode.Local() || p.RetentionDays != 7 {
+		t.Fatalf("policy from the environment %+v %v", p, err)
+	}
+}
