@@ -92,7 +92,9 @@ func (c *Controller) connectOptions(r *cloudapi.ConnectRequest, u phone.User) {
 	}
 }
 
-// recordingAnswered tells the hooks that media flows on an answered call.
+// recordingAnswered tells the hooks, once, that media flows on an answered
+// call: connected, picked up, media started toward WhatsApp (whether an
+// agent's accept or callgw's own accept answered it).
 func (l *liveCall) recordingAnswered() {
 	if l.c.recs != nil && l.bridge != nil && l.lc.PickedUp && l.lc.State == lc.StateConnected && !l.recStarted {
 		l.recStarted = true

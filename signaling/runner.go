@@ -152,6 +152,7 @@ func (l *liveCall) step(ev lc.Event) error {
 			first = err
 		}
 	}
+	l.recordingAnswered() // once the call is connected with media both ways (recording.go)
 	return first
 }
 
@@ -283,7 +284,6 @@ func (l *liveCall) exec(f lc.Effect) error {
 				l.log.Warn("start media toward WhatsApp", "err", err)
 			}
 		}
-		l.recordingAnswered()
 	case lc.ArmWatchdog:
 		if l.bridge != nil {
 			if err := l.bridge.ArmWatchdog(); err != nil {
