@@ -17,7 +17,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 	"golang.org/x/sync/errgroup"
 
@@ -402,13 +401,3 @@ func (r *Recordings) CallAccess(ctx context.Context, callID string) (string, boo
 var _ api.Recordings = (*Recordings)(nil)
 var _ signaling.Recordings = (*Recordings)(nil)
 var _ signaling.RecordingStopper = (*Recordings)(nil)
-
-// localRecorder is the part that records calls itself; until the media tap
-// is wired it records nothing.
-type localRecorder struct{ r *Recordings }
-
-func (l *localRecorder) init(r *Recordings, _ prometheus.Registerer) error { l.r = r; return nil }
-func (l *localRecorder) answered(call.Record, signaling.Bridge)            {}
-func (l *localRecorder) dtmf(call.ID, rune)                                {}
-func (l *localRecorder) ending(call.Record) string                         { return "" }
-func (l *localRecorder) stop(call.ID, string) error                        { return signaling.ErrRecordingRefused }
