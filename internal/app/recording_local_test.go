@@ -5,6 +5,7 @@ import (
 	"context"
 	"io"
 	"math"
+	"net/url"
 	"os"
 	"path/filepath"
 	"testing"
@@ -14,9 +15,9 @@ import (
 	"github.com/callgw/callgw/internal/testkit/agentclient"
 	"github.com/callgw/callgw/internal/testkit/audiotest"
 	"github.com/callgw/callgw/media"
-	"github.com/callgw/callgw/metasim"
 	"github.com/callgw/callgw/recording"
 	"github.com/callgw/callgw/recording/opusfile"
+	"github.com/callgw/callgw/signaling/agents"
 )
 
 // recordingConfig writes a CALLGW_CONFIG giving the demo number a recording policy.
@@ -145,13 +146,15 @@ func TestRecordLocalNotice(t *testing.T) {
 	}
 }
 
-// TestRecordLocalExplicit: with explicit consent no key means no recording
-// (explicit_refused); pressing 1 means recording (explicit_given); the
-// agent may stop it where the policy allows.
+// TestRecordLocalExplicit: callers from GB must consent explicitly (the
+// number's consent_by_country): no key means no recording
+// (explicit_refused), pressing 1 means recording (explicit_given), which
+// the agent may stop where the policy allows; a caller from DE gets the
+// number's notice, and a supervisor stops that recording through REST.
 func TestRecordLocalExplicit(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
-	cfg := recordingConfig(t, "      mode: local\n      consent: explicit\n      consent_timeout_seconds: 1\n      agent_may_stop: true\n")
+	cfg := recordingConfig(t, "      mode: local\n      consent: notice\n      consent_by_country: {GB: explicit}\n      consent_timeout_seconds: 1\n      agent_may_stop: true\n")
 	ta := startApp(t, "-config", cfg, "-data-dir", t.TempDir())
 	ag := ta.agent(t, ctx, "alice")
 
@@ -202,5 +205,28 @@ func TestRecordLocalExplicit(t *testing.T) {
 	if e := waitEntry(t, ctx, ta, uc2.ID()); e.RecordingConsent != "explicit_given" {
 		t.Fatalf("consent %q, want explicit_given", e.RecordingConsent)
 	}
-	_ = metasim.Accepted
+
+	// A caller from DE: notice, recorded; agents may not stop it over REST
+	// for another agent's call, a supervisor may, once.
+	uc3 := connectCall(t, ctx, ta, ag, "+4915112345678")
+	waitFor(t, ctx, "recording to start", func() bool { return localResults(t, ta, "started") == 2 })
+	sup := "Bearer " + token(t, ta, "sue", agents.RoleSupervisor)
+	bob := "Bearer " + token(t, ta, "bob", agents.RoleAgent)
+	stop := "/api/v1/calls/" + url.PathEscape(uc3.ID()) + "/recording/stop"
+	runRows(t, ta.URL, []apiRow{
+		{name: "another agent", method: "POST", path: stop, auth: bob, status: 403, code: "not_your_call"},
+		{name: "supervisor stops", method: "POST", path: stop, auth: sup, status: 200},
+		{name: "stopped already", method: "POST", path: stop, auth: sup, status: 409, code: "recording_refused"},
+		{name: "unknown call", method: "POST", path: "/api/v1/calls/wacid.nope/recording/stop", auth: sup, status: 404, code: "unknown_call"},
+	})
+	waitStored(t, ctx, ta, uc3.ID(), recording.KindUserAudio, recording.KindBusinessAudio)
+	if err := ag.Send(map[string]any{"type": "hangup", "call_id": uc3.ID()}); err != nil {
+		t.Fatal(err)
+	}
+	if e := waitEntry(t, ctx, ta, uc3.ID()); e.RecordingConsent != "notice" || e.Country != "DE" {
+		t.Fatalf("DE caller: consent %q country %q, want notice", e.RecordingConsent, e.Country)
+	}
+	if v := localResults(t, ta, "stopped"); v != 2 {
+		t.Fatalf("stopped count %v, want 2", v)
+	}
 }
