@@ -241,24 +241,8 @@ func TestBrowserRecordingPlays(t *testing.T) {
 	defer cancel()
 	ta := startApp(t, "-recording=meta", "-data-dir", t.TempDir())
 	id := recordedMetaCall(t, ctx, ta)
-
-	b := browsertest.Start(t, browsertest.Options{Timeout: 90 * time.Second})
-	t.Cleanup(b.Close)
-	page := b.Ctx
-	must(t, browsertest.Navigate(page, ta.URL+"/supervisor#token="+token(t, ta, "sue", agents.RoleSupervisor)))
-	row := sel("history-row", id)
-	must(t, browsertest.WaitTrue(page, fmt.Sprintf(`(r => !!r && r.querySelector('[data-testid="rec-status"][data-kind="recording"][data-status="stored"]') && r.querySelector('[data-testid="history-consent"]').textContent === "Notice")(document.querySelector(%q))`, row), bstep))
-	clickIn(t, page, row+` [data-testid="rec-open"]`)
-	audio := fmt.Sprintf(`document.querySelector('%s [data-testid="rec-audio"][data-kind="recording"]')`, sel("rec-detail", id))
-	must(t, browsertest.WaitTrue(page, audio+` && `+audio+`.readyState >= 1 && `+audio+`.duration > 1`, bstep))
-	must(t, browsertest.WaitTrue(page, `(a => { if (a.paused) a.play(); return true })(`+audio+`)`, bstep))
-	must(t, browsertest.WaitTrue(page, `(a => !a.paused && a.currentTime > 0.5 && !a.error)(`+audio+`)`, bstep))
+	page := playOnPage(t, ta, id, []string{"recording"})
 	must(t, browsertest.WaitTrue(page, fmt.Sprintf(`document.querySelectorAll('%s [data-testid="transcript-turn"]').length === 2`, sel("rec-detail", id)), bstep))
-	src, err := browsertest.Eval[string](page, audio+`.currentSrc`)
-	must(t, err)
-	if !strings.Contains(src, linkPath+"/") || !strings.Contains(src, "sig=") {
-		t.Fatalf("the player plays %q, want a signed link", src)
-	}
 	// The page's accesses are audited under the supervisor's name.
 	acc, err := ta.Recordings.Archive().Audit().Read(ctx, recording.AuditQuery{Who: "supervisor:sue", CallID: id})
 	must(t, err)
@@ -269,6 +253,59 @@ func TestBrowserRecordingPlays(t *testing.T) {
 	if !seen[recording.ActionDownload] || !seen[recording.ActionView] {
 		t.Fatalf("audit of the page's accesses: %+v", acc)
 	}
+}
+
+// TestBrowserLocalRecordingPlays: callgw's own recording of a call shows as
+// two players (caller, agent) that both play.
+func TestBrowserLocalRecordingPlays(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts Chromium")
+	}
+	if browsertest.ExecPath("") == "" {
+		t.Skip("chromium not installed")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	ta := startApp(t, "-recording=local", "-data-dir", t.TempDir())
+	ag := ta.agent(t, ctx, "alice")
+	uc := connectCall(t, ctx, ta, ag, "+447700900123")
+	waitFor(t, ctx, "recording to start", func() bool {
+		return metricValue(t, ta, `callgw_recording_local_total{result="started"}`) == 1
+	})
+	n := len(ag.Received(uc.ID()))
+	waitFor(t, ctx, "2 s of talk", func() bool { return len(ag.Received(uc.ID())) > n+100 })
+	if err := ag.Send(map[string]any{"type": "hangup", "call_id": uc.ID()}); err != nil {
+		t.Fatal(err)
+	}
+	waitEntry(t, ctx, ta, uc.ID())
+	waitStored(t, ctx, ta, uc.ID(), recording.KindUserAudio, recording.KindBusinessAudio)
+	playOnPage(t, ta, uc.ID(), []string{"user_audio", "business_audio"})
+}
+
+// playOnPage opens the supervisor page, finds the call in the history
+// (consent "Notice"), opens its players and checks each kind plays from a
+// signed link.
+func playOnPage(t *testing.T, ta *testApp, id string, kinds []string) context.Context {
+	t.Helper()
+	b := browsertest.Start(t, browsertest.Options{Timeout: 90 * time.Second})
+	t.Cleanup(b.Close)
+	page := b.Ctx
+	must(t, browsertest.Navigate(page, ta.URL+"/supervisor#token="+token(t, ta, "sue", agents.RoleSupervisor)))
+	row := sel("history-row", id)
+	must(t, browsertest.WaitTrue(page, fmt.Sprintf(`(r => !!r && r.querySelector('[data-testid="rec-status"][data-kind="%s"][data-status="stored"]') && r.querySelector('[data-testid="history-consent"]').textContent === "Notice")(document.querySelector(%q))`, kinds[0], row), bstep))
+	clickIn(t, page, row+` [data-testid="rec-open"]`)
+	for _, k := range kinds {
+		audio := fmt.Sprintf(`document.querySelector('%s [data-testid="rec-audio"][data-kind="%s"]')`, sel("rec-detail", id), k)
+		must(t, browsertest.WaitTrue(page, audio+` && `+audio+`.readyState >= 1 && `+audio+`.duration > 1`, bstep))
+		must(t, browsertest.WaitTrue(page, `(a => { if (a.paused) a.play(); return true })(`+audio+`)`, bstep))
+		must(t, browsertest.WaitTrue(page, `(a => !a.paused && a.currentTime > 0.5 && !a.error)(`+audio+`)`, bstep))
+		src, err := browsertest.Eval[string](page, audio+`.currentSrc`)
+		must(t, err)
+		if !strings.Contains(src, linkPath+"/") || !strings.Contains(src, "sig=") {
+			t.Fatalf("the %s player plays %q, want a signed link", k, src)
+		}
+	}
+	return page
 }
 
 // TestRecordMetaDownloadFailure: when Meta's media servers fail, each
