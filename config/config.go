@@ -72,17 +72,19 @@ type Config struct {
 
 // Number is one WhatsApp business phone number.
 type Number struct {
-	PhoneNumberID      string    // Graph id of the number
-	WABAID             string    // its WhatsApp Business Account
-	Brand              string    // shown to agents
-	TokenEnv           string    // environment variable holding its access token
-	PermissionTemplate string    // "name:language", or "" (none: outside the window a request is refused)
-	Teams              []TeamID  // tried in order; the first is the number's own team
-	HoldAudio          string    // Ogg/Opus file played while the caller waits; "" = silence
-	Recording          Recording // recording policy (numbers[].recording; config/recording.go)
-	Line               int       // line of its entry in Source
+	PhoneNumberID      string   // Graph id of the number
+	WABAID             string   // its WhatsApp Business Account
+	Brand              string   // shown to agents
+	TokenEnv           string   // environment variable holding its access token
+	PermissionTemplate string   // "name:language", or "" (none: outside the window a request is refused)
+	Teams              []TeamID // tried in order; the first is the number's own team
+	HoldAudio          string   // Ogg/Opus file played while the caller waits; "" = silence
+	Line               int      // line of its entry in Source
 
 	holdLine, holdColumn int
+
+	// Recording is the number's recording policy (numbers[].recording, recording.go).
+	Recording Recording
 }
 
 // Team is a group of agents rung together.

@@ -79,7 +79,7 @@ var (
 var (
 	topFields    = []string{"version", "agents", "teams", "numbers"}
 	teamFields   = []string{"id", "name", "agents", "strategy", "ring_seconds", "max_wait", "max_size", "overflow"}
-	numberFields = []string{"phone_number_id", "waba_id", "brand", "token_env", "permission_template", "teams", "hold_audio", "recording"}
+	numberFields = []string{"phone_number_id", "waba_id", "brand", "token_env", "permission_template", "teams", "hold_audio"}
 )
 
 // parser collects every problem of one document.
@@ -383,6 +383,7 @@ func Parse(b []byte, source string) (*Config, error) {
 				num.PermissionTemplate = v
 			}
 		}
+		num.Recording = p.recording(f["recording"], join(path, "recording")) // recording.go
 		num.HoldAudio = p.str(f["hold_audio"], join(path, "hold_audio"), false, nil, "a file path")
 		if hn := f["hold_audio"]; hn != nil {
 			num.holdLine, num.holdColumn = hn.Line, hn.Column
@@ -390,7 +391,6 @@ func Parse(b []byte, source string) (*Config, error) {
 		if num.HoldAudio != "" && !strings.HasSuffix(strings.ToLower(num.HoldAudio), ".ogg") && !strings.HasSuffix(strings.ToLower(num.HoldAudio), ".opus") {
 			p.fail(f["hold_audio"], join(path, "hold_audio"), ErrBadValue, "hold audio must be an Ogg/Opus file (.ogg or .opus), got %q", num.HoldAudio)
 		}
-		num.Recording = p.recording(f["recording"], join(path, "recording"))
 		if tl := f["teams"]; tl != nil && tl.Kind == yaml.SequenceNode && len(tl.Content) == 0 {
 			p.fail(tl, join(path, "teams"), ErrMissingField, "number %s has no teams", num.PhoneNumberID)
 		}

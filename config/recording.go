@@ -138,6 +138,9 @@ func DefaultRecording() Recording {
 		Meta:                  MetaRecording{Purpose: DefaultRecordingPurpose, AnnouncementLanguage: DefaultAnnouncementLang}}
 }
 
+// numbers[].recording is one more field of a number (parse.go's list).
+func init() { numberFields = append(numberFields, "recording") }
+
 var (
 	recordingFields = []string{"mode", "consent", "consent_by_country", "consent_timeout_seconds", "agent_may_stop",
 		"agent_access", "retention_days", "meta"}

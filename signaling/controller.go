@@ -64,11 +64,12 @@ type Controller struct {
 	clock   clock.Clock
 	rules   lifecycle.Rules
 	graphs  func(string) Graph
-	foreign sync.Map   // phone number ids seen but not served (logged once)
-	recs    Recordings // recording hooks (SetRecordings; nil = none)
+	foreign sync.Map // phone number ids seen but not served (logged once)
 
 	hub Hub // set by SetHub before serving
 	cl  *cluster
+
+	recs Recordings // recording hooks (SetRecordings, recording.go; nil = none)
 
 	mu    sync.Mutex
 	calls map[call.ID]*liveCall

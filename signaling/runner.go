@@ -152,7 +152,6 @@ func (l *liveCall) step(ev lc.Event) error {
 			first = err
 		}
 	}
-	l.recordingAnswered() // once the call is connected with media both ways (recording.go)
 	return first
 }
 
@@ -166,6 +165,7 @@ func (l *liveCall) run() {
 		select {
 		case f := <-l.inbox:
 			f(l)
+			l.recordingAnswered() // once connected with media both ways (recording.go)
 			if l.lc.State == lc.StateFinal {
 				l.finish()
 				return

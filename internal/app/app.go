@@ -58,12 +58,13 @@ type App struct {
 	Ctrl   *signaling.Controller
 	Hub    *agents.Hub
 	API    *api.API
-	// Recordings is the recording side (recording.go); nil when nothing records.
-	Recordings *Recordings
 
 	ln    net.Listener
 	srv   *http.Server
 	ready atomic.Bool
+
+	// Recordings is the recording side (recording.go); nil when nothing records.
+	Recordings *Recordings
 }
 
 // New builds every part and binds the listener; Run serves.
@@ -366,7 +367,6 @@ func (a *App) Run(ctx context.Context) error {
 	})
 	runCtx, stopRun := context.WithCancel(context.Background())
 	g.Go(func() error { return a.Ctrl.Run(runCtx) })
-	g.Go(a.runRecordings(runCtx))
 	g.Go(func() error {
 		// The number's calling settings at start (callback permission,
 		// call hours); account_settings_update webhooks keep them fresh.
@@ -384,6 +384,7 @@ func (a *App) Run(ctx context.Context) error {
 		}
 		return nil
 	})
+	g.Go(a.runRecordings(runCtx))
 	if a.Cfg.WABAID != "" {
 		rec, err := billing.NewReconciler(a.Ledger, billing.ReconcileConfig{Instance: a.Cfg.InstanceID})
 		if err != nil {

@@ -79,6 +79,7 @@ type Config struct {
 type API struct {
 	cfg    Config
 	calls  Calls
+	recs   Recordings // recordings.go; nil = not configured
 	ledger Ledger
 	agents Agents
 	log    *slog.Logger
@@ -86,7 +87,6 @@ type API struct {
 
 	buttons  Buttons
 	settings Settings
-	recs     Recordings // recordings.go; nil = not configured
 }
 
 type apiKey struct {
@@ -143,8 +143,6 @@ func (a *API) Handler() http.Handler {
 	mux.Handle("GET /api/v1/calls", a.auth(RoleAgent, a.getCalls))
 	mux.Handle("GET /api/v1/usage", a.auth(RoleSupervisor, a.getUsage))
 	mux.Handle("GET /api/v1/live", a.auth(RoleSupervisor, a.getLive))
-	mux.Handle("POST /api/v1/call-buttons", a.auth(RoleAgent, a.postCallButton))
-	mux.Handle("GET /api/v1/numbers/{id}/settings", a.auth(RoleSupervisor, a.getNumberSettings))
 	// Recordings (recordings.go): the archive audits every access.
 	mux.Handle("GET /api/v1/recordings", a.auth(RoleAgent, a.getRecordings))
 	mux.Handle("GET /api/v1/recordings/audit", a.auth(RoleAdmin, a.getRecordingAudit))
@@ -152,6 +150,8 @@ func (a *API) Handler() http.Handler {
 	mux.Handle("GET /api/v1/calls/{id}/recordings/{kind}", a.auth(RoleAgent, a.getCallRecording))
 	mux.Handle("GET /api/v1/calls/{id}/transcript", a.auth(RoleAgent, a.getTranscript))
 	mux.Handle("POST /api/v1/calls/{id}/recording/stop", a.auth(RoleAgent, a.postRecordingStop))
+	mux.Handle("POST /api/v1/call-buttons", a.auth(RoleAgent, a.postCallButton))
+	mux.Handle("GET /api/v1/numbers/{id}/settings", a.auth(RoleSupervisor, a.getNumberSettings))
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", "no such endpoint")
 	})

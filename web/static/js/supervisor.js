@@ -1,7 +1,7 @@
 // The supervisor dashboard: live calls and agents (GET /api/v1/live every 2 s),
 // monthly usage by country as an SVG bar chart (GET /api/v1/usage).
-import { takeToken, setToken, claims, api, maskNumber, fmtDuration, fmtMicros, h, mediaFailureText } from './common.js';
 import { startRecordings, stopRecordings } from './recordings.js';
+import { takeToken, setToken, claims, api, maskNumber, fmtDuration, fmtMicros, h, mediaFailureText } from './common.js';
 
 const $ = (id) => document.getElementById(id);
 const SVG = 'http://www.w3.org/2000/svg';
@@ -191,9 +191,9 @@ async function start(t) {
     const cfg = await api(token, '/api/v1/config');
     if (cfg && cfg.mask_numbers === false) mask = false;
   } catch { /* keep masking */ }
+  startRecordings(token, mask); // call history with recordings (recordings.js)
   pollLive();
   loadUsage();
-  startRecordings(token, mask); // call history with recordings (recordings.js)
 }
 
 const now = new Date();
