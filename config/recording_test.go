@@ -223,12 +223,12 @@ func TestExampleRecording(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n, _ := c.Number("106540352242922")
+	n, _ := c.Number("106540352242923")
 	if n.Recording.Mode != RecordBoth || n.Recording.ConsentFor("DE") != ConsentExplicit || n.Recording.ConsentFor("ES") != ConsentNotice ||
-		n.Recording.Meta.AnnouncementLanguage != "es" {
+		n.Recording.Meta.AnnouncementLanguage != "en_GB" {
 		t.Errorf("example recording = %+v", n.Recording)
 	}
-	if v, _ := c.Number("106540352242923"); v.Recording.Mode != RecordOff {
-		t.Errorf("second number recording = %+v", v.Recording)
+	if v, _ := c.Number("106540352242922"); v.Recording.Mode != RecordOff {
+		t.Errorf("first number recording = %+v", v.Recording)
 	}
 }

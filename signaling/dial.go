@@ -72,9 +72,7 @@ func (c *Controller) place(ctx context.Context, agent, to string) (agents.CallIn
 		_ = b.Close()
 		return agents.CallInfo{}, nil, fmt.Errorf("%w: %w", ErrMediaSetup, err)
 	}
-	creq := cloudapi.ConnectRequest{User: metaUser(u), OfferSDP: offer, BizOpaque: l.lc.Rec.Opaque}
-	c.connectOptions(&creq, u) // Meta's recording objects when the policy asks (recording.go)
-	id, err := c.dial.ConnectUser(octx, creq)
+	id, err := c.dial.ConnectUser(octx, cloudapi.ConnectRequest{User: metaUser(u), OfferSDP: offer, BizOpaque: l.lc.Rec.Opaque})
 	if err != nil {
 		_ = b.Close()
 		code := metaCode(err)

@@ -57,8 +57,33 @@ type RecordingStopper interface {
 	StopLocal(id call.ID, agent string) error
 }
 
-// SetRecordings connects the recording hooks (before Run). nil = none.
-func (c *Controller) SetRecordings(r Recordings) { c.recs = r }
+// SetRecordings connects the recording hooks (before Run). nil = none. The
+// Dialer is wrapped so that connect carries Meta's objects.
+func (c *Controller) SetRecordings(r Recordings) {
+	c.recs = r
+	if r != nil && c.dial != nil {
+		c.dial = recordingDialer{Dialer: c.dial, recs: r, number: c.cfg.PhoneNumberID}
+	}
+}
+
+// recordingDialer adds Meta's recording/transcription objects of the
+// number's policy to connect (business-initiated calls).
+type recordingDialer struct {
+	Dialer
+	recs   Recordings
+	number string
+}
+
+func (d recordingDialer) ConnectUser(ctx context.Context, r cloudapi.ConnectRequest) (string, error) {
+	if r.Recording == nil && r.Transcription == nil {
+		u := phone.User{BSUID: r.User.BSUID}
+		if n, err := phone.Parse(r.User.Phone); r.User.Phone != "" && err == nil {
+			u.Phone = n
+		}
+		r.Recording, r.Transcription = d.recs.MetaOptions(d.number, u)
+	}
+	return d.Dialer.ConnectUser(ctx, r)
+}
 
 // accept sends the call's accept, with Meta's recording/transcription
 // objects when the policy asks for them.
@@ -83,13 +108,6 @@ func (l *liveCall) number() string {
 		return n
 	}
 	return l.c.cfg.PhoneNumberID
-}
-
-// connectOptions adds Meta's recording/transcription objects to a connect.
-func (c *Controller) connectOptions(r *cloudapi.ConnectRequest, u phone.User) {
-	if c.recs != nil {
-		r.Recording, r.Transcription = c.recs.MetaOptions(c.cfg.PhoneNumberID, u)
-	}
 }
 
 // recordingAnswered tells the hooks, once, that media flows on an answered
