@@ -201,10 +201,10 @@ func (l *liveCall) events() media.Events {
 			l.fire(lc.MediaTimeout{When: l.when()})
 		},
 		OnDTMF: func(d rune) {
-			l.recordingDTMF(d)
 			if a := l.agent.Load().(string); a != "" {
 				l.c.toAgent(a, agents.DTMFMsg{Type: agents.TypeDTMF, CallID: string(l.id), Digit: string(d)})
 			}
+			l.recordingDTMF(d) // explicit consent (recording.go)
 		},
 	}
 }
