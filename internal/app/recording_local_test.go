@@ -154,7 +154,7 @@ func TestRecordLocalNotice(t *testing.T) {
 func TestRecordLocalExplicit(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
-	cfg := recordingConfig(t, "      mode: local\n      consent: notice\n      consent_by_country: {GB: explicit}\n      consent_timeout_seconds: 1\n      agent_may_stop: true\n")
+	cfg := recordingConfig(t, "      mode: local\n      consent: notice\n      consent_by_country: {GB: explicit}\n      consent_timeout_seconds: 1\n      agent_may_stop: true\n      agent_access: true\n")
 	ta := startApp(t, "-config", cfg, "-data-dir", t.TempDir())
 	ag := ta.agent(t, ctx, "alice")
 
@@ -205,6 +205,28 @@ func TestRecordLocalExplicit(t *testing.T) {
 	if e := waitEntry(t, ctx, ta, uc2.ID()); e.RecordingConsent != "explicit_given" {
 		t.Fatalf("consent %q, want explicit_given", e.RecordingConsent)
 	}
+	// agent_access: alice hears her own call's recording, bob does not.
+	alice := "Bearer " + token(t, ta, "alice", agents.RoleAgent)
+	bobTok := "Bearer " + token(t, ta, "bob", agents.RoleAgent)
+	own := "/api/v1/calls/" + url.PathEscape(uc2.ID()) + "/recordings"
+	runRows(t, ta.URL, []apiRow{
+		{name: "own call", method: "GET", path: own, auth: alice, status: 200, check: func(t *testing.T, b map[string]any) {
+			if es, _ := b["entries"].([]any); len(es) != 2 {
+				t.Fatalf("alice's entries %v", b)
+			}
+		}},
+		{name: "another agent's call", method: "GET", path: own, auth: bobTok, status: 403, code: "forbidden"},
+		{name: "alice lists her call", method: "GET", path: "/api/v1/recordings", auth: alice, status: 200, check: func(t *testing.T, b map[string]any) {
+			if cs, _ := b["calls"].([]any); len(cs) != 1 {
+				t.Fatalf("alice lists %v", b)
+			}
+		}},
+		{name: "bob lists nothing", method: "GET", path: "/api/v1/recordings", auth: bobTok, status: 200, check: func(t *testing.T, b map[string]any) {
+			if cs, _ := b["calls"].([]any); len(cs) != 0 {
+				t.Fatalf("bob lists %v", b)
+			}
+		}},
+	})
 
 	// A caller from DE: notice, recorded; agents may not stop it over REST
 	// for another agent's call, a supervisor may, once.
