@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -12,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/callgw/callgw/internal/clock"
 	"github.com/callgw/callgw/internal/oggopus"
 	"github.com/callgw/callgw/internal/testkit/browsertest"
 	"github.com/callgw/callgw/metasim"
@@ -442,5 +444,57 @@ func TestRecordConfigErrors(t *testing.T) {
 	}
 	if p, err := cfg.Rec.policy(); err != nil || !p.Mode.Meta() || !p.Mode.Local() || p.RetentionDays != 7 {
 		t.Fatalf("policy from the environment %+v %v", p, err)
+	}
+}
+
+// TestRecordDemoEmbeddedStore: the demo's embedded store (miniredis)
+// understands every command the recording index, audit log and retention
+// lease use.
+func TestRecordDemoEmbeddedStore(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	ta := startWith(t, []string{"-addr", "127.0.0.1:0", "-recording", "local", "-data-dir", t.TempDir()}, nil, nil)
+	defer ta.stop()
+	arch := ta.Recordings.Archive()
+	start := time.Now().Add(-time.Minute)
+	cr, err := arch.StartCall(DemoPhoneNumberID, "wacid.demo", start, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tone := packets(t, "caller-440.ogg")
+	for i, p := range tone[:50] {
+		if err := cr.User.WritePacket(p, uint32(i*960)); err != nil {
+			t.Fatal(err)
+		}
+		if err := cr.Business.WritePacket(p, uint32(i*960)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := cr.Finish(ctx, time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if cs, err := arch.List(ctx, "sue", DemoPhoneNumberID, time.Time{}, time.Time{}, 10); err != nil || len(cs) != 1 || len(cs[0].Entries) != 2 {
+		t.Fatalf("list %+v %v", cs, err)
+	}
+	if _, err := arch.Link(ctx, "sue", "wacid.demo", recording.KindUserAudio, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := arch.Statuses(ctx, []string{"wacid.demo", "wacid.none"}); err != nil || len(st["wacid.demo"]) != 2 {
+		t.Fatalf("statuses %v %v", st, err)
+	}
+	if acc, err := arch.Audit().Read(ctx, recording.AuditQuery{Who: "sue"}); err != nil || len(acc) != 2 {
+		t.Fatalf("audit %+v %v", acc, err)
+	}
+	r, err := recording.NewRetainer(ta.Recordings.Store(), ta.Redis, recording.RetainerConfig{Clock: clock.NewManual(time.Now().Add(49 * time.Hour))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	waitFor(t, ctx, "the retention lease", func() bool {
+		n, err = r.RunOnce(ctx)
+		return !errors.Is(err, recording.ErrLeaseHeld)
+	})
+	if err != nil || n != 2 {
+		t.Fatalf("retention removed %d: %v", n, err)
 	}
 }
