@@ -78,7 +78,7 @@ type Number struct {
 	TokenEnv           string   // environment variable holding its access token
 	PermissionTemplate string   // "name:language", or "" (none: outside the window a request is refused)
 	Teams              []TeamID // tried in order; the first is the number's own team
-	HoldAudio          string   // Ogg/Opus file played while the caller waits; "" = silence
+	HoldAudio          string   // Ogg/Opus file played while the caller waits; "" = the built-in hold music
 	Line               int      // line of its entry in Source
 
 	holdLine, holdColumn int

@@ -427,11 +427,12 @@ func (c *Controller) terminateNotLive(ctx context.Context, ev webhook.Event) err
 	case sc != nil && sc.State == StateEnded.String():
 		// Reaped: complete it with Meta's figures.
 		cl = lc.Call{Rec: sc.Record, State: lc.StateEnded, Cause: lc.CauseOwnerLost, AwaitMeta: true,
-			PickedUp: !sc.Record.AnsweredAt.IsZero()}
+			PickedUp: !sc.Record.AnsweredAt.IsZero(), GatewayAnswered: lc.GatewayOnly(sc.Record)}
 	case sc != nil:
 		// Set up but not live (its instance stopped before a reaper came).
 		cl = lc.New(sc.Record)
 		cl.State, cl.PickedUp = lc.ParseState(sc.State), !sc.Record.AnsweredAt.IsZero()
+		cl.GatewayAnswered = lc.GatewayOnly(sc.Record)
 		if !cl.State.Live() {
 			cl.State = lc.New(sc.Record).State
 		}

@@ -2,6 +2,7 @@
 // monthly usage by country as an SVG bar chart (GET /api/v1/usage).
 import { startRecordings, stopRecordings } from './recordings.js';
 import { takeToken, setToken, claims, api, maskNumber, fmtDuration, fmtMicros, h, mediaFailureText } from './common.js';
+import { startRouting, stopRouting, keepCall, renderNumberUsage } from './queue.js';
 
 const $ = (id) => document.getElementById(id);
 const SVG = 'http://www.w3.org/2000/svg';
@@ -13,7 +14,7 @@ let pollTimer = 0;
 let usageTimer = 0;
 let mask = true;
 
-const stateWords = { ringing: 'Ringing', dialing: 'Dialing', connecting: 'Connecting', connected: 'Connected', ended: 'Ended' };
+const stateWords = { waiting: 'Waiting', ringing: 'Ringing', dialing: 'Dialing', connecting: 'Connecting', connected: 'Connected', ended: 'Ended' };
 const presenceWords = { available: 'Available', away: 'Away', on_call: 'On a call', busy: 'On a call', offline: 'Offline' };
 
 function setConn(cls, text) {
@@ -52,8 +53,11 @@ async function pollLive() {
   pollTimer = setTimeout(pollLive, 2000);
 }
 
+let lastLive = {};
+
 function renderLive(live) {
-  const calls = live.calls || [];
+  lastLive = live;
+  const calls = (live.calls || []).filter(keepCall);
   $('calls-count').textContent = `(${calls.length})`;
   const body = $('calls-body');
   body.replaceChildren(...calls.map((c) => {
@@ -62,7 +66,7 @@ function renderLive(live) {
     const dur = c.state === 'connected' ? since(c.connected_at) : since(c.created_at);
     return h('tr', { 'data-testid': 'live-call-row', 'data-call-id': c.id },
       h('td', {}, h('span', { class: 'badge ' + (c.state === 'connected' ? 'answered' : ''), text: stateWords[c.state] || c.state })),
-      h('td', { text: out ? '↗ Outbound' : '↙ Inbound' }),
+      h('td', { text: (out ? '↗ Outbound' : '↙ Inbound') + (c.brand ? ' · ' + c.brand : '') }),
       h('td', { text: (c.name ? c.name + ' · ' : '') + maskNumber(num, mask) }),
       h('td', { text: c.agent || '—' }),
       h('td', { class: 'num', text: fmtDuration(dur) }),
@@ -119,6 +123,7 @@ async function loadUsage() {
     const u = await api(token, '/api/v1/usage?month=' + encodeURIComponent(month));
     test.usage = u;
     renderUsage(u || {});
+    renderNumberUsage(u || {});
   } catch (e) {
     $('usage-totals').replaceChildren(h('span', { class: 'muted', text: `Could not load usage (${e.message}).` }));
   }
@@ -168,6 +173,7 @@ function renderUsage(u) {
 }
 
 function signOut(reason) {
+  stopRouting();
   clearTimeout(pollTimer);
   clearTimeout(usageTimer);
   stopRecordings();
@@ -194,6 +200,7 @@ async function start(t) {
   startRecordings(token, mask); // call history with recordings (recordings.js)
   pollLive();
   loadUsage();
+  startRouting(token, mask, () => renderLive(lastLive));
 }
 
 const now = new Date();
