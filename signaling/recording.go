@@ -64,6 +64,14 @@ func (c *Controller) SetRecordings(r Recordings) {
 	if r != nil && c.dial != nil {
 		c.dial = recordingDialer{Dialer: c.dial, recs: r, number: c.cfg.PhoneNumberID}
 	}
+	if inner := c.dialers; r != nil && inner != nil {
+		c.dialers = func(pnid string) Dialer {
+			if d := inner(pnid); d != nil {
+				return recordingDialer{Dialer: d, recs: r, number: pnid}
+			}
+			return nil
+		}
+	}
 }
 
 // recordingDialer adds Meta's recording/transcription objects of the

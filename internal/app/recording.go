@@ -39,8 +39,11 @@ import (
 type Recordings struct {
 	log      *slog.Logger
 	clk      clock.Clock
-	policies map[string]config.Recording // by phone number id; absent = off
-	rdb      redis.UniversalClient
+	policies map[string]config.Recording // the environment's, for CALLGW_PHONE_NUMBER_ID
+	// current is the configuration in force (CALLGW_CONFIG, re-read on
+	// SIGHUP); nil without a file. Its policies win over policies.
+	current func() *config.Config
+	rdb     redis.UniversalClient
 
 	store    storage.Store
 	links    *storage.LinkSigner // local store: links served under /recordings/files/
@@ -74,25 +77,18 @@ func (a *App) newRecordings(graphBase string, tokens map[string]string) (*Record
 	if a.Cfg.PhoneNumberID != "" {
 		policies[a.Cfg.PhoneNumberID] = envPolicy
 	}
-	if a.Cfg.ConfigFile != "" {
-		nc, err := config.Load(a.Cfg.ConfigFile)
-		if err != nil {
-			return nil, fmt.Errorf("CALLGW_CONFIG: %w", err)
+	any := envPolicy.Mode != config.RecordOff
+	var current func() *config.Config
+	if a.ConfigLoader != nil {
+		current = a.ConfigLoader.Current
+		for _, n := range current().Numbers {
+			any = any || n.Recording.Mode != config.RecordOff
 		}
-		for _, n := range nc.Numbers {
-			if n.Recording.Line > 0 || n.PhoneNumberID != a.Cfg.PhoneNumberID {
-				policies[n.PhoneNumberID] = n.Recording
-			}
-		}
-	}
-	any := false
-	for _, p := range policies {
-		any = any || p.Mode != config.RecordOff
 	}
 	if !any && a.Cfg.Rec.DataDir == "" && a.Cfg.Rec.S3Endpoint == "" {
 		return nil, nil
 	}
-	r := &Recordings{log: a.Log.With("component", "recording"), clk: clock.Real{}, policies: policies, rdb: a.Redis}
+	r := &Recordings{log: a.Log.With("component", "recording"), clk: clock.Real{}, policies: policies, current: current, rdb: a.Redis}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if s3 := a.Cfg.Rec.s3(); s3 != nil {
@@ -119,10 +115,6 @@ func (a *App) newRecordings(graphBase string, tokens map[string]string) (*Record
 		}
 		r.store = st
 	}
-	retention := map[string]int{}
-	for n, p := range policies {
-		retention[n] = p.RetentionDays
-	}
 	r.archive, err = recording.NewArchive(r.store, a.Redis, recording.ArchiveConfig{})
 	if err != nil {
 		return nil, err
@@ -130,7 +122,7 @@ func (a *App) newRecordings(graphBase string, tokens map[string]string) (*Record
 	r.fetcher, err = recording.NewFetcher(r.store, a.Redis, recording.FetcherConfig{
 		GraphURL: strings.TrimRight(graphBase, "/") + "/" + a.Cfg.GraphVersion, Token: a.Cfg.AccessToken,
 		TokenFor:  func(n string) string { return tokens[n] },
-		Retention: recording.PerNumber(config.DefaultRetentionDays, retention),
+		Retention: func(n string) int { return r.Policy(n).RetentionDays },
 		OnResult:  r.fetched, Logger: r.log, Registerer: a.Registry,
 	})
 	if err != nil {
@@ -156,8 +148,19 @@ func (r *Recordings) Archive() *recording.Archive { return r.archive }
 // Fetcher downloads Meta's media.
 func (r *Recordings) Fetcher() *recording.Fetcher { return r.fetcher }
 
-// Policy is a number's recording policy (off when not configured).
+// Policy is a number's recording policy (off when not configured): the
+// configuration in force (a SIGHUP reload applies to calls answered from
+// then on), else the environment's for CALLGW_PHONE_NUMBER_ID.
 func (r *Recordings) Policy(number string) config.Recording {
+	if r.current != nil {
+		if c := r.current(); c != nil {
+			if n, ok := c.Number(number); ok {
+				if _, env := r.policies[number]; n.Recording.Line > 0 || !env {
+					return n.Recording
+				}
+			}
+		}
+	}
 	if p, ok := r.policies[number]; ok {
 		return p
 	}
@@ -346,8 +349,19 @@ func (r *Recordings) linkHandler() http.Handler {
 // Numbers implements api.Recordings: the numbers with a recording policy
 // (or the numbers served), sorted.
 func (r *Recordings) Numbers() []string {
-	out := make([]string, 0, len(r.policies))
+	seen := map[string]bool{}
 	for n := range r.policies {
+		seen[n] = true
+	}
+	if r.current != nil {
+		if c := r.current(); c != nil {
+			for _, n := range c.PhoneNumberIDs() {
+				seen[n] = true
+			}
+		}
+	}
+	out := make([]string, 0, len(seen))
+	for n := range seen {
 		out = append(out, n)
 	}
 	sort.Strings(out)

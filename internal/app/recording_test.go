@@ -9,6 +9,8 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -497,4 +499,63 @@ func TestRecordDemoEmbeddedStore(t *testing.T) {
 	if err != nil || n != 2 {
 		t.Fatalf("retention removed %d: %v", n, err)
 	}
+}
+
+// TestRecordSecondNumberPolicyAndReload: a configured number's policy
+// applies to its calls (Meta recording only, its purpose and language);
+// after the file is reloaded without it, its next call asks Meta for
+// nothing.
+func TestRecordSecondNumberPolicyAndReload(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	const second = "100000000000009"
+	doc := func(rec string) []byte {
+		return []byte(`version: 1
+teams:
+  - id: all
+    agents: ["*"]
+numbers:
+  - phone_number_id: "` + second + `"
+    brand: Second brand
+    token_env: CALLGW_TEST_SECOND_TOKEN
+    teams: [all]
+` + rec)
+	}
+	file := filepath.Join(t.TempDir(), "callgw.yaml")
+	must(t, os.WriteFile(file, doc("    recording:\n      mode: meta\n      meta: {recording: true, purpose: training, announcement_language: en_GB}\n"), 0o600))
+	ta := startApp(t, "-config", file, "-data-dir", t.TempDir())
+	ag := ta.agent(t, ctx, "quinn")
+	callSecond := func(from string) (*metasim.UserCall, map[string]json.RawMessage) {
+		uc, err := ta.Sim.PlaceCall(ctx, metasim.CallOptions{From: from, To: second, Audio: oggBytes(t, "caller-440.ogg")})
+		must(t, err)
+		if _, err := ag.WaitType(ctx, "call_offered", uc.ID()); err != nil {
+			t.Fatal(err)
+		}
+		must(t, ag.Accept(ctx, uc.ID()))
+		must(t, uc.WaitState(ctx, metasim.Accepted))
+		acc, err := ta.Sim.WaitRequest(ctx, func(r metasim.GraphRequest) bool { return r.Action == "accept" && r.CallID == uc.ID() })
+		must(t, err)
+		var raw map[string]json.RawMessage
+		must(t, json.Unmarshal(acc.Body, &raw))
+		return uc, raw
+	}
+	uc, raw := callSecond("+447700900381")
+	var o map[string]string
+	_ = json.Unmarshal(raw["recording"], &o)
+	if o["status"] != "ENABLED" || o["purpose"] != "training" || o["announcement_language"] != "en_GB" || raw["transcription"] != nil {
+		t.Fatalf("accept on the second number: recording %s transcription %s", raw["recording"], raw["transcription"])
+	}
+	must(t, uc.Hangup(ctx))
+	got := waitStored(t, ctx, ta, uc.ID(), recording.KindRecording)
+	if e := got[recording.KindRecording]; e.Number != second || e.ExpiresAt.Sub(e.StoredAt) != 90*24*time.Hour {
+		t.Fatalf("entry %+v", e)
+	}
+
+	must(t, os.WriteFile(file, doc(""), 0o600))
+	must(t, ta.ReloadConfig())
+	uc2, raw2 := callSecond("+447700900382")
+	if raw2["recording"] != nil || raw2["transcription"] != nil {
+		t.Fatalf("accept after the reload still asks Meta to record: %s", raw2["recording"])
+	}
+	must(t, uc2.Hangup(ctx))
 }
