@@ -15,6 +15,7 @@ import (
 	"github.com/callgw/callgw/internal/testkit/agentclient"
 	"github.com/callgw/callgw/internal/testkit/audiotest"
 	"github.com/callgw/callgw/media"
+	"github.com/callgw/callgw/metasim"
 	"github.com/callgw/callgw/recording"
 	"github.com/callgw/callgw/recording/opusfile"
 	"github.com/callgw/callgw/signaling/agents"
@@ -251,4 +252,55 @@ func TestRecordLocalExplicit(t *testing.T) {
 	if v := localResults(t, ta, "stopped"); v != 2 {
 		t.Fatalf("stopped count %v, want 2", v)
 	}
+}
+
+// TestRecordLocalQueuedCall: a caller who waited in the queue (answered by
+// callgw, hold music) is asked for consent once an agent takes the call,
+// then recorded.
+func TestRecordLocalQueuedCall(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	p := filepath.Join(t.TempDir(), "callgw.yaml")
+	must(t, os.WriteFile(p, []byte(`version: 1
+teams:
+  - id: sales
+    agents: [ann]
+    max_size: 5
+    max_wait: 1m
+numbers:
+  - phone_number_id: "`+DemoPhoneNumberID+`"
+    brand: Demo
+    token_env: CALLGW_ACCESS_TOKEN
+    teams: [sales]
+    recording:
+      mode: local
+`), 0o600))
+	ta := startApp(t, "-config", p, "-data-dir", t.TempDir())
+	ann := ta.agent(t, ctx, "ann")
+	must(t, ann.Available(ctx, false))
+	uc, err := ta.Sim.PlaceCall(ctx, metasim.CallOptions{From: "+447700900140", Audio: oggBytes(t, "caller-440.ogg")})
+	must(t, err)
+	must(t, uc.WaitState(ctx, metasim.Accepted)) // callgw answered: the caller waits
+	waitFor(t, ctx, "hold music", func() bool { return uc.ReceivedCount() > 50 })
+	if localResults(t, ta, "started") != 0 {
+		t.Fatal("recording started while the caller waited for an agent")
+	}
+	must(t, ann.Available(ctx, true))
+	if _, err := ann.WaitType(ctx, "call_offered", uc.ID()); err != nil {
+		t.Fatal(err)
+	}
+	must(t, ann.Accept(ctx, uc.ID()))
+	must(t, ann.WaitConnected(ctx, uc.ID()))
+	waitFor(t, ctx, "the notice, then recording", func() bool { return localResults(t, ta, "started") == 1 })
+	n := len(ann.Received(uc.ID()))
+	waitFor(t, ctx, "2 s of talk", func() bool { return len(ann.Received(uc.ID())) > n+100 })
+	must(t, ann.Send(map[string]any{"type": "hangup", "call_id": uc.ID()}))
+	if e := waitEntry(t, ctx, ta, uc.ID()); e.RecordingConsent != "notice" || e.Agent != "ann" {
+		t.Fatalf("entry consent %q agent %q", e.RecordingConsent, e.Agent)
+	}
+	waitStored(t, ctx, ta, uc.ID(), recording.KindUserAudio, recording.KindBusinessAudio)
+	user, _ := oggFile(t, ctx, ta, uc.ID(), recording.KindUserAudio)
+	biz, _ := oggFile(t, ctx, ta, uc.ID(), recording.KindBusinessAudio)
+	toneIn(t, "caller file", user, 440)
+	toneIn(t, "agent file", biz, 1000)
 }
