@@ -98,9 +98,13 @@ func (c *Controller) handle(ctx context.Context, s *agents.Session, m *agents.Cl
 		if err != nil {
 			return err
 		}
+		from, err := c.callingNumber(s.Agent, m.From) // the business number (route: dial.from)
+		if err != nil {
+			return err
+		}
 		switch m.Type {
 		case agents.TypeDial:
-			ci, start, err := c.dialStartFrom(ctx, s.Agent, to, m.From)
+			ci, start, err := c.dialStartFrom(ctx, s.Agent, to, from)
 			if err != nil {
 				return err
 			}
@@ -109,7 +113,7 @@ func (c *Controller) handle(ctx context.Context, s *agents.Session, m *agents.Cl
 			return nil
 		case agents.TypePermissionQuery:
 			c.watchPermission(ctx, to, s.Agent, shown == to)
-			d, err := c.PermissionState(ctx, to)
+			d, err := c.permissionStateFrom(ctx, to, from)
 			if err != nil {
 				return err
 			}
@@ -118,7 +122,7 @@ func (c *Controller) handle(ctx context.Context, s *agents.Session, m *agents.Cl
 		default:
 			// Watch first: the user's reply may come before the request returns.
 			c.watchPermission(ctx, to, s.Agent, shown == to)
-			d, err := c.RequestPermission(ctx, to, m.Text)
+			d, err := c.requestPermissionFrom(ctx, to, m.Text, from)
 			if err != nil {
 				return err
 			}
