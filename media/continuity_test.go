@@ -2,9 +2,101 @@ package media
 
 import (
 	"context"
+	"runtime/metrics"
+	"slices"
+	"sync"
 	"testing"
 	"time"
 )
+
+// stallMonitor records when goroutines of this test process waited to run:
+// every 5 ms it reads the runtime's scheduling latency histogram
+// (/sched/latencies:seconds: how long goroutines sat runnable before
+// running) and its own ticker's lateness. On a shared 2-core box (other
+// engineers' jobs, the race detector) the pacer or a test peer's read loop
+// may wait tens of ms for a CPU; an arrival gap no longer than the limit
+// plus such a wait is the box's, not the gateway's. A gateway that skipped
+// packets would leave gaps with no such wait.
+type stallMonitor struct {
+	mu     sync.Mutex
+	stalls []stall
+	stop   chan struct{}
+	done   chan struct{}
+}
+
+// stall: some goroutine waited wait to run between from and to.
+type stall struct {
+	from, to time.Time
+	wait     time.Duration
+}
+
+const stallTick = 5 * time.Millisecond
+
+func newStallMonitor(t *testing.T) *stallMonitor {
+	m := &stallMonitor{stop: make(chan struct{}), done: make(chan struct{})}
+	sample := []metrics.Sample{{Name: "/sched/latencies:seconds"}}
+	metrics.Read(sample)
+	if sample[0].Value.Kind() != metrics.KindFloat64Histogram {
+		t.Fatal("no /sched/latencies:seconds")
+	}
+	prevCounts := slices.Clone(sample[0].Value.Float64Histogram().Counts)
+	go func() {
+		defer close(m.done)
+		tk := time.NewTicker(stallTick)
+		defer tk.Stop()
+		prev := time.Now()
+		for {
+			select {
+			case <-m.stop:
+				return
+			case <-tk.C:
+			}
+			now := time.Now()
+			wait := now.Sub(prev) - stallTick // this goroutine's own wait
+			metrics.Read(sample)
+			h := sample[0].Value.Float64Histogram()
+			for k := len(h.Counts) - 1; k >= 0; k-- {
+				if h.Counts[k] > prevCounts[k] {
+					wait = max(wait, time.Duration(h.Buckets[k]*float64(time.Second)))
+					break
+				}
+			}
+			copy(prevCounts, h.Counts)
+			if wait > stallTick {
+				m.mu.Lock()
+				m.stalls = append(m.stalls, stall{prev, now, wait})
+				m.mu.Unlock()
+			}
+			prev = now
+		}
+	}()
+	t.Cleanup(m.close)
+	return m
+}
+
+func (m *stallMonitor) close() {
+	select {
+	case <-m.stop:
+	default:
+		close(m.stop)
+	}
+	<-m.done
+}
+
+// waited returns the longest time a goroutine waited to run between a and
+// shortly after b (a wait is recorded when the goroutine finally runs).
+func (m *stallMonitor) waited(a, b time.Time) time.Duration {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	b = b.Add(2 * stallTick)
+	var w time.Duration
+	for _, s := range m.stalls {
+		if s.to.After(a) && s.from.Before(b) {
+			w = max(w, s.wait)
+		}
+	}
+	return w
+}
 
 // checkContinuity asserts what Meta must see from us: one SSRC, sequence
 // numbers +1 per packet, timestamps advancing by each Opus packet's samples
@@ -12,8 +104,10 @@ import (
 // next packet follows it by one frame per event packet), and no arrival gap
 // longer than maxGap (after a 60 ms prompt packet: its 60 ms plus 20 ms of
 // jitter, the gap such a packet means by itself). It returns the largest
-// gap after packets of 40 ms or less.
-func checkContinuity(t *testing.T, got []rxPacket, maxGap time.Duration) time.Duration {
+// gap after packets of 40 ms or less. A gap is excused by as much as a
+// goroutine of this process waited for a CPU meanwhile (sm); excused gaps
+// are counted.
+func checkContinuity(t *testing.T, got []rxPacket, maxGap time.Duration, sm *stallMonitor) (worst time.Duration, excused int) {
 	t.Helper()
 	if len(got) < 2 {
 		t.Fatalf("only %d packets", len(got))
@@ -23,7 +117,6 @@ func checkContinuity(t *testing.T, got []rxPacket, maxGap time.Duration) time.Du
 		eventTS   uint32
 		eventPkts uint32
 		inEvent   bool
-		worst     time.Duration
 	)
 	for i, g := range got {
 		if g.ssrc != got[0].ssrc {
@@ -40,7 +133,10 @@ func checkContinuity(t *testing.T, got []rxPacket, maxGap time.Duration) time.Du
 			} else {
 				worst = max(worst, gap)
 			}
-			if gap > allowed {
+			if w := sm.waited(got[i-1].at, g.at); gap > allowed && gap-w <= allowed {
+				excused++
+				t.Logf("packet %d: arrived %v after the previous one; a goroutine waited %v for a CPU meanwhile", i, gap, w)
+			} else if gap > allowed {
 				for j := max(i-8, 0); j < min(i+4, len(got)); j++ {
 					t.Logf("  %d pt %d seq %d ts %d at +%v silence %v len %d", j, got[j].pt, got[j].seq, got[j].ts, got[j].at.Sub(got[0].at), isSilence(got[j].payload), len(got[j].payload))
 				}
@@ -69,7 +165,7 @@ func checkContinuity(t *testing.T, got []rxPacket, maxGap time.Duration) time.Du
 		}
 		next = g.ts + n
 	}
-	return worst
+	return worst, excused
 }
 
 // TestRTPContinuity walks a call through everything that changes what we
@@ -89,16 +185,15 @@ func TestRTPContinuity(t *testing.T) {
 		{PathPion, quiet},
 		{PathFast, min(quiet, 5*time.Second)},
 	} {
-		t.Run(tc.path.String(), func(t *testing.T) {
-			t.Parallel()
-			testRTPContinuity(t, tc.path, tc.quiet)
-		})
+		// not in parallel: arrival gaps are measured in this process
+		t.Run(tc.path.String(), func(t *testing.T) { testRTPContinuity(t, tc.path, tc.quiet) })
 	}
 }
 
 func testRTPContinuity(t *testing.T, path PacketPath, quiet time.Duration) {
 	ctx, cancel := context.WithTimeout(context.Background(), quiet+90*time.Second)
 	defer cancel()
+	sm := newStallMonitor(t)
 	e := newTestEngine(t, func(c *Config) { c.PacketPath = path })
 	h := newHarness(t, e)
 	h.connectWhatsApp(ctx)
@@ -164,14 +259,8 @@ func testRTPContinuity(t *testing.T, path PacketPath, quiet time.Duration) {
 		return len(got) > 0 && got[len(got)-1].at.Sub(replaced) >= quiet
 	})
 	got := h.meta.received()
-	// Under the race detector (~10x CPU per packet) on a shared 2-core box,
-	// the test process itself stalls for tens of ms now and then (the pacer,
-	// or the test peer's read loop): the 60 ms goal is checked without it.
-	maxGap := 60 * time.Millisecond
-	if raceEnabled {
-		maxGap = 100 * time.Millisecond
-	}
-	worst := checkContinuity(t, got, maxGap)
-	t.Logf("%d packets over %v toward whatsapp: one ssrc, seq +1, ts by samples; largest arrival gap %v (not counting after 60 ms packets)",
-		len(got), got[len(got)-1].at.Sub(got[0].at).Round(time.Millisecond), worst)
+	worst, excused := checkContinuity(t, got, 60*time.Millisecond, sm)
+	t.Logf("%d packets over %v toward whatsapp: one ssrc, seq +1, ts by samples; largest arrival gap %v "+
+		"(not counting after 60 ms packets); %d gaps > 60 ms excused by CPU waits",
+		len(got), got[len(got)-1].at.Sub(got[0].at).Round(time.Millisecond), worst, excused)
 }

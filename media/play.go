@@ -58,9 +58,9 @@ func (o *outState) endPlayLocked() {
 }
 
 // playLocked is the pacer's step while a playback runs: every packet due
-// by now (a 20 ms packet per tick; two 10 ms ones; a 60 ms one every third
-// tick), each on our SSRC with seq +1 and the timestamp advanced by the
-// previous packet's samples.
+// by now (a 20 ms packet per tick; a 60 ms SILK packet every third tick; a
+// shorter tail packet early), each on our SSRC with seq +1 and the
+// timestamp advanced by the previous packet's samples.
 func (o *outState) playLocked(now time.Time, bd *binding, m *Metrics) {
 	pb := o.play
 	t := now.UnixNano()

@@ -64,12 +64,16 @@ func badPrompt(name, format string, args ...any) error {
 // CRC, page sequence), one logical stream, an OpusHead (version 1, 1 or 2
 // channels, mapping family 0) and OpusTags, at least one audio packet, each
 // packet well formed (RFC 6716 §3: TOC, frame count and lengths) and at
-// most 60 ms and 1200 bytes, the whole at most MaxPromptDuration. Packets
-// of any Opus duration (2.5 to 60 ms) are kept as they are: the player
-// sends each when its time comes and advances the RTP timestamp by its
-// samples (20 ms packets, what opusenc --framesize 20 makes, go one per
-// pacer tick). Opus always decodes at 48 kHz, the RTP clock; the OpusHead's
-// input rate is informational. Errors wrap ErrBadPrompt and say why.
+// most 60 ms and 1200 bytes, the whole at most MaxPromptDuration. Errors
+// wrap ErrBadPrompt and say why.
+//
+// The frames are then regrouped into 20 ms packets without decoding (the
+// pacer sends one per tick): shorter frames (2.5, 5, 10 ms) of one
+// configuration are joined, packets of several 20 ms frames are split. A
+// single SILK frame of 40 or 60 ms stays whole; the player sends it when
+// its time comes and advances the RTP timestamp by its samples. Opus
+// always decodes at 48 kHz, the RTP clock; the OpusHead's input rate is
+// informational.
 func LoadPrompt(name string, r io.Reader) (*Prompt, error) {
 	data, err := io.ReadAll(io.LimitReader(r, maxPromptBytes+1))
 	if err != nil {
@@ -205,30 +209,38 @@ func parsePrompt(name string, data []byte) (*Prompt, error) {
 	if len(audio) == 0 {
 		return nil, badPrompt(name, "empty: no audio packets")
 	}
-	// One backing array for all packets: shared read-only by every player.
-	size := 0
-	for _, a := range audio {
-		size += len(a)
-	}
-	buf := make([]byte, 0, size)
-	p := &Prompt{name: name, pkts: make([][]byte, len(audio)), samples: make([]uint16, len(audio)), channels: ch}
+	// Check every packet, then regroup the frames into 20 ms packets.
+	var rp repacketizer
+	var frames [][]byte
 	for i, a := range audio {
-		n, err := opusPacketSamples(a)
-		if err != nil {
+		if frames, err = opusFrames(a, frames[:0]); err != nil {
 			return nil, badPrompt(name, "corrupt: audio packet %d: %v", i, err)
 		}
-		if n > maxPromptPacketSamples {
+		if n := opusFrameSamples(a[0]) * uint32(len(frames)); n > maxPromptPacketSamples {
 			return nil, badPrompt(name, "audio packet %d lasts %v: longer than 60 ms", i,
 				time.Duration(n)*time.Second/48000)
 		}
 		if len(a) > maxPromptPacket {
 			return nil, badPrompt(name, "audio packet %d has %d bytes: more than %d (bitrate too high)", i, len(a), maxPromptPacket)
 		}
+		rp.add(a, frames)
+	}
+	rp.flush()
+	// One backing array for all packets: shared read-only by every player.
+	size := 0
+	for _, a := range rp.out {
+		size += len(a)
+	}
+	buf := make([]byte, 0, size)
+	p := &Prompt{name: name, pkts: make([][]byte, len(rp.out)), samples: rp.samples, channels: ch}
+	for i, a := range rp.out {
+		if len(a) > maxPromptPacket {
+			return nil, badPrompt(name, "regrouped packet %d has %d bytes: more than %d (bitrate too high)", i, len(a), maxPromptPacket)
+		}
 		start := len(buf)
 		buf = append(buf, a...)
 		p.pkts[i] = buf[start:len(buf):len(buf)]
-		p.samples[i] = uint16(n)
-		p.total += uint64(n)
+		p.total += uint64(rp.samples[i])
 	}
 	if p.Duration() > MaxPromptDuration {
 		return nil, badPrompt(name, "too long: %v, more than %v", p.Duration().Round(time.Second), MaxPromptDuration)
@@ -238,25 +250,37 @@ func parsePrompt(name string, data []byte) (*Prompt, error) {
 
 var errOpusPacket = errors.New("malformed opus packet")
 
-// opusPacketSamples checks an Opus packet's framing (RFC 6716 §3.1-3.2, the
-// rules R1-R7) and returns its duration in 48 kHz samples.
-func opusPacketSamples(pkt []byte) (uint32, error) {
-	if len(pkt) == 0 {
-		return 0, fmt.Errorf("%w: empty", errOpusPacket)
-	}
-	toc := pkt[0]
-	cfg := toc >> 3
-	var per uint32
-	switch {
+// opusFrameSamples is the duration of one frame of a TOC byte's
+// configuration, in 48 kHz samples.
+func opusFrameSamples(toc byte) uint32 {
+	switch cfg := toc >> 3; {
 	case cfg < 12: // SILK: 10, 20, 40, 60 ms
-		per = [4]uint32{480, 960, 1920, 2880}[cfg&3]
+		return [4]uint32{480, 960, 1920, 2880}[cfg&3]
 	case cfg < 16: // hybrid: 10, 20 ms
-		per = [2]uint32{480, 960}[cfg&1]
+		return [2]uint32{480, 960}[cfg&1]
 	default: // CELT: 2.5, 5, 10, 20 ms
-		per = [4]uint32{120, 240, 480, 960}[cfg&3]
+		return [4]uint32{120, 240, 480, 960}[cfg&3]
+	}
+}
+
+// opusPacketSamples checks an Opus packet's framing and returns its
+// duration in 48 kHz samples.
+func opusPacketSamples(pkt []byte) (uint32, error) {
+	frames, err := opusFrames(pkt, nil)
+	if err != nil {
+		return 0, err
+	}
+	return opusFrameSamples(pkt[0]) * uint32(len(frames)), nil
+}
+
+// opusFrames checks an Opus packet's framing (RFC 6716 §3.1-3.2, rules
+// R1-R7) and appends its frames (sub-slices of pkt) to dst.
+func opusFrames(pkt []byte, dst [][]byte) ([][]byte, error) {
+	if len(pkt) == 0 {
+		return dst, fmt.Errorf("%w: empty", errOpusPacket)
 	}
 	const maxFrame = 1275
-	rest := pkt[1:]
+	toc, rest := pkt[0], pkt[1:]
 	// frameLen reads a 1- or 2-byte frame length.
 	frameLen := func(b []byte) (int, int, bool) {
 		switch {
@@ -269,71 +293,162 @@ func opusPacketSamples(pkt []byte) (uint32, error) {
 		}
 		return int(b[1])*4 + int(b[0]), 2, true
 	}
-	frames := uint32(1)
 	switch toc & 3 {
 	case 0:
 		if len(rest) > maxFrame {
-			return 0, fmt.Errorf("%w: frame of %d bytes", errOpusPacket, len(rest))
+			return dst, fmt.Errorf("%w: frame of %d bytes", errOpusPacket, len(rest))
 		}
+		return append(dst, rest), nil
 	case 1:
-		frames = 2
 		if len(rest)%2 != 0 || len(rest)/2 > maxFrame {
-			return 0, fmt.Errorf("%w: code 1 with %d bytes", errOpusPacket, len(rest))
+			return dst, fmt.Errorf("%w: code 1 with %d bytes", errOpusPacket, len(rest))
 		}
+		h := len(rest) / 2
+		return append(dst, rest[:h], rest[h:]), nil
 	case 2:
-		frames = 2
 		l, n, ok := frameLen(rest)
 		if !ok || l > len(rest)-n || l > maxFrame || len(rest)-n-l > maxFrame {
-			return 0, fmt.Errorf("%w: code 2 frame lengths", errOpusPacket)
+			return dst, fmt.Errorf("%w: code 2 frame lengths", errOpusPacket)
 		}
-	case 3:
-		if len(rest) == 0 {
-			return 0, fmt.Errorf("%w: code 3 without frame count", errOpusPacket)
+		rest = rest[n:]
+		return append(dst, rest[:l], rest[l:]), nil
+	}
+	if len(rest) == 0 {
+		return dst, fmt.Errorf("%w: code 3 without frame count", errOpusPacket)
+	}
+	fc := rest[0]
+	rest = rest[1:]
+	m := int(fc & 0x3f)
+	if m == 0 || opusFrameSamples(toc)*uint32(m) > 5760 {
+		return dst, fmt.Errorf("%w: code 3 with %d frames", errOpusPacket, m)
+	}
+	if fc&0x40 != 0 { // padding
+		pad := 0
+		for {
+			if len(rest) == 0 {
+				return dst, fmt.Errorf("%w: padding length", errOpusPacket)
+			}
+			b := rest[0]
+			rest = rest[1:]
+			if b == 255 {
+				pad += 254
+				continue
+			}
+			pad += int(b)
+			break
 		}
-		fc := rest[0]
-		rest = rest[1:]
-		frames = uint32(fc & 0x3f)
-		if frames == 0 || per*frames > 5760 {
-			return 0, fmt.Errorf("%w: code 3 with %d frames", errOpusPacket, frames)
+		if pad > len(rest) {
+			return dst, fmt.Errorf("%w: padding longer than the packet", errOpusPacket)
 		}
-		if fc&0x40 != 0 { // padding
-			pad := 0
-			for {
-				if len(rest) == 0 {
-					return 0, fmt.Errorf("%w: padding length", errOpusPacket)
-				}
-				b := rest[0]
-				rest = rest[1:]
-				if b == 255 {
-					pad += 254
-					continue
-				}
-				pad += int(b)
-				break
-			}
-			if pad > len(rest) {
-				return 0, fmt.Errorf("%w: padding longer than the packet", errOpusPacket)
-			}
-			rest = rest[:len(rest)-pad]
+		rest = rest[:len(rest)-pad]
+	}
+	if fc&0x80 == 0 { // CBR: equal frames
+		if len(rest)%m != 0 || len(rest)/m > maxFrame {
+			return dst, fmt.Errorf("%w: code 3 CBR with %d bytes for %d frames", errOpusPacket, len(rest), m)
 		}
-		if fc&0x80 != 0 { // VBR: M-1 lengths, the last frame takes the rest
-			total := 0
-			for range frames - 1 {
-				l, n, ok := frameLen(rest)
-				if !ok || l > maxFrame {
-					return 0, fmt.Errorf("%w: code 3 frame lengths", errOpusPacket)
-				}
-				rest = rest[n:]
-				total += l
-			}
-			if total > len(rest) || len(rest)-total > maxFrame {
-				return 0, fmt.Errorf("%w: code 3 frames longer than the packet", errOpusPacket)
-			}
-		} else if len(rest)%int(frames) != 0 || len(rest)/int(frames) > maxFrame {
-			return 0, fmt.Errorf("%w: code 3 CBR with %d bytes for %d frames", errOpusPacket, len(rest), frames)
+		l := len(rest) / m
+		for k := range m {
+			dst = append(dst, rest[k*l:(k+1)*l])
+		}
+		return dst, nil
+	}
+	// VBR: M-1 lengths, the last frame takes the rest
+	var lens [48]int
+	total := 0
+	for k := range m - 1 {
+		l, n, ok := frameLen(rest)
+		if !ok || l > maxFrame {
+			return dst, fmt.Errorf("%w: code 3 frame lengths", errOpusPacket)
+		}
+		rest = rest[n:]
+		lens[k] = l
+		total += l
+	}
+	if total > len(rest) || len(rest)-total > maxFrame {
+		return dst, fmt.Errorf("%w: code 3 frames longer than the packet", errOpusPacket)
+	}
+	lens[m-1] = len(rest) - total
+	for k := range m {
+		dst = append(dst, rest[:lens[k]])
+		rest = rest[lens[k]:]
+	}
+	return dst, nil
+}
+
+// repacketizer regroups Opus frames into 20 ms packets without decoding
+// (what libopus' opus_repacketizer does): frames shorter than 20 ms of the
+// same configuration are joined (code 0 for one frame, code 3 VBR for
+// several), packets of several 20 ms frames are split, and frames of 20 ms
+// or longer (SILK 40/60 ms) stay as they are. A run of short frames broken
+// by a configuration change (or the end) leaves as a shorter packet.
+type repacketizer struct {
+	out     [][]byte
+	samples []uint16
+	toc     byte // pending frames' TOC (code bits cleared)
+	pending [][]byte
+	n       uint32 // pending samples
+}
+
+func (r *repacketizer) emit(pkt []byte, n uint32) {
+	r.out = append(r.out, pkt)
+	r.samples = append(r.samples, uint16(n))
+}
+
+// build makes one packet of frames with TOC toc.
+func buildOpusPacket(toc byte, frames [][]byte) []byte {
+	toc &^= 3
+	if len(frames) == 1 {
+		return append([]byte{toc}, frames[0]...)
+	}
+	p := []byte{toc | 3, 0x80 | byte(len(frames))}
+	for _, f := range frames[:len(frames)-1] {
+		if l := len(f); l < 252 {
+			p = append(p, byte(l))
+		} else {
+			b0 := 252 + byte(l&3)
+			p = append(p, b0, byte((l-int(b0))>>2))
 		}
 	}
-	return per * frames, nil
+	for _, f := range frames {
+		p = append(p, f...)
+	}
+	return p
+}
+
+func (r *repacketizer) flush() {
+	if len(r.pending) > 0 {
+		r.emit(buildOpusPacket(r.toc, r.pending), r.n)
+	}
+	r.pending, r.n = nil, 0
+}
+
+// add takes one validated packet and its frames.
+func (r *repacketizer) add(pkt []byte, frames [][]byte) {
+	toc, per := pkt[0], opusFrameSamples(pkt[0])
+	total := per * uint32(len(frames))
+	switch {
+	case total == opusFrameTicks && len(r.pending) == 0:
+		r.emit(pkt, total) // already a 20 ms packet
+	case per >= opusFrameTicks && len(frames) == 1:
+		r.flush()
+		r.emit(pkt, total) // one long SILK frame: cannot be split
+	case per >= opusFrameTicks:
+		r.flush()
+		for _, f := range frames {
+			r.emit(buildOpusPacket(toc, [][]byte{f}), per)
+		}
+	default:
+		for _, f := range frames {
+			if len(r.pending) > 0 && r.toc != toc&^3 {
+				r.flush()
+			}
+			r.toc = toc &^ 3
+			r.pending = append(r.pending, f)
+			if r.n += per; r.n >= opusFrameTicks {
+				r.flush()
+			}
+		}
+	}
 }
 
 var oggCRCTable = func() (t [256]uint32) {

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/callgw/callgw/internal/oggopus"
 	"github.com/callgw/callgw/internal/testkit/audiotest"
 )
 
@@ -103,8 +104,14 @@ func TestLoadPrompt(t *testing.T) {
 		wantPkt int
 	}{
 		{name: "20 ms frames", data: tone, wantDur: 1020 * time.Millisecond, wantPkt: 51},
-		{name: "60 ms frames", data: readFile(t, "testdata/tone-700-60ms.opus"), wantDur: 1020 * time.Millisecond, wantPkt: 17},
-		{name: "10 ms frames", data: readFile(t, "testdata/tone-700-10ms.opus"), wantDur: 1010 * time.Millisecond, wantPkt: 101},
+		// 60 ms packets of three 20 ms CELT frames: split
+		{name: "60 ms frames", data: readFile(t, "testdata/tone-700-60ms.opus"), wantDur: 1020 * time.Millisecond, wantPkt: 51},
+		// 10 ms packets: joined in pairs, the odd last one alone
+		{name: "10 ms frames", data: readFile(t, "testdata/tone-700-10ms.opus"), wantDur: 1010 * time.Millisecond, wantPkt: 51},
+		// one 60 ms SILK frame cannot be split; a 20 ms code-1 packet stays
+		{name: "60 ms SILK frame", data: oggOpus(opusHead(1, 0), []byte{0x18, 1, 2, 3}, []byte{0xf1, 1, 2}), wantDur: 80 * time.Millisecond, wantPkt: 2},
+		// 10 ms frames of two configurations are not joined
+		{name: "10 ms frames, config changes", data: oggOpus(opusHead(1, 0), []byte{0xf0, 1}, []byte{0xd0, 2}, []byte{0xf0, 3}), wantDur: 30 * time.Millisecond, wantPkt: 3},
 		{name: "stereo head, mono packets", data: oggOpus(opusHead(2, 0), silence20, silence20), wantDur: 40 * time.Millisecond, wantPkt: 2},
 		{name: "exactly 10 min", data: oggOpus(opusHead(1, 0), many[1:]...), wantDur: 10 * time.Minute, wantPkt: 30000},
 		{name: "empty file", data: nil, wantErr: "empty file"},
@@ -140,6 +147,46 @@ func TestLoadPrompt(t *testing.T) {
 			}
 			if p.Name() != tc.name || p.Duration() != tc.wantDur || p.Packets() != tc.wantPkt {
 				t.Fatalf("name %q duration %v packets %d, want %q %v %d", p.Name(), p.Duration(), p.Packets(), tc.name, tc.wantDur, tc.wantPkt)
+			}
+		})
+	}
+}
+
+// Regrouped prompts decode exactly as the file's own packets: same
+// samples, bit for bit (libopus).
+func TestRepacketizeDecodesTheSame(t *testing.T) {
+	for _, file := range []string{"tone-700-10ms.opus", "tone-700-60ms.opus", "tone-700.opus"} {
+		t.Run(file, func(t *testing.T) {
+			f, err := os.Open("testdata/" + file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			orig, err := oggopus.ReadPackets(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			p := loadPrompt(t, file)
+			for i, n := range p.samples[:len(p.samples)-1] {
+				if n != opusFrameTicks {
+					t.Fatalf("packet %d: %d samples, want 20 ms", i, n)
+				}
+			}
+			want, err := audiotest.DecodeAll(orig)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := audiotest.DecodeAll(p.pkts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != len(want) {
+				t.Fatalf("%d samples, want %d", len(got), len(want))
+			}
+			for i := range got {
+				if got[i] != want[i] {
+					t.Fatalf("sample %d: %d, want %d", i, got[i], want[i])
+				}
 			}
 		})
 	}
@@ -235,6 +282,34 @@ func FuzzLoadPrompt(f *testing.F) {
 		}
 		if err != nil && !errors.Is(err, ErrBadPrompt) {
 			t.Fatalf("error not ErrBadPrompt: %v", err)
+		}
+	})
+}
+
+// FuzzOpusFrames: any packet the framing check accepts, rebuilt from its
+// frames as the repacketizer does, parses back to the same frames.
+func FuzzOpusFrames(f *testing.F) {
+	for _, p := range [][]byte{{0xf8, 0xff, 0xfe}, {0xf9, 1, 2}, {0xfa, 1, 9, 8}, {0xfb, 0x83, 1, 2, 3, 4, 5},
+		{0xfb, 0x43, 1, 7, 8, 9, 0}, {0xfb, 0x82, 253, 70}} {
+		f.Add(p)
+	}
+	f.Fuzz(func(t *testing.T, pkt []byte) {
+		frames, err := opusFrames(pkt, nil)
+		if err != nil {
+			return
+		}
+		rebuilt := buildOpusPacket(pkt[0], frames)
+		again, err := opusFrames(rebuilt, nil)
+		if err != nil {
+			t.Fatalf("rebuilt packet %x rejected: %v", rebuilt, err)
+		}
+		if len(again) != len(frames) {
+			t.Fatalf("%d frames, rebuilt %d", len(frames), len(again))
+		}
+		for i := range frames {
+			if !bytes.Equal(frames[i], again[i]) {
+				t.Fatalf("frame %d differs", i)
+			}
 		}
 	})
 }
