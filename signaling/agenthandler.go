@@ -72,6 +72,7 @@ func (c *Controller) PresenceChanged(s *agents.Session) {
 		return
 	}
 	c.offerRinging(ref)
+	c.agentFree(ref.Agent) // the longest-waiting caller of their teams, if any (route.go)
 	_, _ = c.cl.publish(ctx, c.cl.agentsChannel(), busMsg{Kind: busAvailable, Ref: &ref})
 }
 

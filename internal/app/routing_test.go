@@ -426,8 +426,23 @@ func TestQueueHoldAudioOverflowAndCallbacks(t *testing.T) {
 	if st := postStatus(t, e.a.URL+"/api/v1/callbacks/"+task["id"].(string)+"/claim", annTok); st != http.StatusForbidden {
 		t.Fatalf("claim by a non-member: %d", st)
 	}
-	if st := postStatus(t, e.a.URL+"/api/v1/callbacks/"+task["id"].(string)+"/claim", evTok); st != http.StatusOK {
-		t.Fatalf("claim: %d", st)
+	taskURL := e.a.URL + "/api/v1/callbacks/" + task["id"].(string)
+	for _, step := range []struct {
+		op, tok string
+		want    int
+	}{
+		{"claim", evTok, http.StatusOK},
+		{"unclaim", annTok, http.StatusConflict}, // not hers
+		{"unclaim", evTok, http.StatusOK},
+		{"claim", evTok, http.StatusOK},
+		{"claim", annTok, http.StatusForbidden},
+	} {
+		if st := postStatus(t, taskURL+"/"+step.op, step.tok); st != step.want {
+			t.Fatalf("%s: %d, want %d", step.op, st, step.want)
+		}
+	}
+	if st := postStatus(t, e.a.URL+"/api/v1/callbacks/cb-nope/claim", evTok); st != http.StatusNotFound {
+		t.Fatalf("claim of an unknown task: %d", st)
 	}
 	// Permission is per number: the missed call to B allows a call back from B.
 	for _, q := range []struct {
