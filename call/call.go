@@ -159,6 +159,12 @@ type Record struct {
 	ErrorCode     int       `json:"error_code,omitempty"` // Meta error code, if any
 	Payload       string    `json:"payload,omitempty"`    // deeplink/cta payload that brought the user
 	Opaque        string    `json:"biz_opaque,omitempty"` // biz_opaque_callback_data
+	// RecordingConsent is the consent to recording obtained from the
+	// user: "notice" (a prompt, or Meta's notice), "explicit_given" (the
+	// user pressed 1), "explicit_refused" (no key in time), "none" (the
+	// call ended before consent was asked or answered); "" = not recorded
+	// by policy.
+	RecordingConsent string `json:"recording_consent,omitempty"`
 	// MediaFailure says why a leg carried no media when that ended the
 	// call: "<leg>:<cause>", leg whatsapp|agent, cause one of media's
 	// bounded diagnoses (e.g. "agent:nothing_from_peer").

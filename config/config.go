@@ -82,6 +82,9 @@ type Number struct {
 	Line               int      // line of its entry in Source
 
 	holdLine, holdColumn int
+
+	// Recording is the number's recording policy (numbers[].recording, recording.go).
+	Recording Recording
 }
 
 // Team is a group of agents rung together.

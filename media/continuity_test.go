@@ -174,6 +174,7 @@ func checkContinuity(t *testing.T, got []rxPacket, maxGap time.Duration, sm *sta
 // checks at the WhatsApp peer one SSRC, seq +1, timestamps by samples and
 // no arrival gap over 60 ms (Meta drops calls that go quiet).
 func TestRTPContinuity(t *testing.T) {
+	t.Parallel() // mostly waiting on real time: overlap with each other, after the sequential tests
 	quiet := 20 * time.Second
 	if testing.Short() {
 		quiet = 3 * time.Second

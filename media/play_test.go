@@ -109,6 +109,7 @@ func checkTone(t *testing.T, what string, pkts [][]byte, want float64) {
 }
 
 func TestPlayAndHold(t *testing.T) {
+	t.Parallel() // mostly waiting on real time: overlap with each other, after the sequential tests
 	for _, path := range []PacketPath{PathPion, PathFast} {
 		t.Run(path.String(), func(t *testing.T) {
 			t.Parallel()
@@ -262,6 +263,7 @@ func testPlayAndHold(t *testing.T, path PacketPath) {
 		}
 		heldAt := time.Now()
 		sentToAgent := h.b.Stats().Agent.PacketsSent
+		rtcpAtAgent := ag.rtcpIn.Load()
 		if !h.b.OnHold() || !h.b.Playing() {
 			t.Fatal("not on hold or not playing")
 		}
@@ -288,6 +290,7 @@ func testPlayAndHold(t *testing.T, path PacketPath) {
 		if n := h.b.Stats().Agent.PacketsSent - sentToAgent; n > 1 {
 			t.Fatalf("%d packets sent to the agent on hold", n)
 		}
+		waitUntil(ctx, t, ag, "RTCP at the agent on hold", func() bool { return ag.rtcpIn.Load() > rtcpAtAgent })
 
 		// A prompt during hold replaces the music; when it ends the caller
 		// hears silence, still not the agent.
@@ -369,6 +372,7 @@ func testPlayAndHold(t *testing.T, path PacketPath) {
 // TestPlayReplaces: a Play replaces the playback in progress (its channel
 // closes at once) and the new prompt starts from its first packet.
 func TestPlayReplaces(t *testing.T) {
+	t.Parallel() // mostly waiting on real time: overlap with each other, after the sequential tests
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	h := newHarness(t, newTestEngine(t, nil))

@@ -97,7 +97,7 @@ func LoadPromptFile(file string) (*Prompt, error) {
 	return LoadPrompt(strings.TrimSuffix(base, path.Ext(base)), f)
 }
 
-// oggPacket reads the packets of an Ogg stream, checking its pages.
+// oggPackets reads the packets of an Ogg stream, checking its pages.
 func oggPackets(name string, data []byte) ([][]byte, error) {
 	if len(data) == 0 {
 		return nil, badPrompt(name, "empty file")

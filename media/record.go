@@ -156,8 +156,9 @@ func (b *Bridge) StartRecording(user, business PacketSink) error {
 
 // StopRecording stops the tap, hands the packets still queued to the sinks
 // and returns once no sink method will be called again, with the sinks'
-// errors if any. It does not close the sinks. No-op when not recording;
-// Close calls it.
+// errors if any (a sink that never returns blocks it: sinks must not block
+// forever). It does not close the sinks. No-op when not recording; Close
+// calls it.
 func (b *Bridge) StopRecording() error {
 	b.out.recMu.Lock()
 	defer b.out.recMu.Unlock()

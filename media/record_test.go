@@ -77,6 +77,7 @@ func toneSpan(pcm []int16, freq float64) time.Duration {
 }
 
 func TestRecording(t *testing.T) {
+	t.Parallel() // mostly waiting on real time: overlap with each other, after the sequential tests
 	for _, path := range []PacketPath{PathPion, PathFast} {
 		t.Run(path.String(), func(t *testing.T) {
 			t.Parallel()
@@ -88,7 +89,8 @@ func TestRecording(t *testing.T) {
 // Both directions recorded into Ogg Opus files while the agent talks, a
 // prompt plays and the agent talks again: the user file decodes to the
 // caller's 440 Hz, the business file to the agent's 1000 Hz and the
-// prompt's 700 Hz, each as long as the recording (±100 ms).
+// prompt's 700 Hz, each as long as the audio sent during the recording
+// (±100 ms).
 func testRecording(t *testing.T, path PacketPath) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -124,10 +126,11 @@ func testRecording(t *testing.T, path PacketPath) {
 	waitClosed(ctx, t, done, "prompt")
 	mark = len(h.meta.received())
 	h.meta.waitFor(ctx, "1 s of agent audio", func(got []rxPacket) bool { return countIn(got[mark:], agentSet) >= 50 })
+	stop := time.Now()
 	if err := h.b.StopRecording(); err != nil {
 		t.Fatal(err)
 	}
-	wall := time.Since(start)
+	wall := stop.Sub(start)
 	if err := h.b.StopRecording(); err != nil {
 		t.Fatalf("second StopRecording: %v", err)
 	}
@@ -137,13 +140,39 @@ func testRecording(t *testing.T, path PacketPath) {
 	t.Logf("recorded %v: user %v (%d packets, %d silence filled), business %v (%d packets, %d silence filled)",
 		wall.Round(time.Millisecond), pcmDuration(upcm), ustats.Packets, ustats.SilencePackets,
 		pcmDuration(bpcm), bstats.Packets, bstats.SilencePackets)
+	// The audio of the recording's time: what the caller sent us (its
+	// packets' count: the test peer's 20 ms ticker drops ticks when the box
+	// is busy) and what the WhatsApp peer received from us (each packet's
+	// samples). Equal to the wall time on an idle box.
+	h.meta.sendMu.Lock()
+	var userAudio time.Duration
+	for _, sp := range h.meta.sentLog {
+		if !sp.at.Before(start) && sp.at.Before(stop) {
+			userAudio += 20 * time.Millisecond
+		}
+	}
+	h.meta.sendMu.Unlock()
+	var bizAudio time.Duration
+	for _, g := range h.meta.received() {
+		if g.pt == 111 && !g.at.Before(start) && g.at.Before(stop) {
+			n, _ := opusPacketSamples(g.payload)
+			bizAudio += time.Duration(n) * time.Second / 48000
+		}
+	}
+	t.Logf("audio sent in the recording's %v: user %v, business %v", wall.Round(time.Millisecond), userAudio, bizAudio)
 	for _, c := range []struct {
 		name string
 		pcm  []int16
-	}{{"user", upcm}, {"business", bpcm}} {
-		if d := pcmDuration(c.pcm) - wall; d < -100*time.Millisecond || d > 100*time.Millisecond {
-			t.Errorf("%s file lasts %v, recording lasted %v", c.name, pcmDuration(c.pcm), wall)
+		want time.Duration
+	}{{"user", upcm, userAudio}, {"business", bpcm, bizAudio}} {
+		if d := pcmDuration(c.pcm) - c.want; d < -100*time.Millisecond || d > 100*time.Millisecond {
+			t.Errorf("%s file lasts %v, %v of audio was sent while recording", c.name, pcmDuration(c.pcm), c.want)
 		}
+	}
+	// Nothing lost by the tap: no timestamp gap for the writer to fill
+	// (allowing a packet lost on loopback).
+	if ustats.SilencePackets > 2 || bstats.SilencePackets > 2 {
+		t.Errorf("gaps filled with silence: user %d, business %d", ustats.SilencePackets, bstats.SilencePackets)
 	}
 	if ok, f := audiotest.HasTone(upcm, 440, 15); !ok {
 		t.Errorf("user file: %v Hz, want the caller's 440", f)
@@ -185,6 +214,7 @@ func (s *blockingSink) WritePacket(pkt []byte, ts uint32) error {
 // counted; a failing sink is not called again and its error comes back
 // from StopRecording; after StopRecording no sink is called.
 func TestRecordingSlowAndFailingSink(t *testing.T) {
+	t.Parallel() // mostly waiting on real time: overlap with each other, after the sequential tests
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	e := newTestEngine(t, nil)

@@ -131,6 +131,9 @@ func (c *Controller) handle(ctx context.Context, s *agents.Session, m *agents.Cl
 			return nil
 		}
 	}
+	if m.Type == agents.TypeRecordingStop {
+		return c.recordingStopMsg(ctx, s, m) // recording.go
+	}
 	ref := refOf(s)
 	id := call.ID(m.CallID)
 	if c.lookup(id) != nil {

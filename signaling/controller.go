@@ -92,6 +92,8 @@ type Controller struct {
 	hub Hub // set by SetHub before serving
 	cl  *cluster
 
+	recs Recordings // recording hooks (SetRecordings, recording.go; nil = none)
+
 	mu    sync.Mutex
 	calls map[call.ID]*liveCall
 

@@ -31,8 +31,12 @@ func (c *Controller) HandleEvent(ctx context.Context, ev webhook.Event, received
 	}
 	switch {
 	case ev.Call != nil && (ev.Call.Event == webhook.CallRecordingAvailable || ev.Call.Event == webhook.CallTranscriptionAvailable):
-		c.m.webhooks.WithLabelValues("call_"+ev.Call.Event.String(), resIgnored).Inc()
-		return nil
+		err := c.mediaAvailable(ctx, ev) // recording.go
+		c.countWebhook("call_"+ev.Call.Event.String(), err)
+		if errors.Is(err, errIgnored) {
+			return nil
+		}
+		return err
 	case ev.Call != nil:
 		name := "call_" + ev.Call.Event.String()
 		err := c.handleCall(ctx, ev, received)

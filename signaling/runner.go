@@ -47,6 +47,7 @@ type liveCall struct {
 	webhookAt   time.Time
 	ringExpires time.Time
 	price       *agents.Price // business-initiated, once picked up
+	recStarted  bool          // Recordings.Answered was called (recording.go)
 
 	route  callRoute // routing state (route.go)
 	timers map[lc.TimerKind]clock.Timer
@@ -182,6 +183,7 @@ func (l *liveCall) run() {
 		select {
 		case f := <-l.inbox:
 			f(l)
+			l.recordingAnswered() // once connected with media both ways (recording.go)
 			if l.lc.State == lc.StateFinal {
 				l.finish()
 				return
@@ -220,6 +222,7 @@ func (l *liveCall) events() media.Events {
 			if a := l.agent.Load().(string); a != "" {
 				l.c.toAgent(a, agents.DTMFMsg{Type: agents.TypeDTMF, CallID: string(l.id), Digit: string(d)})
 			}
+			l.recordingDTMF(d) // explicit consent (recording.go)
 		},
 	}
 }
@@ -273,7 +276,7 @@ func (l *liveCall) exec(f lc.Effect) error {
 		return l.forward(e.Kind)
 	case lc.GraphAccept:
 		ctx, cancel := c.opCtx(10 * time.Second)
-		err := c.graphFor(l.lc.Rec.PhoneNumberID).Accept(ctx, string(l.id), l.waAnswer, l.lc.Rec.Opaque)
+		err := l.accept(ctx) // with Meta's recording objects when the policy asks (recording.go)
 		cancel()
 		if err != nil {
 			l.log.Warn("accept failed", "err", err)
@@ -314,6 +317,7 @@ func (l *liveCall) exec(f lc.Effect) error {
 			l.then(lc.MediaDiagnosed{When: l.when(), Leg: leg, Cause: l.bridge.Diagnose(e.Agent)})
 		}
 	case lc.CloseMedia:
+		l.recordingEnding()
 		if l.bridge != nil {
 			_ = l.bridge.Close()
 		}

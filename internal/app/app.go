@@ -67,6 +67,9 @@ type App struct {
 	ln    net.Listener
 	srv   *http.Server
 	ready atomic.Bool
+
+	// Recordings is the recording side (recording.go); nil when nothing records.
+	Recordings *Recordings
 }
 
 // New builds every part and binds the listener; Run serves.
@@ -260,6 +263,9 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (a *App, err error) 
 	if err != nil {
 		return nil, err
 	}
+	if err := a.wireRecordings(graphBase, numbers); err != nil {
+		return nil, fmt.Errorf("recordings: %w", err)
+	}
 	a.srv = &http.Server{Handler: a.routes(), ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second,
 		IdleTimeout: 120 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 	return a, nil
@@ -329,6 +335,7 @@ func (a *App) routes() http.Handler {
 		fmt.Fprintln(w, "ready")
 	})
 	mux.Handle("/api/", a.API.Handler())
+	a.recordingRoutes(mux)
 	if a.Sim != nil {
 		mux.Handle("/sim/graph/", http.StripPrefix("/sim/graph", a.Sim.GraphHandler()))
 		mux.Handle("/sim/", http.StripPrefix("/sim", a.Sim.ControlHandler()))
@@ -382,6 +389,7 @@ func (a *App) Run(ctx context.Context) error {
 		}
 		return nil
 	})
+	g.Go(a.runRecordings(runCtx))
 	if a.Cfg.WABAID != "" {
 		rec, err := billing.NewReconciler(a.Ledger, billing.ReconcileConfig{Instance: a.Cfg.InstanceID})
 		if err != nil {

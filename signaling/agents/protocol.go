@@ -30,6 +30,7 @@ const (
 	TypePermissionQuery   = "permission_query"
 	TypePermissionRequest = "permission_request"
 	TypePing              = "ping"
+	TypeRecordingStop     = "recording_stop" // stop the call's local recording (recording.go)
 )
 
 // Server message types.
@@ -97,7 +98,7 @@ func ParseClientMessage(b []byte) (*ClientMessage, error) {
 		if m.Status != Away && m.Status != Available {
 			return &m, fmt.Errorf("%w: presence status must be available or away", ErrBadMessage)
 		}
-	case TypeAccept, TypeReject, TypeResume, TypeHangup:
+	case TypeAccept, TypeReject, TypeResume, TypeHangup, TypeRecordingStop:
 		needCall = true
 	case TypeAnswer:
 		needCall = true

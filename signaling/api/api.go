@@ -79,6 +79,7 @@ type Config struct {
 type API struct {
 	cfg    Config
 	calls  Calls
+	recs   Recordings // recordings.go; nil = not configured
 	ledger Ledger
 	agents Agents
 	log    *slog.Logger
@@ -143,6 +144,13 @@ func (a *API) Handler() http.Handler {
 	mux.Handle("GET /api/v1/calls", a.auth(RoleAgent, a.getCalls))
 	mux.Handle("GET /api/v1/usage", a.auth(RoleSupervisor, a.getUsage))
 	mux.Handle("GET /api/v1/live", a.auth(RoleSupervisor, a.getLive))
+	// Recordings (recordings.go): the archive audits every access.
+	mux.Handle("GET /api/v1/recordings", a.auth(RoleAgent, a.getRecordings))
+	mux.Handle("GET /api/v1/recordings/audit", a.auth(RoleAdmin, a.getRecordingAudit))
+	mux.Handle("GET /api/v1/calls/{id}/recordings", a.auth(RoleAgent, a.getCallRecordings))
+	mux.Handle("GET /api/v1/calls/{id}/recordings/{kind}", a.auth(RoleAgent, a.getCallRecording))
+	mux.Handle("GET /api/v1/calls/{id}/transcript", a.auth(RoleAgent, a.getTranscript))
+	mux.Handle("POST /api/v1/calls/{id}/recording/stop", a.auth(RoleAgent, a.postRecordingStop))
 	mux.Handle("POST /api/v1/call-buttons", a.auth(RoleAgent, a.postCallButton))
 	mux.Handle("GET /api/v1/numbers/{id}/settings", a.auth(RoleSupervisor, a.getNumberSettings))
 	a.routingRoutes(mux)
@@ -494,7 +502,15 @@ func (a *API) getCalls(w http.ResponseWriter, r *http.Request, p principal) {
 	if es == nil {
 		es = []billing.Entry{}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"calls": es, "next_cursor": next})
+	body := map[string]any{"calls": es, "next_cursor": next}
+	ids := make([]string, len(es))
+	for i := range es {
+		ids[i] = string(es[i].ID)
+	}
+	if rs := a.recordingStatuses(r.Context(), ids); rs != nil {
+		body["recordings"] = rs // recordings.go: status of each call's recordings
+	}
+	writeJSON(w, http.StatusOK, body)
 }
 
 func (a *API) getUsage(w http.ResponseWriter, r *http.Request, _ principal) {

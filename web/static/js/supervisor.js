@@ -1,5 +1,6 @@
 // The supervisor dashboard: live calls and agents (GET /api/v1/live every 2 s),
 // monthly usage by country as an SVG bar chart (GET /api/v1/usage).
+import { startRecordings, stopRecordings } from './recordings.js';
 import { takeToken, setToken, claims, api, maskNumber, fmtDuration, fmtMicros, h, mediaFailureText } from './common.js';
 import { startRouting, stopRouting, keepCall, renderNumberUsage } from './queue.js';
 
@@ -175,6 +176,7 @@ function signOut(reason) {
   stopRouting();
   clearTimeout(pollTimer);
   clearTimeout(usageTimer);
+  stopRecordings();
   token = '';
   setToken('');
   $('app').hidden = true;
@@ -195,6 +197,7 @@ async function start(t) {
     const cfg = await api(token, '/api/v1/config');
     if (cfg && cfg.mask_numbers === false) mask = false;
   } catch { /* keep masking */ }
+  startRecordings(token, mask); // call history with recordings (recordings.js)
   pollLive();
   loadUsage();
   startRouting(token, mask, () => renderLive(lastLive));
