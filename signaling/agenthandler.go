@@ -72,6 +72,7 @@ func (c *Controller) PresenceChanged(s *agents.Session) {
 		return
 	}
 	c.offerRinging(ref)
+	c.agentFree(ref.Agent) // the longest-waiting caller of their teams, if any (route.go)
 	_, _ = c.cl.publish(ctx, c.cl.agentsChannel(), busMsg{Kind: busAvailable, Ref: &ref})
 }
 
@@ -101,9 +102,13 @@ func (c *Controller) handle(ctx context.Context, s *agents.Session, m *agents.Cl
 		if err != nil {
 			return err
 		}
+		from, err := c.callingNumber(s.Agent, m.From) // the business number (route: dial.from)
+		if err != nil {
+			return err
+		}
 		switch m.Type {
 		case agents.TypeDial:
-			ci, start, err := c.dialStartFrom(ctx, s.Agent, to, m.From)
+			ci, start, err := c.dialStartFrom(ctx, s.Agent, to, from)
 			if err != nil {
 				return err
 			}
@@ -112,7 +117,7 @@ func (c *Controller) handle(ctx context.Context, s *agents.Session, m *agents.Cl
 			return nil
 		case agents.TypePermissionQuery:
 			c.watchPermission(ctx, to, s.Agent, shown == to)
-			d, err := c.PermissionState(ctx, to)
+			d, err := c.permissionStateFrom(ctx, to, from)
 			if err != nil {
 				return err
 			}
@@ -121,7 +126,7 @@ func (c *Controller) handle(ctx context.Context, s *agents.Session, m *agents.Cl
 		default:
 			// Watch first: the user's reply may come before the request returns.
 			c.watchPermission(ctx, to, s.Agent, shown == to)
-			d, err := c.RequestPermission(ctx, to, m.Text)
+			d, err := c.requestPermissionFrom(ctx, to, m.Text, from)
 			if err != nil {
 				return err
 			}

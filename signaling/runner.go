@@ -457,7 +457,9 @@ func (l *liveCall) notify(n lc.Notify) {
 		c.tell(audience{AvailableOnly: true}, agents.CallMsg{Type: agents.TypeCallOffered, Call: c.info(l)})
 	case lc.NoticeTaken:
 		agent := l.lc.Agent
-		c.m.ring.Observe(c.now().Sub(l.ringExpires.Add(-c.cfg.RingTimeout)).Seconds())
+		if !l.ringExpires.IsZero() && !l.lc.GatewayAnswered { // a waiting caller's wait is routing's queue_wait metric
+			c.m.ring.Observe(c.now().Sub(l.ringExpires.Add(-c.cfg.RingTimeout)).Seconds())
+		}
 		c.tell(audience{NotAgent: agent}, agents.CallTaken{Type: agents.TypeCallTaken, CallID: string(l.id), Agent: agent})
 		c.toAgent(agent, agents.CallMsg{Type: agents.TypeCall, Ref: l.ref, Call: c.info(l)})
 	case lc.NoticeDeclinedAck:
