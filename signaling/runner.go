@@ -364,6 +364,14 @@ func (l *liveCall) exec(f lc.Effect) error {
 		l.endWait()
 	case lc.StopPlayback:
 		l.stopPlayback()
+	case lc.ReleaseClaim:
+		ctx, cancel := c.opCtx(3 * time.Second)
+		err := c.store.unclaim(ctx, l.id)
+		cancel()
+		if err != nil {
+			c.m.redisErrors.WithLabelValues("unclaim").Inc()
+			return err
+		}
 	default:
 		if ok, err := l.execTransfer(f); ok { // transfer.go
 			return err
