@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"encoding/json"
+	"net/url"
 	"slices"
 	"testing"
 	"time"
@@ -55,8 +56,9 @@ func recordingUntil(t *testing.T, ctx context.Context, ag *agentclient.Client, i
 
 // TestRecordLocalAgentSeesState: the agent's live call info carries the
 // local recording state as it changes (consent → on → stopped by the
-// agent; consent → refused without the caller's key) and whether the
-// agent may stop it; the snapshot other readers see (Live) agrees.
+// agent or by a supervisor over REST; consent → refused without the
+// caller's key) and whether the agent may stop it; the snapshot other
+// readers see (Live) agrees.
 func TestRecordLocalAgentSeesState(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
@@ -65,27 +67,34 @@ func TestRecordLocalAgentSeesState(t *testing.T) {
 	ag := ta.agent(t, ctx, "alice")
 	for _, row := range []struct {
 		name, from string
-		stop       bool // the agent stops the recording once on
+		stop       string // who stops the recording once on: "agent" (recording_stop), "supervisor" (REST)
 		want       []string
 	}{
-		{name: "notice, stopped by the agent", from: "+4915112345678", stop: true, want: []string{"consent", "on", "stopped"}},
+		{name: "notice, stopped by the agent", from: "+4915112345678", stop: "agent", want: []string{"consent", "on", "stopped"}},
+		{name: "notice, stopped by a supervisor over REST", from: "+4915112345679", stop: "supervisor", want: []string{"consent", "on", "stopped"}},
 		{name: "explicit, no key", from: "+447700900125", want: []string{"consent", "refused"}},
 	} {
 		t.Run(row.name, func(t *testing.T) {
 			uc := connectCall(t, ctx, ta, ag, row.from)
 			last := row.want[len(row.want)-1]
 			upTo := last
-			if row.stop {
+			if row.stop != "" {
 				upTo = "on"
 			}
 			seen := recordingUntil(t, ctx, ag, uc.ID(), upTo, nil)
-			if row.stop {
+			if row.stop != "" {
 				if got := ta.Ctrl.Live(); !slices.ContainsFunc(got, func(c agents.CallInfo) bool { return c.ID == uc.ID() && c.Recording == "on" }) {
 					t.Errorf("live calls %+v do not show the recording on", got)
 				}
-				must(t, ag.Send(map[string]any{"type": "recording_stop", "call_id": uc.ID(), "ref": "rs"}))
-				if m, err := ag.Wait(ctx, func(m agentclient.Msg) bool { return m.Ref == "rs" && m.Type != "call" }); err != nil || m.Type != "recording" {
-					t.Fatalf("recording_stop: %v %+v", err, m)
+				if row.stop == "agent" {
+					must(t, ag.Send(map[string]any{"type": "recording_stop", "call_id": uc.ID(), "ref": "rs"}))
+					if m, err := ag.Wait(ctx, func(m agentclient.Msg) bool { return m.Ref == "rs" && m.Type != "call" }); err != nil || m.Type != "recording" {
+						t.Fatalf("recording_stop: %v %+v", err, m)
+					}
+				} else {
+					runRows(t, ta.URL, []apiRow{{name: "supervisor stops", method: "POST", status: 200,
+						path: "/api/v1/calls/" + url.PathEscape(uc.ID()) + "/recording/stop",
+						auth: "Bearer " + token(t, ta, "sue", agents.RoleSupervisor)}})
 				}
 				seen = recordingUntil(t, ctx, ag, uc.ID(), last, seen)
 			}
