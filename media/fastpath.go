@@ -312,9 +312,16 @@ func dtlsIsClient(pc *webrtc.PeerConnection) (bool, error) {
 
 // legKeys derives leg l's SRTP keys from its DTLS connection (as Pion does)
 // and returns them with the remote address of the selected candidate pair.
-func legKeys(l *leg) (srtp.Config, netip.AddrPort, error) {
+func legKeys(l *leg) (srtp.Config, netip.AddrPort, error) { return SRTPKeys(l.pc) }
+
+// SRTPKeys derives a connected PeerConnection's SRTP keys from its DTLS
+// connection (exactly as Pion does) and returns them with the remote
+// address of the selected ICE candidate pair: what an endpoint needs to
+// carry the connection's SRTP/SRTCP itself once Pion has done ICE and DTLS
+// (the fast path; cmd/callgw-load's light peers). Errors wrap ErrFastPath.
+func SRTPKeys(pc *webrtc.PeerConnection) (srtp.Config, netip.AddrPort, error) {
 	var cfg srtp.Config
-	dt := l.pc.SCTP().Transport()
+	dt := pc.SCTP().Transport()
 	pair, err := dt.ICETransport().GetSelectedCandidatePair()
 	if err != nil || pair == nil {
 		return cfg, netip.AddrPort{}, fmt.Errorf("%w: no selected candidate pair: %w", ErrFastPath, err)
@@ -336,7 +343,7 @@ func legKeys(l *leg) (srtp.Config, netip.AddrPort, error) {
 	if !ok {
 		return cfg, remote, fmt.Errorf("%w: no srtp profile", ErrFastPath)
 	}
-	client, err := dtlsIsClient(l.pc)
+	client, err := dtlsIsClient(pc)
 	if err != nil {
 		return cfg, remote, err
 	}
