@@ -61,7 +61,8 @@ func BenchmarkForward(b *testing.B) {
 // BenchmarkForwardFast measures the fast path's whole per-packet work
 // (PathFast): SRTP decrypt of a packet from Meta, parse, stats, rewrite,
 // SRTP encrypt for the agent and the UDP send, one packet per system call
-// ("single") or 32 per sendmmsg as the read loop batches them ("batch32").
+// ("single") or 32 per sendmmsg as the read loop batches them ("batch32"),
+// and the SRTP parts alone ("decrypt", "decrypt+encrypt": no system call).
 // The packets are encrypted beforehand with the Meta leg's real keys.
 func BenchmarkForwardFast(b *testing.B) {
 	e := newTestEngine(b, func(c *Config) { c.PacketPath = PathFast })
@@ -101,6 +102,38 @@ func BenchmarkForwardFast(b *testing.B) {
 		}
 	}
 	scratch := make([]byte, 1600)
+	// The parts without the system call: SRTP decrypt alone, and decrypt +
+	// encrypt with the agent leg's context (what the crypto costs of the
+	// whole).
+	agTx := h.b.agent.Load().fast.Load()
+	b.Run("decrypt", func(b *testing.B) {
+		b.ReportAllocs()
+		i := 0
+		for b.Loop() {
+			if _, err := fl.rx.DecryptRTP(scratch[:0], pkts[i%n], &fl.fw.hdr); err != nil {
+				b.Fatal(err)
+			}
+			i++
+		}
+	})
+	b.Run("decrypt+encrypt", func(b *testing.B) {
+		b.ReportAllocs()
+		out := make([]byte, 0, 1600)
+		i := 0
+		for b.Loop() {
+			plain, err := fl.rx.DecryptRTP(scratch[:0], pkts[i%n], &fl.fw.hdr)
+			if err != nil {
+				b.Fatal(err)
+			}
+			agTx.txMu.Lock()
+			_, err = agTx.tx.EncryptRTP(out[:0], plain, &agTx.txHdr)
+			agTx.txMu.Unlock()
+			if err != nil {
+				b.Fatal(err)
+			}
+			i++
+		}
+	})
 	sent := func() uint64 { return h.b.Stats().Agent.PacketsSent }
 	for _, batch := range []int{1, 32} {
 		name := "single"
