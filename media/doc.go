@@ -13,4 +13,8 @@
 // the DTLS client (a=setup:active), offers/answers Opus and telephone-event
 // only, sends exactly one SSRC, and keeps RTP sequence numbers and timestamps
 // continuous across silence, agent audio, DTMF and agent leg replacement.
+//
+// By default (Config.PacketPath PathFast) Pion does ICE, DTLS and SDP only:
+// once a leg is connected, its SRTP/SRTCP is handled in batches in the one
+// socket's read loop (fastpath.go); PathPion leaves every packet to Pion.
 package media
