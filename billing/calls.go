@@ -18,6 +18,7 @@ type CallFilter struct {
 	Outcome   call.Outcome
 	Agent     string
 	Number    string    // the user's number, any form phone.Parse accepts
+	Business  string    // the business number's phone_number_id (calls recorded since usage by number exists)
 	From, To  time.Time // EndedAt in [From, To)
 	Limit     int       // page size; 0 = DefaultCallsLimit, capped at MaxCallsLimit
 	Cursor    string    // nextCursor of the previous page; "" = newest
@@ -56,6 +57,8 @@ func (l *Ledger) Calls(ctx context.Context, f CallFilter) ([]Entry, string, erro
 			return nil, "", fmt.Errorf("billing: calls: number filter: %w", err)
 		}
 		idx = l.k.idxNumber(n.Digits)
+	case f.Business != "":
+		idx = l.k.idxBusiness(f.Business)
 	case f.Agent != "":
 		idx = l.k.idxAgent(f.Agent)
 	case f.Outcome != call.OutcomeUnknown:
@@ -118,6 +121,8 @@ func (f CallFilter) match(e Entry) bool {
 	case f.Outcome != call.OutcomeUnknown && e.Outcome != f.Outcome:
 		return false
 	case f.Agent != "" && e.Agent != f.Agent:
+		return false
+	case f.Business != "" && e.PhoneNumberID != f.Business:
 		return false
 	case !f.From.IsZero() && e.EndedAt.Before(f.From):
 		return false

@@ -121,6 +121,7 @@ func (k keys) lease(name string) string       { return k.base + "lease:" + name 
 func (k keys) idxAll() string                 { return k.base + "idx:all" }
 func (k keys) idxAgent(a string) string       { return k.base + "idx:agent:" + a }
 func (k keys) idxNumber(digits string) string { return k.base + "idx:num:" + digits }
+func (k keys) idxBusiness(pnid string) string { return k.base + "idx:biz:" + pnid }
 func (k keys) idxDir(d call.Direction) string { return k.base + "idx:dir:" + d.String() }
 func (k keys) idxOut(o call.Outcome) string   { return k.base + "idx:out:" + o.String() }
 func (k keys) msg(id string) string           { return k.base + "msg:" + id }
@@ -215,8 +216,13 @@ redis.call('HSET', KEYS[1], 'rec', ARGV[2], 'country', ARGV[3], 'src', ARGV[4], 
 redis.call('XADD', KEYS[2], '*', 'seq', seq, 'id', ARGV[1], 'rec', ARGV[2], 'country', ARGV[3],
   'bs', billed, 'cost', cost, 'rate', rate, 'tier', tier, 'src', ARGV[4], 'at', ARGV[6], 'mkt', ARGV[11])
 local c = ARGV[3] .. ':'
+local biz = ARGV[14 + 3 * tonumber(ARGV[13])] or ''
+local b = 'biz:' .. biz .. ':'
 redis.call('HINCRBY', KEYS[4], 'all_calls', 1)
 redis.call('HINCRBY', KEYS[4], c .. 'all_calls', 1)
+if biz ~= '' then
+  redis.call('HINCRBY', KEYS[4], b .. 'all_calls', 1)
+end
 if billable then
   redis.call('HINCRBY', KEYS[4], 'calls', 1)
   redis.call('HINCRBY', KEYS[4], c .. 'calls', 1)
@@ -224,6 +230,11 @@ if billable then
   redis.call('HINCRBY', KEYS[4], c .. 'billed_seconds', billed)
   redis.call('HINCRBY', KEYS[4], 'cost_micros', cost)
   redis.call('HINCRBY', KEYS[4], c .. 'cost_micros', cost)
+  if biz ~= '' then
+    redis.call('HINCRBY', KEYS[4], b .. 'calls', 1)
+    redis.call('HINCRBY', KEYS[4], b .. 'billed_seconds', billed)
+    redis.call('HINCRBY', KEYS[4], b .. 'cost_micros', cost)
+  end
   redis.call('HINCRBY', KEYS[4], ARGV[9], ARGV[10])
   redis.call('HSET', KEYS[4], 'minutes', math.floor(tb / 60), c .. 'market', ARGV[11])
   local d = 'calls:' .. ARGV[3] .. ':'
@@ -340,12 +351,16 @@ func (l *Ledger) Record(ctx context.Context, rec call.Record) (Entry, bool, erro
 	if numberKey != "" {
 		ks = append(ks, l.k.idxNumber(numberKey))
 	}
+	if rec.PhoneNumberID != "" {
+		ks = append(ks, l.k.idxBusiness(rec.PhoneNumberID))
+	}
 	args := []any{string(rec.ID), recJSON, e.Country, e.DurationSource, e.DurationSeconds,
 		e.RecordedAt.Format(time.RFC3339Nano), boolArg(billable), p.BilledSeconds, tierField(card, mkt.ID), p.TierSeconds,
 		mkt.ID, e.Flags, len(mkt.Tiers)}
 	for _, t := range mkt.Tiers {
 		args = append(args, t.FromMinutes*60, t.RateMicrosPerMinute, CostMicros(p.BilledSeconds, t.RateMicrosPerMinute))
 	}
+	args = append(args, rec.PhoneNumberID) // the business number: usage by number
 	res, err := recordScript.Run(ctx, l.rdb, ks, args...).Slice()
 	if err != nil {
 		l.metrics.LedgerWriteErrors.Inc()

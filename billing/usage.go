@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -14,6 +15,7 @@ import (
 type UsageReport struct {
 	Month          string              `json:"month"`
 	Countries      []CountryUsage      `json:"countries"`
+	Numbers        []NumberUsage       `json:"numbers"` // by business number (phone_number_id)
 	Messages       []MessageUsage      `json:"messages"`
 	Conversations  []ConversationUsage `json:"conversations"`
 	Totals         Totals              `json:"totals"`
@@ -29,6 +31,15 @@ type MessageUsage struct {
 	Pending    int64            `json:"pending"`  // sent, not settled yet
 	Failed     int64            `json:"failed"`   // failed: never charged
 	CostMicros int64            `json:"cost_micros"`
+}
+
+// NumberUsage is one business number's calls in a month.
+type NumberUsage struct {
+	PhoneNumberID string `json:"phone_number_id"`
+	Calls         int64  `json:"calls"`     // connected business-initiated calls
+	AllCalls      int64  `json:"all_calls"` // every recorded call, free ones included
+	BilledSeconds int64  `json:"billed_seconds"`
+	CostMicros    int64  `json:"cost_micros"`
 }
 
 // CountryUsage is one country's billed calls in a month.
@@ -98,7 +109,8 @@ func (l *Ledger) Usage(ctx context.Context, month string) (*UsageReport, error) 
 }
 
 func usageFromHash(month string, h map[string]string) (*UsageReport, error) {
-	r := &UsageReport{Month: month, Countries: []CountryUsage{}, Messages: []MessageUsage{}, Conversations: []ConversationUsage{}}
+	r := &UsageReport{Month: month, Countries: []CountryUsage{}, Numbers: []NumberUsage{}, Messages: []MessageUsage{}, Conversations: []ConversationUsage{}}
+	numbers := map[string]*NumberUsage{}
 	countries := map[string]*CountryUsage{}
 	convs := map[[2]string]*ConversationUsage{}
 	msgs := map[string]*MessageUsage{}
@@ -118,6 +130,22 @@ func usageFromHash(month string, h map[string]string) (*UsageReport, error) {
 			return nil, fmt.Errorf("%w: month %s field %s: %w", ErrLedger, month, f, err)
 		}
 		switch {
+		case parts[0] == "biz" && len(parts) == 3:
+			nu := numbers[parts[1]]
+			if nu == nil {
+				nu = &NumberUsage{PhoneNumberID: parts[1]}
+				numbers[parts[1]] = nu
+			}
+			switch parts[2] {
+			case "calls":
+				nu.Calls = n
+			case "all_calls":
+				nu.AllCalls = n
+			case "billed_seconds":
+				nu.BilledSeconds = n
+			case "cost_micros":
+				nu.CostMicros = n
+			}
 		case parts[0] == "tier" || parts[0] == "pmt":
 			// tier counters
 		case parts[0] == "pm" && len(parts) >= 3:
@@ -194,6 +222,10 @@ func usageFromHash(month string, h map[string]string) (*UsageReport, error) {
 	for _, cu := range countries {
 		r.Countries = append(r.Countries, *cu)
 	}
+	for _, nu := range numbers {
+		r.Numbers = append(r.Numbers, *nu)
+	}
+	sort.Slice(r.Numbers, func(i, j int) bool { return r.Numbers[i].PhoneNumberID < r.Numbers[j].PhoneNumberID })
 	for _, cv := range convs {
 		r.Conversations = append(r.Conversations, *cv)
 	}

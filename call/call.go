@@ -89,26 +89,29 @@ func (o *Outcome) UnmarshalText(b []byte) error {
 type EndReason uint8
 
 const (
-	ReasonUnknown EndReason = iota
-	AgentHangup             // the agent hung up
-	UserHangup              // the WhatsApp user hung up (terminate webhook)
-	RingTimeout             // no agent accepted in time
-	NoAgent                 // no agent was available
-	AgentRejected           // every ringing agent declined
-	MediaTimeout            // no media for too long (watchdog or Meta 138021)
-	AgentLost               // the agent's tab/leg died and did not come back
-	UserDeclined            // business-initiated: the user declined
-	UserNoAnswer            // business-initiated: the user did not answer
-	MetaError               // Meta reported an error (see Record.ErrorCode)
-	Drained                 // the instance shut down past its grace period
-	OwnerLost               // the owning instance died; another ended the call
-	SetupFailed             // media or signaling could not be set up
-	Stale                   // Meta's connect was older than its accept window: recorded, not acted on
+	ReasonUnknown  EndReason = iota
+	AgentHangup              // the agent hung up
+	UserHangup               // the WhatsApp user hung up (terminate webhook)
+	RingTimeout              // no agent accepted in time
+	NoAgent                  // no agent was available
+	AgentRejected            // every ringing agent declined
+	MediaTimeout             // no media for too long (watchdog or Meta 138021)
+	AgentLost                // the agent's tab/leg died and did not come back
+	UserDeclined             // business-initiated: the user declined
+	UserNoAnswer             // business-initiated: the user did not answer
+	MetaError                // Meta reported an error (see Record.ErrorCode)
+	Drained                  // the instance shut down past its grace period
+	OwnerLost                // the owning instance died; another ended the call
+	SetupFailed              // media or signaling could not be set up
+	Stale                    // Meta's connect was older than its accept window: recorded, not acted on
+	QueueAbandoned           // the caller hung up while waiting in a queue (answered by callgw, no agent)
+	QueueTimeout             // the caller waited max_wait and no team was left to try
+	QueueFull                // nobody free and the queue could take no more
 )
 
 var reasonNames = [...]string{"unknown", "agent_hangup", "user_hangup", "ring_timeout", "no_agent",
 	"agent_rejected", "media_timeout", "agent_lost", "user_declined", "user_no_answer", "meta_error",
-	"drained", "owner_lost", "setup_failed", "stale"}
+	"drained", "owner_lost", "setup_failed", "stale", "queue_abandoned", "queue_timeout", "queue_full"}
 
 func (r EndReason) String() string {
 	if int(r) < len(reasonNames) {
@@ -156,6 +159,12 @@ type Record struct {
 	ErrorCode     int       `json:"error_code,omitempty"` // Meta error code, if any
 	Payload       string    `json:"payload,omitempty"`    // deeplink/cta payload that brought the user
 	Opaque        string    `json:"biz_opaque,omitempty"` // biz_opaque_callback_data
+	// RecordingConsent is the consent to recording obtained from the
+	// user: "notice" (a prompt, or Meta's notice), "explicit_given" (the
+	// user pressed 1), "explicit_refused" (no key in time), "none" (the
+	// call ended before consent was asked or answered); "" = not recorded
+	// by policy.
+	RecordingConsent string `json:"recording_consent,omitempty"`
 	// MediaFailure says why a leg carried no media when that ended the
 	// call: "<leg>:<cause>", leg whatsapp|agent, cause one of media's
 	// bounded diagnoses (e.g. "agent:nothing_from_peer").

@@ -78,10 +78,13 @@ type Number struct {
 	TokenEnv           string   // environment variable holding its access token
 	PermissionTemplate string   // "name:language", or "" (none: outside the window a request is refused)
 	Teams              []TeamID // tried in order; the first is the number's own team
-	HoldAudio          string   // Ogg/Opus file played while the caller waits; "" = silence
+	HoldAudio          string   // Ogg/Opus file played while the caller waits; "" = the built-in hold music
 	Line               int      // line of its entry in Source
 
 	holdLine, holdColumn int
+
+	// Recording is the number's recording policy (numbers[].recording, recording.go).
+	Recording Recording
 }
 
 // Team is a group of agents rung together.

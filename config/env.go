@@ -49,7 +49,7 @@ numbers:
     token_env: %s
     permission_template: %q
     teams: [%s]
-`, DefaultTeam, id, getenv(EnvWABAID), brand, EnvAccessToken, getenv(EnvPermissionTemplate), DefaultTeam)
+%s`, DefaultTeam, id, getenv(EnvWABAID), brand, EnvAccessToken, getenv(EnvPermissionTemplate), DefaultTeam, recordingEnvYAML(getenv))
 	c, err := Parse([]byte(doc), "<env>")
 	if err != nil {
 		return nil, fmt.Errorf("config from %s, %s, %s: %w", EnvPhoneNumberID, EnvWABAID, EnvPermissionTemplate, err)

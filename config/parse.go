@@ -383,6 +383,7 @@ func Parse(b []byte, source string) (*Config, error) {
 				num.PermissionTemplate = v
 			}
 		}
+		num.Recording = p.recording(f["recording"], join(path, "recording")) // recording.go
 		num.HoldAudio = p.str(f["hold_audio"], join(path, "hold_audio"), false, nil, "a file path")
 		if hn := f["hold_audio"]; hn != nil {
 			num.holdLine, num.holdColumn = hn.Line, hn.Column

@@ -9,6 +9,7 @@ import (
 
 	"github.com/pion/rtp"
 	"github.com/pion/srtp/v3"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 // bridged builds one fully connected call (Meta peer, bridge, agent peer).
@@ -33,11 +34,26 @@ func BenchmarkForward(b *testing.B) {
 	for _, tc := range []struct {
 		name string
 		leg  *leg
+		rec  bool
 	}{
-		{"whatsapp_to_agent", h.b.waLeg()},
-		{"agent_to_whatsapp", h.b.agent.Load()},
+		{"whatsapp_to_agent", h.b.waLeg(), false},
+		{"agent_to_whatsapp", h.b.agent.Load(), false},
+		{"whatsapp_to_agent_recording", h.b.waLeg(), true},
+		{"agent_to_whatsapp_recording", h.b.agent.Load(), true},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
+			// Recording: the tap's rings as StartRecording makes them, drained
+			// here every 64 packets into a sink that keeps nothing (the
+			// recording goroutine's job, without its 100 ms period, so that
+			// every packet is copied rather than dropped).
+			var rec *recorder
+			if tc.rec {
+				m := e.metrics
+				rec = &recorder{user: newRecRing(m.recDropUser), biz: newRecRing(m.recDropBiz),
+					userSink: &countSink{}, bizSink: &countSink{}}
+				h.b.out.rec.Store(rec)
+				defer h.b.out.rec.Store(nil)
+			}
 			fw := forwarder{b: h.b, l: tc.leg, opusIn: 111, teIn: 126}
 			hdr := rtp.Header{Version: 2, PayloadType: 111, SequenceNumber: 1, Timestamp: 1, SSRC: 0x1234}
 			pkt, err := (&rtp.Packet{Header: hdr, Payload: payload}).Marshal()
@@ -53,10 +69,34 @@ func BenchmarkForward(b *testing.B) {
 				pkt[2], pkt[3] = byte(seq>>8), byte(seq)
 				pkt[4], pkt[5], pkt[6], pkt[7] = byte(ts>>24), byte(ts>>16), byte(ts>>8), byte(ts)
 				fw.handle(time.Now(), pkt)
+				if rec != nil && seq%64 == 0 {
+					rec.user.drain(rec.userSink, &rec.userErr)
+					rec.biz.drain(rec.bizSink, &rec.bizErr)
+				}
+			}
+			if rec != nil {
+				rec.user.drain(rec.userSink, &rec.userErr)
+				rec.biz.drain(rec.bizSink, &rec.bizErr)
+				sink := rec.userSink.(*countSink)
+				if tc.leg.kind == legAgent {
+					sink = rec.bizSink.(*countSink)
+				}
+				if sink.n != b.N {
+					b.Fatalf("tap got %d packets of %d", sink.n, b.N)
+				}
+				if d := testutil.ToFloat64(e.metrics.RecordDropped.WithLabelValues("user")) +
+					testutil.ToFloat64(e.metrics.RecordDropped.WithLabelValues("business")); d != 0 {
+					b.Fatalf("tap dropped %v packets", d)
+				}
 			}
 		})
 	}
 }
+
+// countSink is a PacketSink that only counts.
+type countSink struct{ n int }
+
+func (s *countSink) WritePacket([]byte, uint32) error { s.n++; return nil }
 
 // BenchmarkForwardFast measures the fast path's whole per-packet work
 // (PathFast): SRTP decrypt of a packet from Meta, parse, stats, rewrite,
@@ -299,5 +339,82 @@ func testResourcesPerCall(t *testing.T, path PacketPath, maxGoroutines float64, 
 	}
 	if maxHeapKB > 0 && perHeap/1024 > maxHeapKB {
 		t.Errorf("heap %d KB per call, limit %d KB", perHeap/1024, maxHeapKB)
+	}
+}
+
+// BenchmarkPlayTick measures the pacer's step for one bridge while a
+// prompt plays (one 20 ms packet per tick, looping): schedule, rewrite,
+// Pion's SRTP write and the send, with the recording tap on or off.
+func BenchmarkPlayTick(b *testing.B) {
+	e := newTestEngine(b, nil)
+	h := bridged(b, e, true)
+	h.meta.discard.Store(true)
+	p, err := LoadPromptFile("testdata/tone-700.opus")
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, rec := range []bool{false, true} {
+		name := "prompt"
+		if rec {
+			name = "prompt_recording"
+		}
+		b.Run(name, func(b *testing.B) {
+			var r *recorder
+			if rec {
+				m := e.metrics
+				r = &recorder{user: newRecRing(m.recDropUser), biz: newRecRing(m.recDropBiz),
+					userSink: &countSink{}, bizSink: &countSink{}}
+				h.b.out.rec.Store(r)
+				defer h.b.out.rec.Store(nil)
+			}
+			// the engine's pacer ticks this bridge too; this loop drives its own
+			// clock far ahead so that both only ever send what is due
+			if _, err := h.b.Play([]*Prompt{p}, PlayOptions{Loop: true}); err != nil {
+				b.Fatal(err)
+			}
+			defer h.b.StopPlayback()
+			before := testutil.ToFloat64(e.metrics.PromptPackets)
+			now := time.Now().Add(time.Hour)
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				now = now.Add(frameDuration)
+				h.b.out.tick(now, e.metrics, true)
+				if i++; r != nil && i%64 == 0 {
+					r.biz.drain(r.bizSink, &r.bizErr)
+				}
+			}
+			if sent := testutil.ToFloat64(e.metrics.PromptPackets) - before; sent < float64(i) {
+				b.Fatalf("sent %v prompt packets in %d ticks", sent, i)
+			}
+		})
+	}
+}
+
+// BenchmarkRecordTap is the recording tap's own cost per packet on the
+// forwarding path: copy into the ring (drained every 64 packets, as the
+// recording goroutine would, into a sink that counts).
+func BenchmarkRecordTap(b *testing.B) {
+	m, err := NewMetrics(nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	r := newRecRing(m.recDropUser)
+	sink := &countSink{}
+	var sinkErr error
+	payload := loadOpus(b, "caller-440.ogg")[50]
+	b.ReportAllocs()
+	b.SetBytes(int64(len(payload)))
+	ts, i := uint32(0), 0
+	for b.Loop() {
+		ts += 960
+		r.push(payload, ts)
+		if i++; i%64 == 0 {
+			r.drain(sink, &sinkErr)
+		}
+	}
+	r.drain(sink, &sinkErr)
+	if sink.n != b.N || testutil.ToFloat64(m.recDropUser) != 0 {
+		b.Fatalf("sink got %d of %d", sink.n, b.N)
 	}
 }

@@ -450,9 +450,13 @@ func (b *Bridge) Close() error {
 	}
 	b.closed = true
 	b.isShut.Store(true)
+	b.StopPlayback()
 	wa := b.wa
 	ag := b.agent.Load()
 	b.mu.Unlock()
+	if err := b.StopRecording(); err != nil {
+		b.log.Warn("recording stopped at close", "err", err)
+	}
 	b.e.remove(b)
 	for _, l := range []*leg{ag, wa} {
 		if l != nil {

@@ -12,7 +12,13 @@
 // Toward WhatsApp the gateway is a full ICE agent in the controlling role and
 // the DTLS client (a=setup:active), offers/answers Opus and telephone-event
 // only, sends exactly one SSRC, and keeps RTP sequence numbers and timestamps
-// continuous across silence, agent audio, DTMF and agent leg replacement.
+// continuous across silence, agent audio, DTMF, prompts and agent leg
+// replacement.
+//
+// Prompts (Ogg Opus, checked at load, a few built in) are played into the
+// WhatsApp leg by the pacer without transcoding (Bridge.Play); Bridge.Hold
+// loops hold music and stops forwarding both ways. Bridge.StartRecording
+// taps both directions' Opus packets for a local recording.
 //
 // By default (Config.PacketPath PathFast) Pion does ICE, DTLS and SDP only:
 // once a leg is connected, its SRTP/SRTCP is handled in batches in the one

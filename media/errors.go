@@ -32,3 +32,17 @@ var (
 	// ErrBadCandidate is returned by AddAgentCandidate for a candidate Pion rejects.
 	ErrBadCandidate = errors.New("media: bad ice candidate")
 )
+
+// Prompts, playback and recording.
+var (
+	// ErrBadPrompt is returned (wrapped, saying why) by LoadPrompt and
+	// LoadPromptFile for a file that is not a playable Ogg Opus stream.
+	ErrBadPrompt = errors.New("media: bad prompt")
+	// ErrUnknownPrompt is returned by BuiltinPrompt for a name it does not ship.
+	ErrUnknownPrompt = errors.New("media: unknown built-in prompt")
+	// ErrNoPrompt is returned by Play with no prompt (or a nil one).
+	ErrNoPrompt = errors.New("media: no prompt to play")
+	// ErrRecording is returned by StartRecording when a recording is already
+	// on (or a sink is nil).
+	ErrRecording = errors.New("media: recording")
+)

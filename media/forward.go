@@ -2,6 +2,7 @@ package media
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pion/rtcp"
@@ -52,6 +53,16 @@ type outState struct {
 	dtmfStep   int
 	dtmfTS     uint32
 	dtmfGap    int
+
+	// play is the prompt playback in progress (play.go); held: the call is
+	// on hold (no agent audio toward WhatsApp, nothing toward the agent).
+	play *playback
+	held atomic.Bool
+	// rec is the recording tap (record.go); nil: off. The business
+	// direction is tapped in writeLocked, the user direction in the
+	// WhatsApp leg's forwarder.
+	rec   atomic.Pointer[recorder]
+	recMu sync.Mutex // serialises StartRecording and StopRecording
 }
 
 func (o *outState) initTrack() *outTrack {
@@ -83,6 +94,9 @@ func (o *outState) writeLocked(now time.Time, bd *binding, pt uint8, marker bool
 	if _, err := bd.w.WriteRTP(&o.hdr, payload); err != nil {
 		return false
 	}
+	if r := o.rec.Load(); r != nil && pt == bd.ptOpus {
+		r.biz.push(payload, ts)
+	}
 	o.pkts++
 	o.bytes += uint64(len(payload))
 	o.lastSendAt = now
@@ -94,7 +108,7 @@ func (o *outState) writeLocked(now time.Time, bd *binding, pt uint8, marker bool
 func (o *outState) fromAgent(now time.Time, in *rtp.Header, payload []byte, audio, te bool) bool {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	if o.track == nil || o.dtmfActive {
+	if o.track == nil || o.dtmfActive || o.play != nil || o.held.Load() {
 		return false
 	}
 	bd := o.track.b.Load()
@@ -130,8 +144,8 @@ func (o *outState) agentGone() {
 	o.mu.Unlock()
 }
 
-// tick is the pacer's 20 ms step: the next DTMF packet, or a silence frame
-// when no agent audio flows.
+// tick is the pacer's 20 ms step: the next DTMF packet, the prompt packets
+// due (play.go), or a silence frame when no agent audio flows.
 //
 // Before the call's media is started (started false) only silence is sent.
 func (o *outState) tick(now time.Time, m *Metrics, started bool) {
@@ -145,11 +159,18 @@ func (o *outState) tick(now time.Time, m *Metrics, started bool) {
 		return
 	}
 	if started && (o.dtmfActive || (o.dqLen > 0 && o.dtmfGap == 0)) {
+		if o.play != nil {
+			o.play.due = 0 // paused; resumes at the tick after the event
+		}
 		o.dtmfStepLocked(now, bd, m)
 		return
 	}
 	if o.dtmfGap > 0 {
 		o.dtmfGap--
+	}
+	if started && o.play != nil {
+		o.playLocked(now, bd, m)
+		return
 	}
 	if now.UnixNano()-o.lastAgentNS < int64(agentGap) {
 		return
@@ -268,6 +289,8 @@ func (f *forwarder) handleParsed(now time.Time, payload []byte) {
 		}
 		if te {
 			f.dtmfIn(payload)
+		} else if r := b.out.rec.Load(); r != nil && audio {
+			r.user.push(payload, f.hdr.Timestamp)
 		}
 		if b.toAgent(now, &f.hdr, payload, audio, te) {
 			m.fwdToAgent.Inc()
@@ -311,7 +334,7 @@ func (f *forwarder) dtmfIn(payload []byte) {
 // toAgent forwards a WhatsApp packet to the current agent leg, if any.
 func (b *Bridge) toAgent(now time.Time, h *rtp.Header, payload []byte, audio, te bool) bool {
 	ag := b.agent.Load()
-	if ag == nil || !ag.connected.Load() {
+	if ag == nil || !ag.connected.Load() || b.out.held.Load() {
 		return false
 	}
 	bd := ag.track.b.Load()

@@ -23,6 +23,12 @@ type Metrics struct {
 	Jitter *prometheus.HistogramVec // leg; RFC 3550 interarrival jitter of the stream we receive
 	RTT    *prometheus.HistogramVec // leg; from the remote's reception reports about our stream
 
+	// Prompts, hold and the recording tap.
+	PromptPackets prometheus.Counter
+	Playbacks     prometheus.Counter
+	Holds         prometheus.Counter
+	RecordDropped *prometheus.CounterVec // direction (user, business): tap ring full
+
 	// resolved children: no label lookup on the packet path
 	fwdToAgent, fwdToWA     prometheus.Counter
 	bytesToAgent, bytesToWA prometheus.Counter
@@ -30,6 +36,9 @@ type Metrics struct {
 	lostWA, lostAgent       prometheus.Counter
 	dtmfFromWA, dtmfToWA    prometheus.Counter
 	jitter, rtt             [2]prometheus.Observer // by legKind
+	promptPackets           prometheus.Counter
+	playbacks, holds        prometheus.Counter
+	recDropUser, recDropBiz prometheus.Counter
 }
 
 // Histogram buckets suited to voice, in seconds.
@@ -68,7 +77,19 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		RTT: prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: ns, Subsystem: sub,
 			Name: "rtt_seconds", Help: "Round-trip time from RTCP reception reports, one sample per leg per RTCP interval.",
 			Buckets: rttBuckets}, []string{"leg"}),
+		PromptPackets: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
+			Name: "prompt_packets_total", Help: "Prompt (and hold music) Opus packets sent toward WhatsApp."}),
+		Playbacks: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
+			Name: "playbacks_total", Help: "Prompt playbacks started (Play)."}),
+		Holds: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
+			Name: "holds_total", Help: "Calls put on hold."}),
+		RecordDropped: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
+			Name: "recording_packets_dropped_total", Help: "Packets the recording tap dropped because its ring was full (slow sink)."},
+			[]string{"direction"}),
 	}
+	m.promptPackets, m.playbacks, m.holds = m.PromptPackets, m.Playbacks, m.Holds
+	m.recDropUser = m.RecordDropped.WithLabelValues("user")
+	m.recDropBiz = m.RecordDropped.WithLabelValues("business")
 	m.fwdToAgent = m.PacketsForwarded.WithLabelValues("to_agent")
 	m.fwdToWA = m.PacketsForwarded.WithLabelValues("to_whatsapp")
 	m.bytesToAgent = m.BytesForwarded.WithLabelValues("to_agent")
@@ -86,7 +107,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	if reg != nil {
 		for _, c := range []prometheus.Collector{m.BridgesCreated, m.PacketsForwarded, m.BytesForwarded,
 			m.PacketsDropped, m.PacketsLost, m.SilencePackets, m.DTMFEvents, m.MediaTimeouts, m.LegStates,
-			m.Jitter, m.RTT} {
+			m.Jitter, m.RTT, m.PromptPackets, m.Playbacks, m.Holds, m.RecordDropped} {
 			if err := reg.Register(c); err != nil {
 				return nil, fmt.Errorf("media: register metrics: %w", err)
 			}

@@ -36,6 +36,7 @@ func loadOpus(t testing.TB, name string) [][]byte {
 type rxPacket struct {
 	at      time.Time
 	pt      uint8
+	ssrc    uint32
 	seq     uint16
 	ts      uint32
 	marker  bool
@@ -138,7 +139,7 @@ func newPeer(t testing.TB, api *webrtc.API) *peer {
 				continue
 			}
 			p.mu.Lock()
-			p.got = append(p.got, rxPacket{at: time.Now(), pt: pkt.PayloadType, seq: pkt.SequenceNumber,
+			p.got = append(p.got, rxPacket{at: time.Now(), pt: pkt.PayloadType, ssrc: pkt.SSRC, seq: pkt.SequenceNumber,
 				ts: pkt.Timestamp, marker: pkt.Marker, payload: pkt.Payload})
 			p.mu.Unlock()
 			select {

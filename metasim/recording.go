@@ -123,9 +123,16 @@ func (s *Sim) downloadMedia(id string, q url.Values) (any, *graphError) {
 	}
 	s.mu.Lock()
 	m := s.media[id]
+	fail := s.mediaFail > 0 && m != nil
+	if fail {
+		s.mediaFail--
+	}
 	s.mu.Unlock()
 	if m == nil {
 		return nil, errGraph(http.StatusNotFound, 100, "Media not found")
+	}
+	if fail {
+		return nil, errGraph(http.StatusInternalServerError, 2, "Service temporarily unavailable")
 	}
 	return &rawResponse{mime: m.mime, body: m.data}, nil
 }
@@ -232,4 +239,13 @@ func transcriptDoc(now time.Time, dur time.Duration) map[string]any {
 			},
 		},
 	}
+}
+
+// FailMediaDownloads makes the next n downloads of existing media answer
+// HTTP 500 (code 2, "Service temporarily unavailable"), as Meta's media
+// servers sometimes do; n <= 0 stops failing.
+func (s *Sim) FailMediaDownloads(n int) {
+	s.mu.Lock()
+	s.mediaFail = max(n, 0)
+	s.mu.Unlock()
 }

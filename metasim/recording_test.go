@@ -142,5 +142,12 @@ func TestRecordingAndTranscriptWebhooks(t *testing.T) {
 	if st, again := get(info["url"].(string), testToken); st != 200 || !bytes.Equal(again, ogg) {
 		t.Fatalf("fresh URL = %d", st)
 	}
+	// FailMediaDownloads: the next two downloads fail with 500, then they work again.
+	e.sim.FailMediaDownloads(2)
+	for i, want := range []int{500, 500, 200} {
+		if st, _ := get(info["url"].(string), testToken); st != want {
+			t.Fatalf("download %d with failures = %d, want %d", i, st, want)
+		}
+	}
 
 }

@@ -111,6 +111,7 @@ type Sim struct {
 	history   []callRecord         // ended calls, for call_analytics
 	skew      AnalyticsSkew
 	media     map[string]*mediaObj
+	mediaFail int // media downloads still to fail with HTTP 500 (FailMediaDownloads)
 	graphBase string
 	requests  []GraphRequest
 	reqNotify chan struct{} // closed and replaced on each new request

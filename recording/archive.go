@@ -323,3 +323,38 @@ func (a *Archive) saveFile(ctx context.Context, f *os.File, number, callID strin
 	}
 	return e, nil
 }
+
+// Statuses returns the index entries of calls (call id → entries) for a
+// call log: status, sizes, errors, no bytes and no links, so not audited.
+// Calls without entries are absent.
+func (a *Archive) Statuses(ctx context.Context, callIDs []string) (map[string][]Entry, error) {
+	out := map[string][]Entry{}
+	if len(callIDs) == 0 {
+		return out, nil
+	}
+	cmds := make([]*redis.MapStringStringCmd, len(callIDs))
+	_, err := a.idx.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, id := range callIDs {
+			cmds[i] = p.HGetAll(ctx, a.idx.callKey(id))
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("recording: statuses: %w", err)
+	}
+	for i, c := range cmds {
+		m := c.Val()
+		for _, k := range kindNames[1:] {
+			s, ok := m[k]
+			if !ok {
+				continue
+			}
+			e, err := decodeEntry(s)
+			if err != nil {
+				return nil, err
+			}
+			out[callIDs[i]] = append(out[callIDs[i]], e)
+		}
+	}
+	return out, nil
+}

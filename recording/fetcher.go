@@ -48,6 +48,9 @@ type FetcherConfig struct {
 	GraphURL string
 	// Token is the bearer token for Graph and media downloads. Required.
 	Token string
+	// TokenFor, if set, gives the token of a business number's media (each
+	// number may have its own); "" falls back to Token.
+	TokenFor func(number string) string
 	// Client does the HTTP; default a client with a 5-minute timeout.
 	Client *http.Client
 	// TempDir holds downloads while they are verified (default os.TempDir()).
@@ -444,7 +447,7 @@ func (f *Fetcher) refreshURL(ctx context.Context, e *Entry) error {
 	if err != nil {
 		return fmt.Errorf("recording: media info: %w", err)
 	}
-	req.Header.Set("Authorization", "Bearer "+f.cfg.Token)
+	req.Header.Set("Authorization", "Bearer "+f.token(e.Number))
 	resp, err := f.cfg.Client.Do(req)
 	if err != nil {
 		return fmt.Errorf("recording: media info: %w", err)
@@ -473,6 +476,15 @@ func (f *Fetcher) refreshURL(ctx context.Context, e *Entry) error {
 	}
 	e.URL, e.URLExpiresAt = info.URL, f.cfg.Clock.Now().Add(f.cfg.LinkLife)
 	return nil
+}
+
+func (f *Fetcher) token(number string) string {
+	if f.cfg.TokenFor != nil {
+		if t := f.cfg.TokenFor(number); t != "" {
+			return t
+		}
+	}
+	return f.cfg.Token
 }
 
 func graphCode(body []byte) int {
@@ -506,7 +518,7 @@ func (f *Fetcher) download(ctx context.Context, e Entry) (string, int64, error) 
 	if err != nil {
 		return "", 0, fmt.Errorf("recording: download: %w", err)
 	}
-	req.Header.Set("Authorization", "Bearer "+f.cfg.Token)
+	req.Header.Set("Authorization", "Bearer "+f.token(e.Number))
 	resp, err := f.cfg.Client.Do(req)
 	if err != nil {
 		return "", 0, fmt.Errorf("recording: download: %w", err)

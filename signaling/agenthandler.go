@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/callgw/callgw/call"
@@ -18,7 +19,8 @@ func (c *Controller) Welcome(s *agents.Session) []agents.CallInfo {
 	var out []agents.CallInfo
 	for _, ci := range c.allCalls() {
 		st := ParseState(ci.State)
-		if st == StateRinging || (st.AgentOwned() && ci.Agent == s.Agent) {
+		offered := st == StateRinging && len(ci.OfferedTo) == 0 || (st.Offered() && slices.Contains(ci.OfferedTo, s.Agent))
+		if offered || (st.AgentOwned() && ci.Agent == s.Agent) {
 			out = append(out, ci)
 		}
 	}
@@ -98,7 +100,7 @@ func (c *Controller) handle(ctx context.Context, s *agents.Session, m *agents.Cl
 		}
 		switch m.Type {
 		case agents.TypeDial:
-			ci, start, err := c.dialStart(ctx, s.Agent, to)
+			ci, start, err := c.dialStartFrom(ctx, s.Agent, to, m.From)
 			if err != nil {
 				return err
 			}
@@ -123,6 +125,9 @@ func (c *Controller) handle(ctx context.Context, s *agents.Session, m *agents.Cl
 			s.Send(agents.PermissionMsg{Type: agents.TypePermission, Ref: m.Ref, To: shown, CallID: m.CallID, Permission: d})
 			return nil
 		}
+	}
+	if m.Type == agents.TypeRecordingStop {
+		return c.recordingStopMsg(ctx, s, m) // recording.go
 	}
 	ref := refOf(s)
 	id := call.ID(m.CallID)
@@ -152,6 +157,9 @@ func (c *Controller) localCommand(ref agentRef, m *agents.ClientMessage) error {
 		build = func(*liveCall) lc.Event { return lc.AgentAccept{When: w, Agent: ref.Agent, Available: ref.Available} }
 	case agents.TypeReject:
 		build = func(l *liveCall) lc.Event {
+			if l.route.routed {
+				return lc.AgentDecline{When: w, Agent: ref.Agent, Others: 1} // routing decides what follows (route.go)
+			}
 			others := 0
 			for a := range c.availableAgents() {
 				if a != ref.Agent && !l.lc.Declined[a] {
@@ -258,6 +266,8 @@ func protocolError(err error) error {
 		{ErrStore, agents.CodeUnavailable, "state store unavailable, try again"},
 		{ErrNotConfigured, agents.CodeUnavailable, "outbound calling is not configured"},
 		{ErrMediaSetup, agents.CodeInternal, "media setup failed"},
+		{ErrUnknownBusinessNumber, CodeUnknownNumber, "not a business number this deployment serves"},
+		{ErrNotYourNumber, CodeNotYourNumber, "you may only call from the numbers of your teams"},
 	} {
 		if errors.Is(err, m.err) {
 			return &agents.CodedError{Code: m.code, Message: m.text, Err: err}

@@ -67,6 +67,7 @@ const (
 	busEvent     busKind = "event"     // a webhook event for the owner of its call
 	busCmd       busKind = "cmd"       // an agent command for the owner of its call
 	busReply     busKind = "reply"     // the owner's answer to a cmd
+	busOffer     busKind = "offer"     // offer a queued call to an agent (for the call's owner)
 )
 
 // busMsg is what instances say to each other.
@@ -84,6 +85,8 @@ type busMsg struct {
 	Ref     *agentRef             `json:"ref,omitempty"`
 	Cmd     *agents.ClientMessage `json:"cmd,omitempty"`
 	Err     *agents.CodedError    `json:"err,omitempty"`
+	// offer
+	Offer *queueOffer `json:"offer,omitempty"`
 }
 
 type cluster struct {
@@ -331,6 +334,7 @@ func (c *Controller) reapOne(ctx context.Context, id call.ID, now time.Time) {
 	}
 	cl.PickedUp = !sc.Record.AnsweredAt.IsZero()
 	cl.Accepted = cl.PickedUp && sc.Record.Direction == call.UserInitiated
+	cl.GatewayAnswered = lc.GatewayOnly(sc.Record)
 	cl, _, _ = c.rules.Transition(cl, lc.Drain{When: lc.When{At: now}})
 	cl.Cause = lc.CauseOwnerLost
 	cl.Rec.Outcome, cl.Rec.EndReason = lc.Conclude(cl)
@@ -446,6 +450,10 @@ func (c *Controller) onBus(ctx context.Context, m busMsg) {
 			defer cancel()
 			_, _ = c.cl.publish(rctx, c.cl.instChannel(m.ReplyTo), reply)
 		}()
+	case busOffer:
+		if m.Offer != nil {
+			c.onQueueOffer(*m.Offer)
+		}
 	case busReply:
 		c.cl.mu.Lock()
 		ch := c.cl.pending[m.Corr]

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -13,9 +14,11 @@ import (
 
 	"github.com/callgw/callgw/call"
 	"github.com/callgw/callgw/internal/clock"
+	"github.com/callgw/callgw/media"
 	"github.com/callgw/callgw/phone"
 	"github.com/callgw/callgw/signaling/agents"
 	"github.com/callgw/callgw/signaling/lifecycle"
+	"github.com/callgw/callgw/signaling/routing"
 )
 
 // Hub is what the controller needs from the agent hub.
@@ -44,6 +47,20 @@ type Deps struct {
 	// GraphFor returns the Graph client of another business number this
 	// deployment serves (Config.Numbers); nil means Graph serves them all.
 	GraphFor func(phoneNumberID string) Graph
+	// Router routes user-initiated calls by the numbers and teams of its
+	// configuration, queues callers and keeps callback tasks (nil: every
+	// available agent is offered every call, no queue).
+	Router *routing.Router
+	// DialerFor returns the Dialer of another business number (nil: Dialer
+	// serves only the main number).
+	DialerFor func(phoneNumberID string) Dialer
+	// SettingsFor returns the settings client of a served number (main one
+	// included); nil: settings are read-only (webhooks).
+	SettingsFor func(phoneNumberID string) SettingsClient
+	// HoldAudio returns what a waiting caller of a number hears, looped
+	// (the number's hold_audio, else the built-in hold music); nil: the
+	// built-in "hold" prompt.
+	HoldAudio func(phoneNumberID string) *media.Prompt
 }
 
 // Controller owns every live call of this instance.
@@ -65,9 +82,17 @@ type Controller struct {
 	rules   lifecycle.Rules
 	graphs  func(string) Graph
 	foreign sync.Map // phone number ids seen but not served (logged once)
+	router  *routing.Router
+	dialers func(string) Dialer
+	// settingsClients: see Deps.SettingsFor.
+	settingsClients func(string) SettingsClient
+	holdAudio       func(string) *media.Prompt
+	freed           chan string // agents who freed up (routing loop)
 
 	hub Hub // set by SetHub before serving
 	cl  *cluster
+
+	recs Recordings // recording hooks (SetRecordings, recording.go; nil = none)
 
 	mu    sync.Mutex
 	calls map[call.ID]*liveCall
@@ -109,9 +134,10 @@ func New(cfg Config, d Deps) (*Controller, error) {
 		perms: d.Permissions, msgs: d.Messages, quotes: d.Quotes, now: d.Clock.Now, clock: d.Clock, graphs: d.GraphFor,
 		rules: lifecycle.Rules{RingTimeout: cfg.RingTimeout, RingCeiling: cfg.RingCeiling, AgentGrace: cfg.AgentGrace,
 			MetaWait: cfg.MetaTerminateWait},
-		store: &store{rdb: d.Redis, prefix: cfg.KeyPrefix, ttl: cfg.StateTTL},
-		calls: map[call.ID]*liveCall{},
-		stop:  make(chan struct{}),
+		store:  &store{rdb: d.Redis, prefix: cfg.KeyPrefix, ttl: cfg.StateTTL},
+		calls:  map[call.ID]*liveCall{},
+		stop:   make(chan struct{}),
+		router: d.Router, freed: make(chan string, 256), dialers: d.DialerFor, settingsClients: d.SettingsFor, holdAudio: d.HoldAudio,
 	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	c.cl = &cluster{c: c, rdb: d.Redis, id: cfg.InstanceID, lease: cfg.LeaseTTL, pending: map[string]chan busMsg{}}
@@ -151,6 +177,9 @@ func (c *Controller) Run(ctx context.Context) error {
 		}
 	}()
 	defer func() { <-listened }()
+	routed := make(chan struct{})
+	go func() { defer close(routed); c.runRouting(ctx) }()
+	defer func() { <-routed }()
 	tick := c.cfg.LeaseTTL / 3
 	t := time.NewTicker(tick)
 	defer t.Stop()
@@ -206,7 +235,7 @@ func (c *Controller) ActiveCalls() (ringing, active int) {
 	defer c.mu.Unlock()
 	for _, l := range c.calls {
 		switch st := State(l.stateAtomic.Load()); st {
-		case StateRinging, StateSetup:
+		case StateRinging, StateSetup, lifecycle.StateWaiting:
 			ringing++
 		case StateDialing, StateConnecting, StateConnected:
 			active++
@@ -341,6 +370,17 @@ func (c *Controller) info(l *liveCall) agents.CallInfo {
 		ci.ConnectedAt = r.AnsweredAt.UTC()
 	}
 	ci.Price = l.price
+	if l.route.routed {
+		ci.Brand, ci.Team = l.route.number.Brand, string(l.route.team)
+		if t, ok := c.routingConfig().Team(l.route.team); st.Offered() && (!ok || !t.Any()) {
+			ci.OfferedTo = slices.Clone(l.route.targets) // a "*" team offers every available agent, as before teams
+		}
+	} else if cfg := c.routingConfig(); cfg != nil {
+		if n, ok := cfg.Number(r.PhoneNumberID); ok {
+			ci.Brand = n.Brand
+		}
+	}
+	ci.PhoneNumberID = r.PhoneNumberID
 	if st.AgentOwned() {
 		ci.Media = "connecting"
 		if l.lc.AgentLeg == lifecycle.LegUp {

@@ -20,7 +20,13 @@ import (
 // (Meta's connect webhook brings its answer while the phone rings; ACCEPTED
 // is pickup).
 func (c *Controller) Dial(ctx context.Context, agent, to string) (agents.CallInfo, error) {
-	ci, start, err := c.dialStart(ctx, agent, to)
+	return c.DialFrom(ctx, agent, to, "")
+}
+
+// DialFrom is Dial from one of the agent's business numbers (from: its
+// phone_number_id; "" = the main number).
+func (c *Controller) DialFrom(ctx context.Context, agent, to, from string) (agents.CallInfo, error) {
+	ci, start, err := c.dialStartFrom(ctx, agent, to, from)
 	if err != nil {
 		return ci, err
 	}
@@ -31,8 +37,12 @@ func (c *Controller) Dial(ctx context.Context, agent, to string) (agents.CallInf
 // dialStart places the call and returns its first description and start, which
 // begins its lifecycle (the agent-leg offer): the agent's reply to `dial`
 // goes out first, so that the page knows the call when the offer comes.
-func (c *Controller) dialStart(ctx context.Context, agent, to string) (agents.CallInfo, func(), error) {
-	ci, l, err := c.place(ctx, agent, to)
+func (c *Controller) dialStartFrom(ctx context.Context, agent, to, from string) (agents.CallInfo, func(), error) {
+	pnid, err := c.callingNumber(agent, from)
+	if err != nil {
+		return agents.CallInfo{}, nil, err
+	}
+	ci, l, err := c.place(ctx, agent, to, pnid)
 	if err != nil {
 		return ci, nil, err
 	}
@@ -42,23 +52,24 @@ func (c *Controller) dialStart(ctx context.Context, agent, to string) (agents.Ca
 	}, nil
 }
 
-func (c *Controller) place(ctx context.Context, agent, to string) (agents.CallInfo, *liveCall, error) {
+func (c *Controller) place(ctx context.Context, agent, to, pnid string) (agents.CallInfo, *liveCall, error) {
 	u, err := c.resolveUser(ctx, to)
 	if err != nil {
 		return agents.CallInfo{}, nil, err
 	}
-	if c.dial == nil {
+	dialer := c.dialerFor(pnid)
+	if dialer == nil {
 		return agents.CallInfo{}, nil, fmt.Errorf("%w: outbound calling", ErrNotConfigured)
 	}
 	if c.draining.Load() {
 		return agents.CallInfo{}, nil, ErrDraining
 	}
-	pair := c.pairOf(u)
+	pair := permissions.Pair{Business: pnid, User: u.Key()}
 	if err := c.mayCall(ctx, u, pair); err != nil {
 		return agents.CallInfo{}, nil, err
 	}
 	dialID := newRequestID()
-	l := newLiveCall(c, call.Record{Direction: call.BusinessInitiated, PhoneNumberID: c.cfg.PhoneNumberID,
+	l := newLiveCall(c, call.Record{Direction: call.BusinessInitiated, PhoneNumberID: pnid,
 		UserPhone: u.Phone.E164, UserID: u.BSUID, Agent: agent, CreatedAt: c.now(), MetaDuration: -1,
 		Opaque: opaqueFor(dialID, agent)})
 	b, err := c.media.NewBridge("dial-"+dialID, l.events())
@@ -72,7 +83,7 @@ func (c *Controller) place(ctx context.Context, agent, to string) (agents.CallIn
 		_ = b.Close()
 		return agents.CallInfo{}, nil, fmt.Errorf("%w: %w", ErrMediaSetup, err)
 	}
-	id, err := c.dial.ConnectUser(octx, cloudapi.ConnectRequest{User: metaUser(u), OfferSDP: offer, BizOpaque: l.lc.Rec.Opaque})
+	id, err := dialer.ConnectUser(octx, cloudapi.ConnectRequest{User: metaUser(u), OfferSDP: offer, BizOpaque: l.lc.Rec.Opaque})
 	if err != nil {
 		_ = b.Close()
 		code := metaCode(err)
@@ -81,7 +92,7 @@ func (c *Controller) place(ctx context.Context, agent, to string) (agents.CallIn
 				c.log.Warn("permissions: meta refusal not recorded", "err", perr)
 			}
 		}
-		if c.live != nil {
+		if c.live != nil && pnid == c.cfg.PhoneNumberID {
 			c.live.Invalidate(metaUser(u))
 		}
 		c.m.dials.WithLabelValues("refused").Inc()
@@ -95,6 +106,8 @@ func (c *Controller) place(ctx context.Context, agent, to string) (agents.CallIn
 	l.mirror()
 	l.log.Info("outbound call placed", "to", u.Masked(), "agent", agent)
 	ci := c.info(l) // the actor has not started: l is still ours to read
+	ci.Warning = c.hoursWarning(ctx, pnid)
+	c.agentBusy(ctx, agent)
 	c.register(l)
 	if err := c.own(context.WithoutCancel(ctx), l.id); err != nil {
 		l.log.Warn("cannot record ownership: other instances will not route to this call", "err", err)
@@ -115,7 +128,13 @@ func (c *Controller) mayCall(ctx context.Context, u phone.User, pair permissions
 	} else {
 		d.Allowed = true
 	}
-	p, ok := c.livePermission(ctx, u)
+	var (
+		p  *cloudapi.Permission
+		ok bool
+	)
+	if pair.Business == c.cfg.PhoneNumberID { // Meta's live state is read through the main number's client only
+		p, ok = c.livePermission(ctx, u)
+	}
 	if !ok {
 		if !d.Allowed {
 			return permissionError(d)

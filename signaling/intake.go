@@ -31,8 +31,12 @@ func (c *Controller) HandleEvent(ctx context.Context, ev webhook.Event, received
 	}
 	switch {
 	case ev.Call != nil && (ev.Call.Event == webhook.CallRecordingAvailable || ev.Call.Event == webhook.CallTranscriptionAvailable):
-		c.m.webhooks.WithLabelValues("call_"+ev.Call.Event.String(), resIgnored).Inc()
-		return nil
+		err := c.mediaAvailable(ctx, ev) // recording.go
+		c.countWebhook("call_"+ev.Call.Event.String(), err)
+		if errors.Is(err, errIgnored) {
+			return nil
+		}
+		return err
 	case ev.Call != nil:
 		name := "call_" + ev.Call.Event.String()
 		err := c.handleCall(ctx, ev, received)
@@ -423,11 +427,12 @@ func (c *Controller) terminateNotLive(ctx context.Context, ev webhook.Event) err
 	case sc != nil && sc.State == StateEnded.String():
 		// Reaped: complete it with Meta's figures.
 		cl = lc.Call{Rec: sc.Record, State: lc.StateEnded, Cause: lc.CauseOwnerLost, AwaitMeta: true,
-			PickedUp: !sc.Record.AnsweredAt.IsZero()}
+			PickedUp: !sc.Record.AnsweredAt.IsZero(), GatewayAnswered: lc.GatewayOnly(sc.Record)}
 	case sc != nil:
 		// Set up but not live (its instance stopped before a reaper came).
 		cl = lc.New(sc.Record)
 		cl.State, cl.PickedUp = lc.ParseState(sc.State), !sc.Record.AnsweredAt.IsZero()
+		cl.GatewayAnswered = lc.GatewayOnly(sc.Record)
 		if !cl.State.Live() {
 			cl.State = lc.New(sc.Record).State
 		}

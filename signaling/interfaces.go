@@ -62,6 +62,12 @@ type Bridge interface {
 	Diagnose(agentLeg bool) string
 	Stats() media.Stats
 	Close() error
+	// Play plays prompts to the WhatsApp user (looped with o.Loop),
+	// replacing any playback; the agent's audio is not forwarded toward
+	// WhatsApp meanwhile (CONTRACT §1). Needs StartWhatsAppMedia.
+	Play(ps []*media.Prompt, o media.PlayOptions) (<-chan struct{}, error)
+	// StopPlayback stops prompts (no-op when none plays).
+	StopPlayback()
 }
 
 // Recorder keeps finished call records (billing's ledger). It must be

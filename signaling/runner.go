@@ -3,12 +3,14 @@ package signaling
 import (
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync/atomic"
 	"time"
 
 	"github.com/pion/webrtc/v4"
 
 	"github.com/callgw/callgw/call"
+	"github.com/callgw/callgw/config"
 	"github.com/callgw/callgw/internal/clock"
 	"github.com/callgw/callgw/media"
 	"github.com/callgw/callgw/permissions"
@@ -45,7 +47,9 @@ type liveCall struct {
 	webhookAt   time.Time
 	ringExpires time.Time
 	price       *agents.Price // business-initiated, once picked up
+	recStarted  bool          // Recordings.Answered was called (recording.go)
 
+	route  callRoute // routing state (route.go)
 	timers map[lc.TimerKind]clock.Timer
 	queue  []lc.Event // results of effects, applied after the current step
 
@@ -90,6 +94,16 @@ func (l *liveCall) post(f func(*liveCall)) bool {
 
 // offerTo rings one session that became available while the call rings.
 func (l *liveCall) offerTo(s agentRef) {
+	if l.route.routed && l.lc.State == StateRinging && !l.lc.Declined[s.Agent] && !slices.Contains(l.route.targets, s.Agent) {
+		// A routed call rings an agent who becomes available only when the
+		// team ringing is ring_all and they are a member.
+		if t, ok := l.c.routingConfig().Team(l.route.team); !ok || t.Strategy.Sequential() || !t.Has(config.AgentID(s.Agent)) ||
+			(!t.Any() && l.c.busyAgents()[s.Agent]) {
+			return
+		}
+		l.route.targets = append(l.route.targets, s.Agent)
+		l.mirror()
+	}
 	if l.lc.State == StateRinging && !l.lc.Declined[s.Agent] {
 		l.c.tell(audience{Session: s.Session}, agents.CallMsg{Type: agents.TypeCallOffered, Call: l.c.info(l)})
 	}
@@ -136,8 +150,10 @@ func (l *liveCall) step(ev lc.Event) error {
 	if err != nil {
 		return err
 	}
+	prev := l.lc
 	l.lc = next
 	l.mirror()
+	l.afterStep(prev)
 	var first error
 	for _, f := range fx {
 		if err := l.exec(f); err != nil && first == nil {
@@ -150,6 +166,9 @@ func (l *liveCall) step(ev lc.Event) error {
 		if err := l.step(ev); err != nil && first == nil {
 			first = err
 		}
+	}
+	if d, ok := ev.(lc.AgentDecline); ok {
+		l.declined(d.Agent)
 	}
 	return first
 }
@@ -164,6 +183,7 @@ func (l *liveCall) run() {
 		select {
 		case f := <-l.inbox:
 			f(l)
+			l.recordingAnswered() // once connected with media both ways (recording.go)
 			if l.lc.State == lc.StateFinal {
 				l.finish()
 				return
@@ -202,6 +222,7 @@ func (l *liveCall) events() media.Events {
 			if a := l.agent.Load().(string); a != "" {
 				l.c.toAgent(a, agents.DTMFMsg{Type: agents.TypeDTMF, CallID: string(l.id), Digit: string(d)})
 			}
+			l.recordingDTMF(d) // explicit consent (recording.go)
 		},
 	}
 }
@@ -255,7 +276,7 @@ func (l *liveCall) exec(f lc.Effect) error {
 		return l.forward(e.Kind)
 	case lc.GraphAccept:
 		ctx, cancel := c.opCtx(10 * time.Second)
-		err := c.graphFor(l.lc.Rec.PhoneNumberID).Accept(ctx, string(l.id), l.waAnswer, l.lc.Rec.Opaque)
+		err := l.accept(ctx) // with Meta's recording objects when the policy asks (recording.go)
 		cancel()
 		if err != nil {
 			l.log.Warn("accept failed", "err", err)
@@ -296,6 +317,7 @@ func (l *liveCall) exec(f lc.Effect) error {
 			l.then(lc.MediaDiagnosed{When: l.when(), Leg: leg, Cause: l.bridge.Diagnose(e.Agent)})
 		}
 	case lc.CloseMedia:
+		l.recordingEnding()
 		if l.bridge != nil {
 			_ = l.bridge.Close()
 		}
@@ -329,6 +351,12 @@ func (l *liveCall) exec(f lc.Effect) error {
 		cancel()
 	case lc.Finalize:
 		// run() sees StateFinal and writes the record (finish).
+	case lc.BeginWait:
+		l.beginWait()
+	case lc.EndWait:
+		l.endWait()
+	case lc.StopPlayback:
+		l.stopPlayback()
 	}
 	return nil
 }
@@ -359,7 +387,7 @@ func (l *liveCall) prepareInbound() {
 		return
 	}
 	c.m.setup.Observe(c.now().Sub(l.webhookAt).Seconds())
-	l.then(lc.Prepared{When: l.when(), Available: len(c.availableAgents())})
+	l.then(l.planInbound())
 }
 
 func (l *liveCall) offerAgent() error {
@@ -407,6 +435,10 @@ func (l *liveCall) notify(n lc.Notify) {
 	c := l.c
 	switch n.What {
 	case lc.NoticeOffered:
+		if l.route.routed {
+			l.offerTargets()
+			return
+		}
 		c.tell(audience{AvailableOnly: true}, agents.CallMsg{Type: agents.TypeCallOffered, Call: c.info(l)})
 	case lc.NoticeTaken:
 		agent := l.lc.Agent

@@ -116,7 +116,14 @@ func (b fakeBridge) Diagnose(agent bool) string {
 	return "nothing_from_peer"
 }
 func (b fakeBridge) Stats() media.Stats { return media.Stats{} }
-func (b fakeBridge) Close() error       { b.j.add("media:close"); return nil }
+func (b fakeBridge) Play(ps []*media.Prompt, o media.PlayOptions) (<-chan struct{}, error) {
+	b.j.add(fmt.Sprintf("media:play:%s:%v", ps[0].Name(), o.Loop))
+	ch := make(chan struct{})
+	close(ch)
+	return ch, nil
+}
+func (b fakeBridge) StopPlayback() { b.j.add("media:stop_playback") }
+func (b fakeBridge) Close() error  { b.j.add("media:close"); return nil }
 
 type fakeHub struct {
 	j     *journal

@@ -92,6 +92,9 @@ func serve(args []string, getenv func(string) string, stdout, stderr io.Writer) 
 	if cfg.Demo && getenv("CALLGW_LOG_FORMAT") == "" {
 		cfg.LogFormat = "text"
 	}
+	if cfg.Demo && cfg.Rec.Mode == "" {
+		cfg.Rec.Mode = "local" // the demo records its calls (consent notice first), under CALLGW_DATA_DIR or a temp dir
+	}
 	log := newLogger(cfg, stderr)
 	app.SetRedisLogger(log) // go-redis' own lines become records of this log
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -35,6 +34,7 @@ import (
 	"github.com/callgw/callgw/signaling/api"
 	"github.com/callgw/callgw/signaling/cloudapi"
 	"github.com/callgw/callgw/signaling/cloudapi/ratelimit"
+	"github.com/callgw/callgw/signaling/routing"
 	"github.com/callgw/callgw/web"
 )
 
@@ -58,10 +58,18 @@ type App struct {
 	Ctrl   *signaling.Controller
 	Hub    *agents.Hub
 	API    *api.API
+	// Router routes calls by numbers and teams; ConfigLoader (nil without
+	// CALLGW_CONFIG) re-reads the file on SIGHUP (routing.go).
+	Router       *routing.Router
+	ConfigLoader *config.Loader
+	holds        atomic.Pointer[map[string]*media.Prompt] // hold audio by number (routing.go)
 
 	ln    net.Listener
 	srv   *http.Server
 	ready atomic.Bool
+
+	// Recordings is the recording side (recording.go); nil when nothing records.
+	Recordings *Recordings
 }
 
 // New builds every part and binds the listener; Run serves.
@@ -103,16 +111,17 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (a *App, err error) 
 
 	// The numbers this deployment serves besides CALLGW_PHONE_NUMBER_ID.
 	var numbers []config.Number
-	if a.Cfg.ConfigFile != "" {
-		nc, err := config.Load(a.Cfg.ConfigFile)
-		if err != nil {
-			return nil, fmt.Errorf("CALLGW_CONFIG: %w", err)
+	nc, err := a.loadRouting()
+	if err != nil {
+		return nil, err
+	}
+	for _, n := range nc.Numbers {
+		if n.PhoneNumberID != a.Cfg.PhoneNumberID {
+			numbers = append(numbers, n)
 		}
-		for _, n := range nc.Numbers {
-			if n.PhoneNumberID != a.Cfg.PhoneNumberID {
-				numbers = append(numbers, n)
-			}
-		}
+	}
+	if err := a.newRouter(nc); err != nil {
+		return nil, err
 	}
 	graphBase := a.Cfg.GraphURL
 	if a.Cfg.Demo {
@@ -226,7 +235,12 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (a *App, err error) 
 		MaskNumbers: a.Cfg.MaskNumbers, LeaseTTL: a.Cfg.LeaseTTL, PermissionTemplate: a.Cfg.PermissionTemplate,
 		Numbers: served,
 	}, signaling.Deps{GraphFor: func(pnid string) signaling.Graph { return graphs[pnid] }, Redis: a.Redis, Graph: a.Graph, Dialer: a.Graph, Live: live, Media: mediaAdapter{a.Media},
-		Recorder: ledgerRecorder{a.Ledger}, Permissions: a.Perms, Messages: a.Ledger, Quotes: a.Ledger, Registerer: a.Registry,
+		Router: a.Router, DialerFor: func(pnid string) signaling.Dialer {
+			if g, ok := graphs[pnid].(*cloudapi.Client); ok {
+				return g
+			}
+			return nil
+		}, SettingsFor: a.settingsClient(graphs), HoldAudio: a.holdAudio, Recorder: ledgerRecorder{a.Ledger}, Permissions: a.Perms, Messages: a.Ledger, Quotes: a.Ledger, Registerer: a.Registry,
 		Logger: log.With("component", "signaling")})
 	if err != nil {
 		return nil, fmt.Errorf("signaling: %w", err)
@@ -248,6 +262,9 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (a *App, err error) 
 		Demo: a.Cfg.Demo, Sim: a.Sim != nil, MaskNumbers: a.Cfg.MaskNumbers}, a.Ctrl, a.Ledger, a.Hub, log.With("component", "api"))
 	if err != nil {
 		return nil, err
+	}
+	if err := a.wireRecordings(graphBase, numbers); err != nil {
+		return nil, fmt.Errorf("recordings: %w", err)
 	}
 	a.srv = &http.Server{Handler: a.routes(), ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second,
 		IdleTimeout: 120 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
@@ -318,6 +335,7 @@ func (a *App) routes() http.Handler {
 		fmt.Fprintln(w, "ready")
 	})
 	mux.Handle("/api/", a.API.Handler())
+	a.recordingRoutes(mux)
 	if a.Sim != nil {
 		mux.Handle("/sim/graph/", http.StripPrefix("/sim/graph", a.Sim.GraphHandler()))
 		mux.Handle("/sim/", http.StripPrefix("/sim", a.Sim.ControlHandler()))
@@ -360,23 +378,18 @@ func (a *App) Run(ctx context.Context) error {
 	})
 	runCtx, stopRun := context.WithCancel(context.Background())
 	g.Go(func() error { return a.Ctrl.Run(runCtx) })
+	g.Go(a.configWatcher(runCtx))
 	g.Go(func() error {
-		// The number's calling settings at start (callback permission,
+		// The numbers' calling settings at start (callback permission,
 		// call hours); account_settings_update webhooks keep them fresh.
 		sctx, cancel := context.WithTimeout(runCtx, 15*time.Second)
 		defer cancel()
-		err := a.Ctrl.RefreshSettings(sctx, a.Cfg.PhoneNumberID, func(ctx context.Context) (json.RawMessage, error) {
-			s, err := a.Graph.GetSettings(ctx)
-			if err != nil {
-				return nil, err
-			}
-			return s.Calling.Raw, nil
-		})
-		if err != nil {
-			a.Log.Warn("cannot read the number's calling settings from Meta", "err", err)
+		if err := a.Ctrl.RefreshAllSettings(sctx); err != nil {
+			a.Log.Warn("cannot read the numbers' calling settings from Meta", "err", err)
 		}
 		return nil
 	})
+	g.Go(a.runRecordings(runCtx))
 	if a.Cfg.WABAID != "" {
 		rec, err := billing.NewReconciler(a.Ledger, billing.ReconcileConfig{Instance: a.Cfg.InstanceID})
 		if err != nil {

@@ -19,49 +19,50 @@ import (
 // Config is everything the binary can be told, by flag or CALLGW_* variable
 // (a flag wins over the variable).
 type Config struct {
-	Addr                string        // CALLGW_ADDR: HTTP listen address
-	PublicURL           string        // CALLGW_PUBLIC_URL: how agents reach the HTTP server (links printed in demo mode)
-	RedisURL            string        // CALLGW_REDIS_URL: redis:// or rediss://; empty = embedded in-process store (demo)
-	RedisAddrs          []string      // CALLGW_REDIS_ADDRS: Sentinel or Cluster seed addresses
-	RedisMaster         string        // CALLGW_REDIS_SENTINEL_MASTER: Sentinel master name
-	RedisCluster        bool          // CALLGW_REDIS_CLUSTER: treat CALLGW_REDIS_ADDRS as a Cluster
-	GraphURL            string        // CALLGW_GRAPH_URL: Graph API base (default https://graph.facebook.com)
-	GraphVersion        string        // CALLGW_GRAPH_VERSION (default v23.0)
-	AccessToken         string        // CALLGW_ACCESS_TOKEN: Meta system-user token
-	AppSecret           string        // CALLGW_APP_SECRET: verifies webhook signatures
-	VerifyToken         string        // CALLGW_VERIFY_TOKEN: webhook subscription check
-	PhoneNumberID       string        // CALLGW_PHONE_NUMBER_ID: the business number's Graph id
-	TokenSecret         string        // CALLGW_TOKEN_SECRET: signs agent tokens (>= 16 bytes)
-	APIKeys             []string      // CALLGW_API_KEYS: bearer keys for /api/v1 ("key" = admin, or "key:supervisor")
-	PublicIPs           []string      // CALLGW_PUBLIC_IP: 1:1 NAT address(es) advertised to WhatsApp and agents
-	UDPPort             int           // CALLGW_UDP_PORT: one UDP port for all calls (ICE UDP mux)
-	UDPPortMin          uint16        // CALLGW_UDP_PORTS "min-max": port range when no single port
-	UDPPortMax          uint16        //
-	ICEServers          string        // CALLGW_ICE_SERVERS: JSON array of RTCIceServer for agent browsers
-	TURNSecret          string        // CALLGW_TURN_SECRET: coturn static-auth-secret; agents get time-limited TURN credentials
-	TURNURLs            []string      // CALLGW_TURN_URLS: turn:/turns: URLs the credentials are for
-	TURNTTL             time.Duration // CALLGW_TURN_TTL: validity of TURN credentials (default 24h)
-	RateCard            string        // CALLGW_RATE_CARD: rate card JSON file (default: the shipped sample)
-	BillingTZ           string        // CALLGW_BILLING_TIMEZONE: IANA zone of billing months and days (the WABA's; default UTC)
-	WABAID              string        // CALLGW_WABA_ID: the WhatsApp Business Account; set = daily reconciliation with Meta's analytics
-	ConfigFile          string        // CALLGW_CONFIG: numbers and teams (YAML, config/README.md); the numbers besides CALLGW_PHONE_NUMBER_ID are served too
-	RingTimeout         time.Duration // CALLGW_RING_TIMEOUT (default 25s)
-	RingCeiling         time.Duration // CALLGW_RING_CEILING: an outbound call not picked up is ended after this (default 60s)
-	AgentGrace          time.Duration // CALLGW_AGENT_GRACE (default 20s)
-	MediaTimeout        time.Duration // CALLGW_MEDIA_TIMEOUT: mid-call, no media from WhatsApp this long ends the call (default 35s, Meta's is 30 s)
-	MediaStartTimeout   time.Duration // CALLGW_MEDIA_START_TIMEOUT: no media at all this long after answer ends the call (default 25s, Meta's is 20 s)
-	SilenceBeforeAccept bool          // CALLGW_SILENCE_BEFORE_ACCEPT: send silence to WhatsApp while agents ring (default off: Meta's client takes the first packet as "answered")
-	DrainTimeout        time.Duration // CALLGW_DRAIN_TIMEOUT (default 30s)
-	LeaseTTL            time.Duration // CALLGW_LEASE_TTL: call ownership lease; a dead instance's calls end after it (default 15s)
-	PermissionTTL       time.Duration // CALLGW_PERMISSION_TTL: validity of a temporary permission (default 168h)
-	CallbackPerm        bool          // CALLGW_CALLBACK_PERMISSION: a user who calls grants callback permission
-	MaskNumbers         bool          // CALLGW_MASK_NUMBERS (default true)
-	PermissionTemplate  string        // CALLGW_PERMISSION_TEMPLATE: name:language of the approved call-permission template sent outside the 24 h window
-	LiveCacheTTL        time.Duration // CALLGW_PERMISSION_CACHE_TTL: how long Meta's live call_permissions answer is reused (default 3s)
-	InstanceID          string        // CALLGW_INSTANCE_ID (default hostname-pid)
-	LogLevel            string        // CALLGW_LOG_LEVEL: debug|info|warn|error
-	LogFormat           string        // CALLGW_LOG_FORMAT: json|text (default json)
-	MediaLoopback       bool          // CALLGW_MEDIA_LOOPBACK: media on 127.0.0.1 only (demo default)
+	Addr                string          // CALLGW_ADDR: HTTP listen address
+	PublicURL           string          // CALLGW_PUBLIC_URL: how agents reach the HTTP server (links printed in demo mode)
+	RedisURL            string          // CALLGW_REDIS_URL: redis:// or rediss://; empty = embedded in-process store (demo)
+	RedisAddrs          []string        // CALLGW_REDIS_ADDRS: Sentinel or Cluster seed addresses
+	RedisMaster         string          // CALLGW_REDIS_SENTINEL_MASTER: Sentinel master name
+	RedisCluster        bool            // CALLGW_REDIS_CLUSTER: treat CALLGW_REDIS_ADDRS as a Cluster
+	GraphURL            string          // CALLGW_GRAPH_URL: Graph API base (default https://graph.facebook.com)
+	GraphVersion        string          // CALLGW_GRAPH_VERSION (default v23.0)
+	AccessToken         string          // CALLGW_ACCESS_TOKEN: Meta system-user token
+	AppSecret           string          // CALLGW_APP_SECRET: verifies webhook signatures
+	VerifyToken         string          // CALLGW_VERIFY_TOKEN: webhook subscription check
+	PhoneNumberID       string          // CALLGW_PHONE_NUMBER_ID: the business number's Graph id
+	TokenSecret         string          // CALLGW_TOKEN_SECRET: signs agent tokens (>= 16 bytes)
+	APIKeys             []string        // CALLGW_API_KEYS: bearer keys for /api/v1 ("key" = admin, or "key:supervisor")
+	PublicIPs           []string        // CALLGW_PUBLIC_IP: 1:1 NAT address(es) advertised to WhatsApp and agents
+	UDPPort             int             // CALLGW_UDP_PORT: one UDP port for all calls (ICE UDP mux)
+	UDPPortMin          uint16          // CALLGW_UDP_PORTS "min-max": port range when no single port
+	UDPPortMax          uint16          //
+	ICEServers          string          // CALLGW_ICE_SERVERS: JSON array of RTCIceServer for agent browsers
+	TURNSecret          string          // CALLGW_TURN_SECRET: coturn static-auth-secret; agents get time-limited TURN credentials
+	TURNURLs            []string        // CALLGW_TURN_URLS: turn:/turns: URLs the credentials are for
+	TURNTTL             time.Duration   // CALLGW_TURN_TTL: validity of TURN credentials (default 24h)
+	RateCard            string          // CALLGW_RATE_CARD: rate card JSON file (default: the shipped sample)
+	BillingTZ           string          // CALLGW_BILLING_TIMEZONE: IANA zone of billing months and days (the WABA's; default UTC)
+	WABAID              string          // CALLGW_WABA_ID: the WhatsApp Business Account; set = daily reconciliation with Meta's analytics
+	ConfigFile          string          // CALLGW_CONFIG: numbers and teams (YAML, config/README.md); the numbers besides CALLGW_PHONE_NUMBER_ID are served too
+	RingTimeout         time.Duration   // CALLGW_RING_TIMEOUT (default 25s)
+	RingCeiling         time.Duration   // CALLGW_RING_CEILING: an outbound call not picked up is ended after this (default 60s)
+	AgentGrace          time.Duration   // CALLGW_AGENT_GRACE (default 20s)
+	MediaTimeout        time.Duration   // CALLGW_MEDIA_TIMEOUT: mid-call, no media from WhatsApp this long ends the call (default 35s, Meta's is 30 s)
+	MediaStartTimeout   time.Duration   // CALLGW_MEDIA_START_TIMEOUT: no media at all this long after answer ends the call (default 25s, Meta's is 20 s)
+	SilenceBeforeAccept bool            // CALLGW_SILENCE_BEFORE_ACCEPT: send silence to WhatsApp while agents ring (default off: Meta's client takes the first packet as "answered")
+	DrainTimeout        time.Duration   // CALLGW_DRAIN_TIMEOUT (default 30s)
+	LeaseTTL            time.Duration   // CALLGW_LEASE_TTL: call ownership lease; a dead instance's calls end after it (default 15s)
+	PermissionTTL       time.Duration   // CALLGW_PERMISSION_TTL: validity of a temporary permission (default 168h)
+	CallbackPerm        bool            // CALLGW_CALLBACK_PERMISSION: a user who calls grants callback permission
+	MaskNumbers         bool            // CALLGW_MASK_NUMBERS (default true)
+	PermissionTemplate  string          // CALLGW_PERMISSION_TEMPLATE: name:language of the approved call-permission template sent outside the 24 h window
+	LiveCacheTTL        time.Duration   // CALLGW_PERMISSION_CACHE_TTL: how long Meta's live call_permissions answer is reused (default 3s)
+	InstanceID          string          // CALLGW_INSTANCE_ID (default hostname-pid)
+	LogLevel            string          // CALLGW_LOG_LEVEL: debug|info|warn|error
+	LogFormat           string          // CALLGW_LOG_FORMAT: json|text (default json)
+	MediaLoopback       bool            // CALLGW_MEDIA_LOOPBACK: media on 127.0.0.1 only (demo default)
+	Rec                 RecordingConfig // CALLGW_RECORDING*, CALLGW_DATA_DIR, CALLGW_S3_*: recording storage and the env number's policy (recording_config.go)
 
 	// Demo is true when no Graph API is configured: the built-in Cloud API
 	// simulator plays Meta.
@@ -128,6 +129,7 @@ func LoadConfig(args []string, getenv func(string) string, stderr io.Writer) (Co
 	fs.StringVar(&c.InstanceID, "instance-id", env("CALLGW_INSTANCE_ID", ""), "instance id (CALLGW_INSTANCE_ID)")
 	fs.StringVar(&c.LogLevel, "log-level", env("CALLGW_LOG_LEVEL", "info"), "debug|info|warn|error (CALLGW_LOG_LEVEL)")
 	fs.StringVar(&c.LogFormat, "log-format", env("CALLGW_LOG_FORMAT", "json"), "json|text (CALLGW_LOG_FORMAT)")
+	c.Rec.flags(fs, env, envInt)
 	loop := env("CALLGW_MEDIA_LOOPBACK", "")
 	fs.BoolVar(&c.MediaLoopback, "media-loopback", loop == "true", "media on 127.0.0.1 only (CALLGW_MEDIA_LOOPBACK; default on in demo mode)")
 	if err := fs.Parse(args); err != nil {
@@ -218,6 +220,7 @@ func (c Config) Validate() error {
 	if _, err := c.BillingLocation(); err != nil {
 		errs = append(errs, err)
 	}
+	errs = append(errs, c.Rec.validate()...)
 	if _, err := parseLevel(c.LogLevel); err != nil {
 		errs = append(errs, err)
 	}

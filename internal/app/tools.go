@@ -50,7 +50,8 @@ var fqNameRe = regexp.MustCompile(`fqName: "([^"]+)"`)
 // families it registers, so that dashboards and alerts can be checked
 // against what really exists.
 func MetricNames() ([]string, error) {
-	cfg, err := LoadConfig([]string{"-addr", "127.0.0.1:0"}, func(string) string { return "" }, io.Discard)
+	// Recording on, so that its metrics are registered too.
+	cfg, err := LoadConfig([]string{"-addr", "127.0.0.1:0", "-recording", "both"}, func(string) string { return "" }, io.Discard)
 	if err != nil {
 		return nil, err
 	}

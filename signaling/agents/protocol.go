@@ -30,6 +30,7 @@ const (
 	TypePermissionQuery   = "permission_query"
 	TypePermissionRequest = "permission_request"
 	TypePing              = "ping"
+	TypeRecordingStop     = "recording_stop" // stop the call's local recording (recording.go)
 )
 
 // Server message types.
@@ -68,6 +69,9 @@ type ClientMessage struct {
 	Digits    string                   `json:"digits,omitempty"`
 	To        string                   `json:"to,omitempty"`
 	Text      string                   `json:"text,omitempty"`
+	// From (dial) is the business number to call from: the phone_number_id
+	// of one of the agent's numbers ("" = the deployment's main number).
+	From string `json:"from,omitempty"`
 }
 
 var (
@@ -94,7 +98,7 @@ func ParseClientMessage(b []byte) (*ClientMessage, error) {
 		if m.Status != Away && m.Status != Available {
 			return &m, fmt.Errorf("%w: presence status must be available or away", ErrBadMessage)
 		}
-	case TypeAccept, TypeReject, TypeResume, TypeHangup:
+	case TypeAccept, TypeReject, TypeResume, TypeHangup, TypeRecordingStop:
 		needCall = true
 	case TypeAnswer:
 		needCall = true
@@ -119,6 +123,8 @@ func ParseClientMessage(b []byte) (*ClientMessage, error) {
 			return &m, fmt.Errorf("%w: %s needs to or call_id", ErrBadMessage, m.Type)
 		case len(m.To) > 32:
 			return &m, fmt.Errorf("%w: to longer than 32", ErrBadMessage)
+		case len(m.From) > 32:
+			return &m, fmt.Errorf("%w: from longer than 32", ErrBadMessage)
 		case m.To == "" && !callIDRe.MatchString(m.CallID):
 			return &m, fmt.Errorf("%w: bad call_id", ErrBadMessage)
 		}
@@ -150,6 +156,15 @@ type CallInfo struct {
 	RingExpiresAt time.Time `json:"ring_expires_at,omitzero"`
 	ConnectedAt   time.Time `json:"connected_at,omitzero"`
 	Payload       string    `json:"payload,omitempty"`
+	// Warning (a dial's answer) says something the agent should know while
+	// the call proceeds, e.g. that it is outside the number's call hours.
+	Warning string `json:"warning,omitempty"`
+	// Brand and PhoneNumberID are the business number called (user-initiated)
+	// or calling (business-initiated); Team is the team it rings or waits for.
+	Brand         string   `json:"brand,omitempty"`
+	PhoneNumberID string   `json:"phone_number_id,omitempty"`
+	Team          string   `json:"team,omitempty"`
+	OfferedTo     []string `json:"offered_to,omitempty"` // agents a routed call is offered to now (empty: every available agent)
 	// Media is the agent leg while an agent owns the call: "connecting"
 	// (offered, or reconnecting) or "up" (audio flows).
 	Media   string   `json:"media,omitempty"`

@@ -79,6 +79,7 @@ type Config struct {
 type API struct {
 	cfg    Config
 	calls  Calls
+	recs   Recordings // recordings.go; nil = not configured
 	ledger Ledger
 	agents Agents
 	log    *slog.Logger
@@ -86,6 +87,7 @@ type API struct {
 
 	buttons  Buttons
 	settings Settings
+	routing  Routing
 }
 
 type apiKey struct {
@@ -142,8 +144,16 @@ func (a *API) Handler() http.Handler {
 	mux.Handle("GET /api/v1/calls", a.auth(RoleAgent, a.getCalls))
 	mux.Handle("GET /api/v1/usage", a.auth(RoleSupervisor, a.getUsage))
 	mux.Handle("GET /api/v1/live", a.auth(RoleSupervisor, a.getLive))
+	// Recordings (recordings.go): the archive audits every access.
+	mux.Handle("GET /api/v1/recordings", a.auth(RoleAgent, a.getRecordings))
+	mux.Handle("GET /api/v1/recordings/audit", a.auth(RoleAdmin, a.getRecordingAudit))
+	mux.Handle("GET /api/v1/calls/{id}/recordings", a.auth(RoleAgent, a.getCallRecordings))
+	mux.Handle("GET /api/v1/calls/{id}/recordings/{kind}", a.auth(RoleAgent, a.getCallRecording))
+	mux.Handle("GET /api/v1/calls/{id}/transcript", a.auth(RoleAgent, a.getTranscript))
+	mux.Handle("POST /api/v1/calls/{id}/recording/stop", a.auth(RoleAgent, a.postRecordingStop))
 	mux.Handle("POST /api/v1/call-buttons", a.auth(RoleAgent, a.postCallButton))
 	mux.Handle("GET /api/v1/numbers/{id}/settings", a.auth(RoleSupervisor, a.getNumberSettings))
+	a.routingRoutes(mux)
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", "no such endpoint")
 	})
@@ -251,6 +261,7 @@ func (a *API) getPermission(w http.ResponseWriter, r *http.Request, _ principal)
 
 type toBody struct {
 	To    string `json:"to"`
+	From  string `json:"from,omitempty"` // POST /calls: the business number (phone_number_id) to call from
 	Agent string `json:"agent,omitempty"`
 	Text  string `json:"text,omitempty"`
 }
@@ -365,7 +376,7 @@ func (a *API) postCall(w http.ResponseWriter, r *http.Request, p principal) {
 			return
 		}
 	}
-	ci, err := a.calls.Dial(r.Context(), agent, b.To)
+	ci, err := a.dial(r, agent, b)
 	if err != nil {
 		a.fail(w, r, err)
 		return
@@ -397,7 +408,11 @@ var cursorRe = regexp.MustCompile(`^[1-9][0-9]{0,17}$`)
 
 func (a *API) getCalls(w http.ResponseWriter, r *http.Request, p principal) {
 	q := r.URL.Query()
-	f := billing.CallFilter{Agent: q.Get("agent"), Number: q.Get("number"), Cursor: q.Get("cursor")}
+	f := billing.CallFilter{Agent: q.Get("agent"), Number: q.Get("number"), Business: q.Get("phone_number_id"), Cursor: q.Get("cursor")}
+	if f.Business != "" && !pnidRe.MatchString(f.Business) {
+		badParam(w, "phone_number_id must be a business number's id (digits)")
+		return
+	}
 	if f.Cursor != "" && !cursorRe.MatchString(f.Cursor) {
 		badParam(w, "cursor must be a next_cursor this API returned")
 		return
@@ -487,7 +502,15 @@ func (a *API) getCalls(w http.ResponseWriter, r *http.Request, p principal) {
 	if es == nil {
 		es = []billing.Entry{}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"calls": es, "next_cursor": next})
+	body := map[string]any{"calls": es, "next_cursor": next}
+	ids := make([]string, len(es))
+	for i := range es {
+		ids[i] = string(es[i].ID)
+	}
+	if rs := a.recordingStatuses(r.Context(), ids); rs != nil {
+		body["recordings"] = rs // recordings.go: status of each call's recordings
+	}
+	writeJSON(w, http.StatusOK, body)
 }
 
 func (a *API) getUsage(w http.ResponseWriter, r *http.Request, _ principal) {
@@ -636,6 +659,8 @@ func problem(err error) (status int, code, msg string, metaCode int) {
 		{signaling.ErrTemplateRequired, http.StatusConflict, "template_required", "outside the user's 24 h customer service window a permission request must be a template: configure CALLGW_PERMISSION_TEMPLATE"},
 		{signaling.ErrOutsideWindow, http.StatusConflict, "outside_window", "only possible inside the user's 24 h customer service window (the user must have written or called in the last 24 h)"},
 		{signaling.ErrUnknownNumber, http.StatusNotFound, "unknown_number", "not a number this deployment serves"},
+		{signaling.ErrUnknownBusinessNumber, http.StatusBadRequest, signaling.CodeUnknownNumber, "\"from\" is not a business number this deployment serves"},
+		{signaling.ErrNotYourNumber, http.StatusForbidden, signaling.CodeNotYourNumber, "agents call from the numbers of their teams only"},
 		{signaling.ErrBadCommand, http.StatusBadRequest, "bad_request", "the request is not valid"},
 		{signaling.ErrNoCallback, http.StatusBadRequest, agents.CodeInvalidNumber, "that caller has no phone number to call back"},
 		{signaling.ErrUnknownCall, http.StatusNotFound, agents.CodeUnknownCall, "no such call"},

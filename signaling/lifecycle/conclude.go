@@ -18,6 +18,17 @@ func Answered(c Call) bool {
 func Conclude(c Call) (call.Outcome, call.EndReason) {
 	code := c.Rec.ErrorCode
 	reason := reasonOf(c.Cause, code)
+	if c.GatewayAnswered && c.PickedUp && c.Rec.Agent == "" {
+		// Answered by callgw only (the caller waited; no agent took it):
+		// a missed call, whatever Meta's figures say.
+		switch {
+		case c.Cause == CauseSetupFailed || c.Cause == CauseMediaFailed || (c.Cause == CauseMeta && code != 0):
+			return call.Failed, reason
+		case c.Cause == CauseMeta:
+			return call.Missed, call.QueueAbandoned
+		}
+		return call.Missed, reason
+	}
 	if Answered(c) {
 		return call.Answered, reason
 	}
@@ -81,6 +92,10 @@ func reasonOf(cause Cause, code int) call.EndReason {
 		return call.OwnerLost
 	case CauseStale:
 		return call.Stale
+	case CauseQueueTimeout:
+		return call.QueueTimeout
+	case CauseQueueFull:
+		return call.QueueFull
 	}
 	return call.ReasonUnknown
 }
@@ -103,4 +118,11 @@ func endUse(c Call, o call.Outcome, r call.EndReason) (PermissionUse, bool) {
 		return UseOutboundUnanswered, true
 	}
 	return 0, false
+}
+
+// GatewayOnly reports whether a stored record is of a user-initiated call
+// callgw answered itself and no agent took (a waiting caller), for calls
+// rebuilt from Redis (reaped, or completed by a late terminate).
+func GatewayOnly(r call.Record) bool {
+	return r.Direction == call.UserInitiated && !r.AnsweredAt.IsZero() && r.Agent == ""
 }

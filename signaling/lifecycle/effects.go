@@ -64,6 +64,14 @@ type (
 	SaveEnded struct{}
 	// Finalize writes the final record (ledger) and ends the runner.
 	Finalize struct{}
+	// BeginWait: callgw answered the call to make the caller wait: queue it
+	// (or run the IVR) and play the hold audio.
+	BeginWait struct{}
+	// EndWait: an agent took the waiting call: it leaves the queue (the
+	// hold audio plays on until the agent is connected).
+	EndWait struct{}
+	// StopPlayback stops prompts toward the caller (the agent is connected).
+	StopPlayback struct{}
 )
 
 func (PrepareInbound) effect()     {}
@@ -87,6 +95,9 @@ func (UsePermission) effect()      {}
 func (OpenServiceWindow) effect()  {}
 func (SaveEnded) effect()          {}
 func (Finalize) effect()           {}
+func (BeginWait) effect()          {}
+func (EndWait) effect()            {}
+func (StopPlayback) effect()       {}
 
 // TimerKind names the lifecycle's timers.
 type TimerKind uint8

@@ -22,10 +22,32 @@ type (
 		Stale bool
 	}
 	// Prepared: our answer to Meta's offer is built and pre_accept returned
-	// 200. Available counts the agents who may be offered the call.
+	// 200. Available counts the agents who may be offered the call. Wait
+	// says the caller must wait (nobody free, a queue takes the call; or an
+	// IVR runs first): callgw accepts the call itself (StateWaiting).
 	Prepared struct {
 		When
 		Available int
+		Wait      bool
+		// CanWait: if nobody answers while it rings (ring timeout, every
+		// agent declined, RingExhausted), the caller waits in a queue
+		// instead of the call being missed.
+		CanWait bool
+		// QueueFull: nobody is free and the number's queues are full (the
+		// call is missed with reason queue_full rather than no_agent).
+		QueueFull bool
+	}
+	// RingExhausted: routing has nobody left to ring (sequential strategies
+	// tried every free member of the number's teams).
+	RingExhausted struct{ When }
+	// StartWait: a ringing call must wait after all (nobody answered and a
+	// queue takes it): callgw accepts it itself (StateWaiting).
+	StartWait struct{ When }
+	// LeaveWait ends a waiting call that no agent will take (max_wait with
+	// no overflow: CauseQueueTimeout; no queue: CauseQueueFull).
+	LeaveWait struct {
+		When
+		Cause Cause
 	}
 	// PrepareFailed: no answer could be built or pre_accept failed.
 	PrepareFailed struct {

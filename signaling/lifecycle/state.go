@@ -18,9 +18,15 @@ const (
 	StateConnected        // answered: talk time runs
 	StateEnded            // over; waiting for Meta's terminate to complete the record
 	StateFinal            // the record is complete: the runner writes it and stops
+	// StateWaiting: user-initiated, answered by callgw itself (accept sent
+	// with our pre_accept answer) because the caller must wait (queue, IVR):
+	// no agent yet, the caller hears prompts, talk time runs, the call is
+	// still offered to agents. An agent who takes it gets an agent leg
+	// without a second accept.
+	StateWaiting
 )
 
-var stateNames = [...]string{"unknown", "setup", "ringing", "dialing", "connecting", "connected", "ended", "final"}
+var stateNames = [...]string{"unknown", "setup", "ringing", "dialing", "connecting", "connected", "ended", "final", "waiting"}
 
 func (s State) String() string {
 	if int(s) < len(stateNames) {
@@ -40,7 +46,11 @@ func ParseState(s string) State {
 }
 
 // Live reports whether the call still has media or signaling to do.
-func (s State) Live() bool { return s >= StateSetup && s <= StateConnected }
+func (s State) Live() bool { return (s >= StateSetup && s <= StateConnected) || s == StateWaiting }
+
+// Offered reports whether agents may take the call in this state (ringing,
+// or waiting once callgw has answered it).
+func (s State) Offered() bool { return s == StateRinging || s == StateWaiting }
 
 // AgentOwned reports whether an agent owns the call in this state.
 func (s State) AgentOwned() bool {
@@ -93,6 +103,12 @@ type Call struct {
 	MetaAnswer  bool       // business-initiated: Meta's SDP answer applied
 	User        UserStatus // business-initiated: the latest call status
 	PickedUp    bool       // answered (UIC accept 200, BIC ACCEPTED, or a terminate with start_time)
+	// GatewayAnswered: user-initiated, callgw accepted the call itself to
+	// make the caller wait (StateWaiting); Accepted is then set at that
+	// accept, and an agent taking the call needs no second accept.
+	GatewayAnswered bool
+	// CanWait: a queue takes the call if nobody answers while it rings.
+	CanWait bool
 
 	Cause       Cause // why it ended (set when it ends)
 	MetaEnded   bool  // Meta's terminate has been applied
@@ -134,11 +150,13 @@ const (
 	CauseDrained              // the instance shut down
 	CauseOwnerLost            // the owning instance died; another ended the call
 	CauseStale                // the connect was older than Meta's accept window
+	CauseQueueTimeout         // a waiting caller reached max_wait with nowhere to overflow
+	CauseQueueFull            // the caller could not wait (queue full, or nobody to wait for)
 )
 
 var causeNames = [...]string{"none", "agent_hangup", "meta", "ring_timeout", "no_agent", "agents_declined",
 	"user_declined", "ring_ceiling", "media_timeout", "media_failed", "agent_lost", "setup_failed",
-	"accept_failed", "drained", "owner_lost", "stale"}
+	"accept_failed", "drained", "owner_lost", "stale", "queue_timeout", "queue_full"}
 
 func (c Cause) String() string {
 	if int(c) < len(causeNames) {

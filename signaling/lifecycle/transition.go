@@ -48,13 +48,42 @@ func (t *step) apply(ev Event) error {
 			return nil
 		}
 		c.PreAccepted = true
+		c.CanWait = e.CanWait
 		t.do(UsePermission{Use: UseInboundSeen})
+		if e.Wait {
+			t.startWait()
+			return nil
+		}
 		if e.Available == 0 {
-			t.hangup(CauseNoAgent)
+			cause := CauseNoAgent
+			if e.QueueFull {
+				cause = CauseQueueFull
+			}
+			t.hangup(cause)
 			return nil
 		}
 		c.State = StateRinging
 		t.do(StartTimer{Timer: TimerRing, After: t.r.RingTimeout}, Persist{}, Notify{What: NoticeOffered})
+	case StartWait:
+		if c.State != StateRinging {
+			return nil
+		}
+		t.do(StopTimer{Timer: TimerRing})
+		t.startWait()
+	case RingExhausted:
+		if c.State != StateRinging {
+			return nil
+		}
+		t.unanswered(CauseNoAgent)
+	case LeaveWait:
+		if c.State != StateWaiting {
+			return nil
+		}
+		cause := e.Cause
+		if cause == CauseNone {
+			cause = CauseQueueTimeout
+		}
+		t.hangup(cause)
 	case PrepareFailed:
 		if c.State != StateSetup {
 			return nil
@@ -68,9 +97,11 @@ func (t *step) apply(ev Event) error {
 			return ErrCallEnded
 		case c.State == StateSetup:
 			return ErrOutOfTurn
-		case c.State != StateRinging && c.Agent == e.Agent:
+		case c.State == StateWaiting && !c.Accepted:
+			return ErrOutOfTurn // callgw's own accept is under way
+		case !c.State.Offered() && c.Agent == e.Agent:
 			return ErrOutOfTurn
-		case c.State != StateRinging:
+		case !c.State.Offered():
 			return ErrCallTaken
 		case !e.Available:
 			return ErrNotAvailable
@@ -80,16 +111,21 @@ func (t *step) apply(ev Event) error {
 		switch {
 		case !e.Won:
 			return ErrCallTaken
-		case c.State != StateRinging:
+		case !c.State.Offered() || (c.State == StateWaiting && !c.Accepted):
 			return ErrOutOfTurn
 		}
+		waited := c.State == StateWaiting
 		c.Agent, c.Rec.Agent = e.Agent, e.Agent
 		c.State = StateConnecting
 		c.OfferSent, c.AgentAnswered, c.AgentLeg = true, false, LegConnecting
-		t.do(StopTimer{Timer: TimerRing}, Persist{}, Notify{What: NoticeTaken}, OfferAgentLeg{})
+		t.do(StopTimer{Timer: TimerRing})
+		if waited {
+			t.do(EndWait{})
+		}
+		t.do(Persist{}, Notify{What: NoticeTaken}, OfferAgentLeg{})
 		t.graceIfLegDown()
 	case AgentDecline:
-		if c.State != StateRinging {
+		if !c.State.Offered() {
 			if !c.State.Live() {
 				return ErrCallEnded
 			}
@@ -101,8 +137,8 @@ func (t *step) apply(ev Event) error {
 		}
 		c.Declined[e.Agent] = true
 		t.do(Notify{What: NoticeDeclinedAck, Agent: e.Agent})
-		if e.Others == 0 {
-			t.hangup(CauseAgentsDeclined)
+		if e.Others == 0 && c.State == StateRinging {
+			t.unanswered(CauseAgentsDeclined)
 		}
 	case AgentAnswer:
 		if err := t.own(e.Agent); err != nil {
@@ -117,10 +153,23 @@ func (t *step) apply(ev Event) error {
 			return nil
 		}
 		c.AgentAnswered = true
-		if c.Rec.Direction == call.UserInitiated && c.State == StateConnecting && !c.Accepted {
+		switch {
+		case c.Rec.Direction != call.UserInitiated || c.State != StateConnecting:
+		case !c.Accepted:
 			t.do(GraphAccept{})
+		default:
+			// Answered by callgw while the caller waited: no second accept;
+			// the agent replaces the hold audio.
+			c.State = StateConnected
+			t.do(StopPlayback{}, Persist{}, Notify{What: NoticeState})
 		}
 	case AcceptDone:
+		if c.State == StateWaiting && !c.Accepted {
+			c.Accepted = true
+			t.pickUp()
+			t.do(StartWhatsAppMedia{}, ArmWatchdog{}, Persist{}, UsePermission{Use: UseInboundConnected}, BeginWait{})
+			return nil
+		}
 		if c.State != StateConnecting || c.Accepted {
 			return nil
 		}
@@ -308,7 +357,7 @@ func (t *step) timer(k TimerKind) {
 	switch k {
 	case TimerRing:
 		if c.State == StateRinging {
-			t.hangup(CauseRingTimeout)
+			t.unanswered(CauseRingTimeout)
 		}
 	case TimerRingCeiling:
 		if c.State == StateDialing {
@@ -324,6 +373,30 @@ func (t *step) timer(k TimerKind) {
 			t.final()
 		}
 	}
+}
+
+// unanswered: nobody took a ringing call: it waits when a queue takes it,
+// else it is missed for cause.
+func (t *step) unanswered(cause Cause) {
+	c := &t.c
+	if c.CanWait {
+		t.do(StopTimer{Timer: TimerRing})
+		t.startWait()
+		return
+	}
+	if cause == CauseNoAgent && len(c.Declined) > 0 {
+		cause = CauseAgentsDeclined
+	}
+	t.hangup(cause)
+}
+
+// startWait makes the caller wait: callgw accepts the call itself with the
+// answer pre_accept carried (BeginWait follows accept's 200).
+func (t *step) startWait() {
+	c := &t.c
+	c.State = StateWaiting
+	c.GatewayAnswered = true
+	t.do(Persist{}, GraphAccept{})
 }
 
 // hangup ends a call from our side: reject while a user-initiated call was
@@ -357,6 +430,9 @@ func (t *step) end(cause Cause, graph Effect, awaitMeta bool) {
 	}
 	c.Rec.Outcome, c.Rec.EndReason = Conclude(*c)
 	t.do(StopTimer{Timer: TimerRing}, StopTimer{Timer: TimerRingCeiling}, StopTimer{Timer: TimerAgentGrace})
+	if c.GatewayAnswered && c.Agent == "" {
+		t.do(EndWait{})
+	}
 	if graph != nil {
 		t.do(graph)
 	}

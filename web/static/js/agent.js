@@ -16,6 +16,7 @@ import { CallMedia, acquireMic, releaseMic, mediaErrorText } from './media.js';
 import { View } from './view.js';
 import { Dialer } from './dialer.js';
 import { History } from './history.js';
+import { Callbacks, loadRouting, fillFrom } from './callbacks.js';
 
 const $ = (id) => document.getElementById(id);
 const sound = new Sound();
@@ -75,6 +76,19 @@ const view = new View({
 });
 const dialer = new Dialer({ store, send, notice: (t, e) => view.notice(t, e), unlockSound: () => sound.unlock() });
 const callLog = new History(() => store.get());
+let numbers = []; // the business numbers this agent may call from (GET /api/v1/routing)
+const callbacks = new Callbacks({ list: 'callbacks-list', count: 'callbacks-count', agent: '', mask: true, callBack: (t) => {
+  if (t.state === 'open') callbacks.move(t, 'claim');
+  const n = numbers.find((x) => (t.brands || []).includes(x.brand));
+  if (n) $('dial-from').value = n.phone_number_id;
+  dialer.callBack({ id: t.last_call, from: t.call_back || t.user, name: t.name });
+} });
+async function startRouting(s) {
+  Object.assign(callbacks.o, { agent: s.agent, mask: !!s.settings.mask_numbers });
+  callbacks.start(s.token);
+  numbers = (await loadRouting(s.token)).numbers || [];
+  fillFrom($('dial-from'), numbers);
+}
 
 store.subscribe((s) => view.render(s));
 store.subscribe((s) => dialer.render(s));
@@ -111,6 +125,7 @@ function onMessage(m, req) {
     case 'presence': return store.set({ presence: m.status });
     case 'call_offered': return addRing(m.call);
     case 'call_taken': return removeRing(m.call_id);
+    case 'callbacks_changed': return callbacks.load();
     case 'call': return onCall(m.call, req);
     case 'call_ended': return onEnded(m);
     case 'offer': return onOffer(m, req);
@@ -155,7 +170,7 @@ function onWelcome(m) {
   if (cur && !seen.has(cur.info.id)) endLocal(cur.info.id, 'The call ended while you were disconnected.');
   for (const c of calls) {
     const s = store.get();
-    if (c.state === 'ringing') { store.update((st) => st.ringing.set(c.id, c)); continue; }
+    if (c.state === 'ringing' || c.state === 'waiting') { store.update((st) => st.ringing.set(c.id, c)); continue; }
     if (c.agent !== s.agent || !OWNED.has(c.state)) continue;
     if (s.call && s.call.info.id === c.id) {
       setInfo(c);
@@ -171,6 +186,7 @@ function onWelcome(m) {
     send({ type: 'presence', status: 'available' }, 'presence');
   }
   callLog.load(false);
+  startRouting(store.get());
 }
 
 // ---------- ringing ----------
@@ -224,6 +240,7 @@ function onCall(c, req) {
   if (c.state === 'ringing') { addRing(c); return; }
   if (c.state === 'ended') return; // the end is call_ended
   if (req && req.kind === 'dial') req.callId = c.id;
+  if (req && req.kind === 'dial' && c.warning === 'outside_call_hours') view.notice('This number is outside its call hours: the customer may not expect a call now.', true);
   const s = store.get();
   const mine = (!!req && OWNING.has(req.kind)) || s.accepting.has(c.id);
   if (s.call && s.call.info.id !== c.id && s.call.local) {
@@ -469,6 +486,7 @@ function teardown() {
   view.dispose();
   dialer.dispose();
   callLog.dispose();
+  callbacks.stop();
 }
 
 // ---------- wiring ----------

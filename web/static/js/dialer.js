@@ -96,7 +96,8 @@ export class Dialer {
     if (!this.d.to || this.store.get().call) return;
     this.unlockSound();
     acquireMic().catch(() => {});
-    if (this.send({ type: 'dial', ...this.target() }, 'dial') !== null) this.patch({ message: '' });
+    const from = $('dial-from') && !$('dial-from').closest('.dial-from').hidden ? $('dial-from').value : '';
+    if (this.send({ type: 'dial', ...this.target(), ...(from ? { from } : {}) }, 'dial') !== null) this.patch({ message: '' });
   }
 
   /** Puts a missed caller in the dialer; a masked number is named by its call. */

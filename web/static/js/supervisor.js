@@ -1,6 +1,8 @@
 // The supervisor dashboard: live calls and agents (GET /api/v1/live every 2 s),
 // monthly usage by country as an SVG bar chart (GET /api/v1/usage).
+import { startRecordings, stopRecordings } from './recordings.js';
 import { takeToken, setToken, claims, api, maskNumber, fmtDuration, fmtMicros, h, mediaFailureText } from './common.js';
+import { startRouting, stopRouting, keepCall, renderNumberUsage } from './queue.js';
 
 const $ = (id) => document.getElementById(id);
 const SVG = 'http://www.w3.org/2000/svg';
@@ -12,7 +14,7 @@ let pollTimer = 0;
 let usageTimer = 0;
 let mask = true;
 
-const stateWords = { ringing: 'Ringing', dialing: 'Dialing', connecting: 'Connecting', connected: 'Connected', ended: 'Ended' };
+const stateWords = { waiting: 'Waiting', ringing: 'Ringing', dialing: 'Dialing', connecting: 'Connecting', connected: 'Connected', ended: 'Ended' };
 const presenceWords = { available: 'Available', away: 'Away', on_call: 'On a call', busy: 'On a call', offline: 'Offline' };
 
 function setConn(cls, text) {
@@ -51,8 +53,11 @@ async function pollLive() {
   pollTimer = setTimeout(pollLive, 2000);
 }
 
+let lastLive = {};
+
 function renderLive(live) {
-  const calls = live.calls || [];
+  lastLive = live;
+  const calls = (live.calls || []).filter(keepCall);
   $('calls-count').textContent = `(${calls.length})`;
   const body = $('calls-body');
   body.replaceChildren(...calls.map((c) => {
@@ -61,7 +66,7 @@ function renderLive(live) {
     const dur = c.state === 'connected' ? since(c.connected_at) : since(c.created_at);
     return h('tr', { 'data-testid': 'live-call-row', 'data-call-id': c.id },
       h('td', {}, h('span', { class: 'badge ' + (c.state === 'connected' ? 'answered' : ''), text: stateWords[c.state] || c.state })),
-      h('td', { text: out ? '↗ Outbound' : '↙ Inbound' }),
+      h('td', { text: (out ? '↗ Outbound' : '↙ Inbound') + (c.brand ? ' · ' + c.brand : '') }),
       h('td', { text: (c.name ? c.name + ' · ' : '') + maskNumber(num, mask) }),
       h('td', { text: c.agent || '—' }),
       h('td', { class: 'num', text: fmtDuration(dur) }),
@@ -118,6 +123,7 @@ async function loadUsage() {
     const u = await api(token, '/api/v1/usage?month=' + encodeURIComponent(month));
     test.usage = u;
     renderUsage(u || {});
+    renderNumberUsage(u || {});
   } catch (e) {
     $('usage-totals').replaceChildren(h('span', { class: 'muted', text: `Could not load usage (${e.message}).` }));
   }
@@ -167,8 +173,10 @@ function renderUsage(u) {
 }
 
 function signOut(reason) {
+  stopRouting();
   clearTimeout(pollTimer);
   clearTimeout(usageTimer);
+  stopRecordings();
   token = '';
   setToken('');
   $('app').hidden = true;
@@ -189,8 +197,10 @@ async function start(t) {
     const cfg = await api(token, '/api/v1/config');
     if (cfg && cfg.mask_numbers === false) mask = false;
   } catch { /* keep masking */ }
+  startRecordings(token, mask); // call history with recordings (recordings.js)
   pollLive();
   loadUsage();
+  startRouting(token, mask, () => renderLive(lastLive));
 }
 
 const now = new Date();

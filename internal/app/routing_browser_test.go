@@ -1,0 +1,108 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/callgw/callgw/internal/testkit/browsertest"
+	"github.com/callgw/callgw/metasim"
+	"github.com/callgw/callgw/signaling/agents"
+)
+
+// TestBrowserRoutingBrandAndQueue: a caller waits (nobody of the number's
+// team is free): the supervisor page shows them in the queue with the brand;
+// the agent becomes available, the waiting call rings on the agent page
+// with the brand called, and the agent takes it.
+func TestBrowserRoutingBrandAndQueue(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts Chromium")
+	}
+	if browsertest.ExecPath("") == "" {
+		t.Skip("chromium not installed")
+	}
+	hold, err := filepath.Abs("testdata/hold-660.ogg")
+	must(t, err)
+	cfg := filepath.Join(t.TempDir(), "callgw.yaml")
+	must(t, os.WriteFile(cfg, []byte(fmt.Sprintf(`version: 1
+teams:
+  - id: sales
+    name: Sales
+    agents: [alice]
+    strategy: ring_all
+    max_wait: 5m
+    max_size: 5
+numbers:
+  - phone_number_id: "%s"
+    brand: Acme Spain
+    token_env: CALLGW_ACCESS_TOKEN
+    teams: [sales]
+    hold_audio: %s
+`, DemoPhoneNumberID, hold)), 0o600))
+	ta := startApp(t, "-ring-timeout", "30s", "-config", cfg)
+	wav, err := filepath.Abs("../../testdata/audio/agent-1000.wav")
+	must(t, err)
+	b := browsertest.Start(t, browsertest.Options{FakeAudioCapture: wav, Timeout: 90 * time.Second})
+	t.Cleanup(b.Close)
+	ctx := b.Ctx
+	openAgent(t, ctx, ta, "alice", false)
+
+	pctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	uc, err := ta.Sim.PlaceCall(pctx, metasim.CallOptions{From: "+447700900777", Name: "Queued Caller", Audio: oggBytes(t, "caller-440.ogg")})
+	must(t, err)
+	must(t, uc.WaitState(pctx, metasim.Accepted)) // answered by callgw: the caller waits
+
+	// The supervisor sees the queue, with the brand.
+	sup := b.NewTab()
+	must(t, browsertest.Navigate(sup, ta.URL+"/supervisor#token="+token(t, ta, "sue", agents.RoleSupervisor)))
+	must(t, browsertest.WaitTrue(sup, visible("queue-row", uc.ID()), bstep))
+	row := fmt.Sprintf(`document.querySelector(%q)`, sel("queue-row", uc.ID()))
+	for _, want := range []struct{ testID, text string }{{"queue-position", "1"}, {"queue-brand", "Acme Spain"}} {
+		got, err := browsertest.Eval[string](sup, fmt.Sprintf(`%s.querySelector('[data-testid=%q]').textContent`, row, want.testID))
+		must(t, err)
+		if got != want.text {
+			t.Errorf("queue %s %q, want %q", want.testID, got, want.text)
+		}
+	}
+	must(t, browsertest.WaitTrue(sup, fmt.Sprintf(`[...document.querySelectorAll('[data-testid="filter-brand"] option')].some(o => o.value === %q)`, "Acme Spain"), bstep))
+	must(t, browsertest.Screenshot(sup, "supervisor-queue"))
+
+	// alice becomes available: the waiting call rings on her page with the brand.
+	must(t, browsertest.Click(ctx, "presence-toggle", bstep))
+	must(t, browsertest.WaitTrue(ctx, visible("incoming-call", uc.ID()), bstep))
+	if got, _ := browsertest.Text(ctx, "caller-brand"); got != "Acme Spain" {
+		t.Errorf("ringing card brand %q", got)
+	}
+	must(t, browsertest.Screenshot(ctx, "agent-ringing-brand"))
+	clickIn(t, ctx, sel("incoming-call", uc.ID())+` [data-testid="accept"]`)
+	must(t, browsertest.WaitTrue(ctx, fmt.Sprintf(`window.callgwTest.state === "connected" && window.callgwTest.callId === %q`, uc.ID()), bstep))
+	if got, _ := browsertest.Text(ctx, "active-brand"); got != "To Acme Spain" {
+		t.Errorf("call view brand %q", got)
+	}
+	audioBothWays(t, ctx, uc)
+	// The queue empties on the supervisor page.
+	must(t, browsertest.WaitTrue(sup, fmt.Sprintf(`!document.querySelector(%q)`, sel("queue-row", uc.ID())), bstep))
+
+	// A caller who hangs up while waiting is a missed call: a callback task
+	// on alice's page (her team's), which she claims.
+	must(t, browsertest.Click(ctx, "hangup", bstep))
+	must(t, browsertest.WaitTrue(ctx, `window.callgwTest.state === "idle"`, bstep))
+	must(t, browsertest.Click(ctx, "presence-toggle", bstep)) // away
+	must(t, browsertest.WaitTrue(ctx, `window.callgwTest.presence === "away"`, bstep))
+	waitFor(t, deadline(t), "the hub to see alice away", func() bool { return !ta.Hub.AvailableAgents()["alice"] })
+	gone, err := ta.Sim.PlaceCall(pctx, metasim.CallOptions{From: "+447700900778", Name: "Gone Caller", Audio: oggBytes(t, "caller-440.ogg")})
+	must(t, err)
+	must(t, gone.WaitState(pctx, metasim.Accepted))
+	must(t, browsertest.WaitTrue(sup, visible("queue-row", gone.ID()), bstep))
+	must(t, gone.Hangup(pctx))
+	task := fmt.Sprintf(`[data-testid="callback-row"][data-task-id=%q]`, "cb-"+gone.ID())
+	must(t, browsertest.WaitTrue(ctx, fmt.Sprintf(`(e => !!e && e.dataset.state === "open" && e.textContent.includes("Gone Caller") && e.textContent.includes("Sales"))(document.querySelector(%q))`, task), bstep))
+	clickIn(t, ctx, task+` [data-testid="callback-claim"]`)
+	must(t, browsertest.WaitTrue(ctx, fmt.Sprintf(`(e => !!e && e.dataset.state === "claimed")(document.querySelector(%q))`, task), bstep))
+	must(t, browsertest.WaitTrue(sup, fmt.Sprintf(`!!document.querySelector(%q)`, task), bstep))
+	must(t, browsertest.Screenshot(ctx, "agent-callbacks"))
+}
