@@ -418,6 +418,12 @@ func (b *Bridge) goFast(l *leg) error {
 	// undeclared-stream acceptors and the receiver's first-packet wait (5
 	// goroutines and their buffers per leg). ICE, DTLS (alerts) and the
 	// PeerConnection stay.
+	// A leg with another sender besides our track (e.g. a second track an
+	// agent leg offers) still writes that one through Pion's SRTP session,
+	// which must then stay open.
+	if len(l.pc.GetSenders()) != 1 {
+		return nil
+	}
 	if err := closePionSRTP(l.pc.SCTP().Transport()); err != nil {
 		b.log.Debug("pion srtp sessions stay open on a fast leg", "leg", l.kind.String(), "err", err)
 	}
