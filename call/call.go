@@ -107,11 +107,12 @@ const (
 	QueueAbandoned           // the caller hung up while waiting in a queue (answered by callgw, no agent)
 	QueueTimeout             // the caller waited max_wait and no team was left to try
 	QueueFull                // nobody free and the queue could take no more
+	IVRHangup                // the IVR ended the call (hangup or callback node, no key in time)
 )
 
 var reasonNames = [...]string{"unknown", "agent_hangup", "user_hangup", "ring_timeout", "no_agent",
 	"agent_rejected", "media_timeout", "agent_lost", "user_declined", "user_no_answer", "meta_error",
-	"drained", "owner_lost", "setup_failed", "stale", "queue_abandoned", "queue_timeout", "queue_full"}
+	"drained", "owner_lost", "setup_failed", "stale", "queue_abandoned", "queue_timeout", "queue_full", "ivr_hangup"}
 
 func (r EndReason) String() string {
 	if int(r) < len(reasonNames) {
@@ -169,6 +170,27 @@ type Record struct {
 	// call: "<leg>:<cause>", leg whatsapp|agent, cause one of media's
 	// bounded diagnoses (e.g. "agent:nothing_from_peer").
 	MediaFailure string `json:"media_failure,omitempty"`
+	// Handlers are the agents who handled the call, in order, with when
+	// each had it (a transfer hands it on). Absent in older records.
+	Handlers []Handler `json:"handlers,omitempty"`
+	// IVRPath is the IVR nodes the caller went through, in order (at
+	// most 32). Absent without an IVR.
+	IVRPath []string `json:"ivr_path,omitempty"`
+}
+
+// Handler is one agent's stretch of a call.
+type Handler struct {
+	Agent string    `json:"agent"`
+	From  time.Time `json:"from"`
+	To    time.Time `json:"to,omitzero"`
+}
+
+// Seconds is how long the agent had the call (0 while open).
+func (h Handler) Seconds() int64 {
+	if h.To.IsZero() {
+		return 0
+	}
+	return int64(h.To.Sub(h.From) / time.Second)
 }
 
 // Connected reports whether media connected (the only calls that can cost).

@@ -79,6 +79,7 @@ type Number struct {
 	PermissionTemplate string   // "name:language", or "" (none: outside the window a request is refused)
 	Teams              []TeamID // tried in order; the first is the number's own team
 	HoldAudio          string   // Ogg/Opus file played while the caller waits; "" = the built-in hold music
+	IVR                *IVR     // menus run before the queue (ivr.go); nil = none
 	Line               int      // line of its entry in Source
 
 	holdLine, holdColumn int

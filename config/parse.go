@@ -44,6 +44,7 @@ func Load(path string) (*Config, error) {
 				Path: fmt.Sprintf("numbers[%d].hold_audio", i), Msg: err.Error(), Err: ErrHoldAudio})
 		}
 	}
+	errs = append(errs, resolveIVR(c, filepath.Dir(path), path)...) // ivr.go
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
@@ -79,7 +80,7 @@ var (
 var (
 	topFields    = []string{"version", "agents", "teams", "numbers"}
 	teamFields   = []string{"id", "name", "agents", "strategy", "ring_seconds", "max_wait", "max_size", "overflow"}
-	numberFields = []string{"phone_number_id", "waba_id", "brand", "token_env", "permission_template", "teams", "hold_audio"}
+	numberFields = []string{"phone_number_id", "waba_id", "brand", "token_env", "permission_template", "teams", "hold_audio", "ivr"}
 )
 
 // parser collects every problem of one document.
@@ -391,6 +392,7 @@ func Parse(b []byte, source string) (*Config, error) {
 		if num.HoldAudio != "" && !strings.HasSuffix(strings.ToLower(num.HoldAudio), ".ogg") && !strings.HasSuffix(strings.ToLower(num.HoldAudio), ".opus") {
 			p.fail(f["hold_audio"], join(path, "hold_audio"), ErrBadValue, "hold audio must be an Ogg/Opus file (.ogg or .opus), got %q", num.HoldAudio)
 		}
+		num.IVR = p.ivr(f["ivr"], join(path, "ivr"), teamAt) // ivr.go
 		if tl := f["teams"]; tl != nil && tl.Kind == yaml.SequenceNode && len(tl.Content) == 0 {
 			p.fail(tl, join(path, "teams"), ErrMissingField, "number %s has no teams", num.PhoneNumberID)
 		}

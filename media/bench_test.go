@@ -9,6 +9,7 @@ import (
 
 	"github.com/pion/rtp"
 	"github.com/pion/srtp/v3"
+	"github.com/pion/webrtc/v4"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
@@ -308,6 +309,13 @@ func testResourcesPerCall(t *testing.T, path PacketPath, maxGoroutines float64, 
 	h0, g0 := measure()
 	for range calls {
 		m, a := newMetaPeer(t, true), newPeer(t, peerAPI(t, false, "", true))
+		// The agent leg offers a second, send-only track (side.go: whisper,
+		// consult); the browser-like peer receives it as a declared stream.
+		// The control answerer gets one too, so only the bridge is measured.
+		if _, err := m.pc.AddTransceiverFromTrack(newOutTrack("side", "peer"),
+			webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly}); err != nil {
+			t.Fatal(err)
+		}
 		m.setAnswer(a.answer(ctx, m.offer(ctx), false))
 		m.waitConnected(ctx)
 		a.waitConnected(ctx)

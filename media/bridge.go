@@ -34,6 +34,12 @@ type Events struct {
 	// OnDTMF reports an RFC 4733 digit from the WhatsApp user, once per
 	// digit, at the end of the event.
 	OnDTMF func(digit rune)
+	// OnSideCandidate trickles our ICE candidates toward side leg id's
+	// browser (see OfferSide).
+	OnSideCandidate func(id string, c webrtc.ICECandidateInit)
+	// OnSideState reports side leg id's state changes (not after it was
+	// closed or promoted).
+	OnSideState func(id string, s LegState)
 }
 
 // LegStats are one leg's counters. Received figures describe what the
@@ -71,6 +77,7 @@ type Bridge struct {
 	isShut atomic.Bool
 
 	out  outState // everything we send toward WhatsApp
+	side sideSet  // side legs (side.go)
 	waRx rxStats
 	agRx rxStats
 
@@ -109,6 +116,10 @@ type leg struct {
 	// closing (Pion's GetStats races its own close).
 	state atomic.Uint32
 	fast  atomic.Pointer[fastLeg] // PathFast, once connected
+	// aux is the second track toward an agent or side browser (side.go):
+	// on the agent leg what the talking side says, on a side leg the agent.
+	aux  *outTrack
+	side *sideLeg // a side leg (possibly promoted to agent leg); nil otherwise
 }
 
 func newBridge(e *Engine, id string, ev Events) *Bridge {
@@ -290,7 +301,8 @@ func (b *Bridge) OfferAgent(ctx context.Context) (string, error) {
 	if b.isShut.Load() {
 		return "", ErrClosed
 	}
-	l := &leg{kind: legAgent, track: newOutTrack("audio", "callgw-"+b.id), born: time.Now()}
+	l := &leg{kind: legAgent, track: newOutTrack("audio", "callgw-"+b.id), born: time.Now(),
+		aux: newOutTrack("side", "callgw-"+b.id)}
 	pc, err := b.newPC(b.e.agAPI, l, b.e.cfg.AgentICEServers)
 	if err != nil {
 		return "", err
@@ -299,6 +311,10 @@ func (b *Bridge) OfferAgent(ctx context.Context) (string, error) {
 	if l.sender, err = pc.AddTrack(l.track); err != nil {
 		_ = pc.Close()
 		return "", fmt.Errorf("media: add agent track: %w", err)
+	}
+	if _, err = pc.AddTransceiverFromTrack(l.aux, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly}); err != nil {
+		_ = pc.Close()
+		return "", fmt.Errorf("media: add agent side track: %w", err)
 	}
 	pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) { b.onAgentState(l, s) })
 	pc.OnTrack(func(t *webrtc.TrackRemote, r *webrtc.RTPReceiver) { b.onTrack(l, t, r) })
@@ -463,7 +479,7 @@ func (b *Bridge) Close() error {
 			b.dropFast(l)
 		}
 	}
-	var errs []error
+	errs := []error{b.closeSides()}
 	if ag != nil {
 		errs = append(errs, ag.pc.GracefulClose())
 	}

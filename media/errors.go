@@ -31,6 +31,16 @@ var (
 	ErrNoTelephoneEvent = errors.New("media: telephone-event not negotiated")
 	// ErrBadCandidate is returned by AddAgentCandidate for a candidate Pion rejects.
 	ErrBadCandidate = errors.New("media: bad ice candidate")
+	// ErrBadSideMode is returned for a side mode outside listen, whisper, takeover, consult.
+	ErrBadSideMode = errors.New("media: bad side mode")
+	// ErrNoSide is returned when a side leg id does not exist.
+	ErrNoSide = errors.New("media: no such side leg")
+	// ErrSideExists is returned by OfferSide for an id already in use.
+	ErrSideExists = errors.New("media: side leg exists")
+	// ErrSideBusy is returned when a second side would talk (whisper, take over, consult).
+	ErrSideBusy = errors.New("media: another side leg talks")
+	// ErrSideNotConnected is returned by PromoteSide for a side leg not connected.
+	ErrSideNotConnected = errors.New("media: side leg not connected")
 )
 
 // Prompts, playback and recording.

@@ -411,6 +411,13 @@ func (b *Bridge) goFast(l *leg) error {
 	nb := *bd
 	nb.w = fl
 	l.track.b.Store(&nb)
+	if l.aux != nil { // the second track (side.go) shares the transport
+		if ab := l.aux.b.Load(); ab != nil {
+			na := *ab
+			na.w = fl
+			l.aux.b.Store(&na)
+		}
+	}
 	l.fast.Store(fl)
 	s.add(fl)
 	// Pion's SRTP and SRTCP sessions and the receiver of the leg would only

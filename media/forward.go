@@ -292,23 +292,30 @@ func (f *forwarder) handleParsed(now time.Time, payload []byte) {
 		} else if r := b.out.rec.Load(); r != nil && audio {
 			r.user.push(payload, f.hdr.Timestamp)
 		}
+		src := f.hdr.SSRC
 		if b.toAgent(now, &f.hdr, payload, audio, te) {
 			m.fwdToAgent.Inc()
 			m.bytesToAgent.Add(float64(len(payload)))
 		} else {
 			m.dropToAgent.Inc()
 		}
+		b.callerToSides(src, &f.hdr, payload, audio, te)
+		return
+	}
+	if b.agent.Load() != f.l {
+		b.fromSide(now, f.l, &f.hdr, payload, audio, te)
 		return
 	}
 	if lost := b.agRx.update(now, b.e.arrivalUS(now), f.hdr.SSRC, f.hdr.SequenceNumber, f.hdr.Timestamp, len(payload), audio); lost > 0 {
 		m.lostAgent.Add(float64(lost))
 	}
-	if b.waConnected.Load() && b.waStarted.Load() && b.agent.Load() == f.l && b.out.fromAgent(now, &f.hdr, payload, audio, te) {
+	if b.waConnected.Load() && b.waStarted.Load() && !b.side.takeOver() && b.out.fromAgent(now, &f.hdr, payload, audio, te) {
 		m.fwdToWA.Inc()
 		m.bytesToWA.Add(float64(len(payload)))
 	} else {
 		m.dropToWA.Inc()
 	}
+	b.agentToSides(&f.hdr, payload, audio, te)
 }
 
 // dtmfIn reports a digit once, on the first end packet of an event.

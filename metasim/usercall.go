@@ -23,7 +23,8 @@ type UserCall struct {
 	id        string
 	dir       direction
 	num       *bizNumber
-	key       string // the user's key (phone digits, or BSUID when phone-less)
+	key       string     // the user's key (phone digits, or BSUID when phone-less)
+	cont      continuity // the RTP stream received (continuity.go)
 	usr       *simUser
 	user      string // wa_id digits ("" for a phone-less user)
 	userID    string // BSUID
@@ -512,6 +513,7 @@ func (c *UserCall) readLoop(tr *webrtc.TrackRemote, rcv *webrtc.RTPReceiver) {
 			continue
 		}
 		if p.PayloadType == opus || p.PayloadType == dtmf {
+			c.cont.observe(time.Now(), p.SSRC, p.SequenceNumber, p.Timestamp) // continuity.go
 			c.firstRecv.CompareAndSwap(0, time.Now().UnixNano())
 			if c.dir == userInitiated && !c.acceptDone.Load() {
 				c.beforeAccept.Add(1)

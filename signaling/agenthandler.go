@@ -72,6 +72,7 @@ func (c *Controller) PresenceChanged(s *agents.Session) {
 		return
 	}
 	c.offerRinging(ref)
+	c.agentFree(ref.Agent) // the longest-waiting caller of their teams, if any (route.go)
 	_, _ = c.cl.publish(ctx, c.cl.agentsChannel(), busMsg{Kind: busAvailable, Ref: &ref})
 }
 
@@ -83,7 +84,10 @@ func (c *Controller) offerRinging(ref agentRef) {
 
 // Closed implements agents.Handler. Calls do not depend on the socket: the
 // agent leg's health decides (see checkAgentLeg).
-func (c *Controller) Closed(s *agents.Session) { c.dropPresence(s.ID) }
+func (c *Controller) Closed(s *agents.Session) {
+	c.dropPresence(s.ID)
+	c.sessionGone(s.ID) // monitor legs (transfer.go)
+}
 
 // Handle implements agents.Handler. Domain errors become protocol error
 // codes here, at the websocket edge (protocolError).
@@ -98,9 +102,13 @@ func (c *Controller) handle(ctx context.Context, s *agents.Session, m *agents.Cl
 		if err != nil {
 			return err
 		}
+		from, err := c.callingNumber(s.Agent, m.From) // the business number (route: dial.from)
+		if err != nil {
+			return err
+		}
 		switch m.Type {
 		case agents.TypeDial:
-			ci, start, err := c.dialStartFrom(ctx, s.Agent, to, m.From)
+			ci, start, err := c.dialStartFrom(ctx, s.Agent, to, from)
 			if err != nil {
 				return err
 			}
@@ -109,7 +117,7 @@ func (c *Controller) handle(ctx context.Context, s *agents.Session, m *agents.Cl
 			return nil
 		case agents.TypePermissionQuery:
 			c.watchPermission(ctx, to, s.Agent, shown == to)
-			d, err := c.PermissionState(ctx, to)
+			d, err := c.permissionStateFrom(ctx, to, from)
 			if err != nil {
 				return err
 			}
@@ -118,7 +126,7 @@ func (c *Controller) handle(ctx context.Context, s *agents.Session, m *agents.Cl
 		default:
 			// Watch first: the user's reply may come before the request returns.
 			c.watchPermission(ctx, to, s.Agent, shown == to)
-			d, err := c.RequestPermission(ctx, to, m.Text)
+			d, err := c.requestPermissionFrom(ctx, to, m.Text, from)
 			if err != nil {
 				return err
 			}
@@ -149,6 +157,9 @@ func (c *Controller) localCommand(ref agentRef, m *agents.ClientMessage) error {
 	l := c.lookup(call.ID(m.CallID))
 	if l == nil {
 		return ErrUnknownCall
+	}
+	if ok, err := c.transferCommand(l, ref, m); ok { // hold, transfer, monitor: transfer.go
+		return err
 	}
 	w := lc.When{At: c.now()}
 	var build func(*liveCall) lc.Event
@@ -266,6 +277,8 @@ func protocolError(err error) error {
 		{ErrStore, agents.CodeUnavailable, "state store unavailable, try again"},
 		{ErrNotConfigured, agents.CodeUnavailable, "outbound calling is not configured"},
 		{ErrMediaSetup, agents.CodeInternal, "media setup failed"},
+		{ErrForbidden, agents.CodeForbidden, "your role may not do this"},
+		{lc.ErrNoTarget, agents.CodeNoTarget, "nobody available to transfer the call to"},
 		{ErrUnknownBusinessNumber, CodeUnknownNumber, "not a business number this deployment serves"},
 		{ErrNotYourNumber, CodeNotYourNumber, "you may only call from the numbers of your teams"},
 	} {

@@ -30,10 +30,12 @@ type agentRef struct {
 	Session   string `json:"session"`
 	Agent     string `json:"agent"`
 	Available bool   `json:"available"`
+	// Role is the session's role (monitoring is for supervisors).
+	Role agents.Role `json:"role,omitempty"`
 }
 
 func refOf(s *agents.Session) agentRef {
-	return agentRef{Session: s.ID, Agent: s.Agent, Available: s.Presence() == agents.Available}
+	return agentRef{Session: s.ID, Agent: s.Agent, Available: s.Presence() == agents.Available, Role: s.Role}
 }
 
 // audience selects agent sessions on every instance.

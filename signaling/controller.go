@@ -87,6 +87,7 @@ type Controller struct {
 	// settingsClients: see Deps.SettingsFor.
 	settingsClients func(string) SettingsClient
 	holdAudio       func(string) *media.Prompt
+	prompts         promptCache // IVR prompts (hold.go)
 	freed           chan string // agents who freed up (routing loop)
 
 	hub Hub // set by SetHub before serving
@@ -381,6 +382,8 @@ func (c *Controller) info(l *liveCall) agents.CallInfo {
 		}
 	}
 	ci.PhoneNumberID = r.PhoneNumberID
+	l.transferInfo(&ci)
+	l.recordingInfo(&ci) // recording.go
 	if st.AgentOwned() {
 		ci.Media = "connecting"
 		if l.lc.AgentLeg == lifecycle.LegUp {

@@ -17,6 +17,10 @@ type metrics struct {
 	liveChecks         *prometheus.CounterVec
 	opaqueMismatch     prometheus.Counter
 	disagreements      *prometheus.CounterVec
+	transfers          *prometheus.CounterVec // transfer.go
+	monitors           *prometheus.CounterVec // transfer.go
+	holds              prometheus.Counter     // transfer.go
+	ivrNodes           *prometheus.CounterVec // ivrrun.go
 }
 
 func newMetrics(reg prometheus.Registerer, c *Controller) *metrics {
@@ -48,6 +52,9 @@ func newMetrics(reg prometheus.Registerer, c *Controller) *metrics {
 	}
 	m.opaqueMismatch = prometheus.NewCounter(prometheus.CounterOpts{Namespace: "callgw", Name: "opaque_mismatches_total",
 		Help: "Webhooks whose biz_opaque_callback_data echo differs from what callgw sent for the call."})
+	m.transferMetrics()
+	m.ivrMetrics()
+	reg.MustRegister(m.transfers, m.monitors, m.holds, m.ivrNodes)
 	reg.MustRegister(m.opaqueMismatch, m.liveChecks, m.disagreements, m.webhooks, m.calls, m.setup, m.ring, m.redisErrors, m.dials, m.permissionRequests,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "callgw", Name: "calls_active",
 			Help: "Calls owned by this instance that are dialing, connecting or connected."},

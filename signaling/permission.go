@@ -56,6 +56,26 @@ func (c *Controller) PermissionState(ctx context.Context, to string) (permission
 	return d, nil
 }
 
+// permissionStateFrom is PermissionState for the pair of business number
+// pnid and the user.
+func (c *Controller) permissionStateFrom(ctx context.Context, to, pnid string) (permissions.Decision, error) {
+	if pnid == c.cfg.PhoneNumberID {
+		return c.PermissionState(ctx, to)
+	}
+	u, err := c.resolveUser(ctx, to)
+	if err != nil {
+		return permissions.Decision{}, err
+	}
+	if c.perms == nil {
+		return permissions.Decision{}, fmt.Errorf("%w: permissions", ErrNotConfigured)
+	}
+	d, err := c.perms.State(ctx, permissions.Pair{Business: pnid, User: u.Key()})
+	if err != nil {
+		return d, fmt.Errorf("%w: permission state: %w", ErrStore, err)
+	}
+	return d, nil
+}
+
 // livePermission asks Meta's live call_permissions (cached, within Meta's
 // 5 requests/s shared by every instance). ok is false when Meta's view is
 // not available now; the local model decides then.
@@ -124,14 +144,28 @@ func metaRequestVerdict(p *cloudapi.Permission) (allowed bool, reason permission
 // what is left and when; after a failure it is the state once the local
 // count was undone.
 func (c *Controller) RequestPermission(ctx context.Context, to, text string) (permissions.Decision, error) {
+	return c.requestPermissionFrom(ctx, to, text, c.cfg.PhoneNumberID)
+}
+
+// requestPermissionFrom is RequestPermission from business number pnid
+// (its Dialer, its permission template, the pair pnid–user).
+func (c *Controller) requestPermissionFrom(ctx context.Context, to, text, pnid string) (permissions.Decision, error) {
 	u, err := c.resolveUser(ctx, to)
 	if err != nil {
 		return permissions.Decision{}, err
 	}
-	if c.perms == nil || c.dial == nil {
+	dialer := c.dialerFor(pnid)
+	if c.perms == nil || dialer == nil {
 		return permissions.Decision{}, fmt.Errorf("%w: outbound calling", ErrNotConfigured)
 	}
-	pair := c.pairOf(u)
+	main := pnid == c.cfg.PhoneNumberID
+	pair := permissions.Pair{Business: pnid, User: u.Key()}
+	template := c.cfg.PermissionTemplate
+	if cfg := c.routingConfig(); cfg != nil && !main {
+		if n, ok := cfg.Number(pnid); ok {
+			template = n.PermissionTemplate
+		}
+	}
 	open, err := c.store.windowOpen(ctx, pair.Business, u)
 	if err != nil {
 		// Fails closed, as the permission tracker does without Redis.
@@ -139,14 +173,21 @@ func (c *Controller) RequestPermission(ctx context.Context, to, text string) (pe
 	}
 	var tmpl cloudapi.TemplateRef
 	if !open {
-		if c.cfg.PermissionTemplate == "" {
+		if template == "" {
 			d, _ := c.perms.State(ctx, pair)
 			return d, ErrTemplateRequired
 		}
-		tmpl, _ = cloudapi.ParseTemplateRef(c.cfg.PermissionTemplate)
+		tmpl, _ = cloudapi.ParseTemplateRef(template)
 	}
 	metaAllows, metaSaid := true, false
-	if p, ok := c.livePermission(ctx, u); ok {
+	var (
+		p  *cloudapi.Permission
+		ok bool
+	)
+	if main { // Meta's live state is read through the main number's client only
+		p, ok = c.livePermission(ctx, u)
+	}
+	if ok {
 		metaSaid = true
 		allowed, reason, frees := metaRequestVerdict(p)
 		metaAllows = allowed
@@ -181,9 +222,9 @@ func (c *Controller) RequestPermission(ctx context.Context, to, text string) (pe
 	}
 	var msgID string
 	if open {
-		msgID, err = c.dial.SendPermissionRequest(ctx, metaUser(u), text)
+		msgID, err = dialer.SendPermissionRequest(ctx, metaUser(u), text)
 	} else {
-		msgID, err = c.dial.SendPermissionTemplate(ctx, metaUser(u), tmpl, nil)
+		msgID, err = dialer.SendPermissionTemplate(ctx, metaUser(u), tmpl, nil)
 	}
 	if err != nil {
 		bg := context.WithoutCancel(ctx)

@@ -104,6 +104,9 @@ func (l *liveCall) planInbound() lc.Prepared {
 		return p
 	}
 	l.route.routed, l.route.number = true, n
+	if l.ivrFirst(n, &p) { // ivrrun.go: the caller goes through the IVR first
+		return p
+	}
 	p.CanWait = l.queueTeam() != ""
 	switch {
 	case l.ringNext():
@@ -347,6 +350,9 @@ func (l *liveCall) afterStep(prev lc.Call) {
 // audio.
 func (l *liveCall) beginWait() {
 	c := l.c
+	if l.ivrBegin() { // ivrrun.go: the IVR routes the caller
+		return
+	}
 	l.playHold()
 	if c.router == nil || !l.route.routed {
 		l.then(lc.LeaveWait{When: l.when(), Cause: lc.CauseQueueFull})

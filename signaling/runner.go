@@ -49,7 +49,9 @@ type liveCall struct {
 	price       *agents.Price // business-initiated, once picked up
 	recStarted  bool          // Recordings.Answered was called (recording.go)
 
-	route  callRoute // routing state (route.go)
+	route  callRoute     // routing state (route.go)
+	xfer   transferState // hold, transfer, monitor (transfer.go)
+	ivr    ivrCall       // IVR menus (ivrrun.go)
 	timers map[lc.TimerKind]clock.Timer
 	queue  []lc.Event // results of effects, applied after the current step
 
@@ -218,7 +220,12 @@ func (l *liveCall) events() media.Events {
 			l.log.Warn("no media from WhatsApp: ending call")
 			l.fire(lc.MediaTimeout{When: l.when()})
 		},
+		OnSideCandidate: l.onSideCandidate, // transfer.go
+		OnSideState:     l.onSideState,
 		OnDTMF: func(d rune) {
+			if l.ivrDigit(d) { // the IVR reads the key (ivrrun.go)
+				return
+			}
 			if a := l.agent.Load().(string); a != "" {
 				l.c.toAgent(a, agents.DTMFMsg{Type: agents.TypeDTMF, CallID: string(l.id), Digit: string(d)})
 			}
@@ -357,6 +364,18 @@ func (l *liveCall) exec(f lc.Effect) error {
 		l.endWait()
 	case lc.StopPlayback:
 		l.stopPlayback()
+	case lc.ReleaseClaim:
+		ctx, cancel := c.opCtx(3 * time.Second)
+		err := c.store.unclaim(ctx, l.id)
+		cancel()
+		if err != nil {
+			c.m.redisErrors.WithLabelValues("unclaim").Inc()
+			return err
+		}
+	default:
+		if ok, err := l.execTransfer(f); ok { // transfer.go
+			return err
+		}
 	}
 	return nil
 }
@@ -426,6 +445,10 @@ func (l *liveCall) startTimer(k lc.TimerKind, d time.Duration) {
 		l.ringExpires = l.c.now().Add(d)
 		l.mirror()
 	}
+	if k == lc.TimerTransfer {
+		l.xfer.expires = l.c.now().Add(d)
+		l.mirror()
+	}
 	l.timers[k] = l.c.clock.AfterFunc(d, func() {
 		l.fire(lc.TimerFired{When: l.when(), Timer: k})
 	})
@@ -442,7 +465,9 @@ func (l *liveCall) notify(n lc.Notify) {
 		c.tell(audience{AvailableOnly: true}, agents.CallMsg{Type: agents.TypeCallOffered, Call: c.info(l)})
 	case lc.NoticeTaken:
 		agent := l.lc.Agent
-		c.m.ring.Observe(c.now().Sub(l.ringExpires.Add(-c.cfg.RingTimeout)).Seconds())
+		if !l.ringExpires.IsZero() && !l.lc.GatewayAnswered { // a waiting caller's wait is routing's queue_wait metric
+			c.m.ring.Observe(c.now().Sub(l.ringExpires.Add(-c.cfg.RingTimeout)).Seconds())
+		}
 		c.tell(audience{NotAgent: agent}, agents.CallTaken{Type: agents.TypeCallTaken, CallID: string(l.id), Agent: agent})
 		c.toAgent(agent, agents.CallMsg{Type: agents.TypeCall, Ref: l.ref, Call: c.info(l)})
 	case lc.NoticeDeclinedAck:

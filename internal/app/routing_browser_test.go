@@ -41,6 +41,10 @@ numbers:
     token_env: CALLGW_ACCESS_TOKEN
     teams: [sales]
     hold_audio: %s
+  - phone_number_id: "100000000000009"
+    brand: Acme VIP
+    token_env: CALLGW_ACCESS_TOKEN
+    teams: [sales]
 `, DemoPhoneNumberID, hold)), 0o600))
 	ta := startApp(t, "-ring-timeout", "30s", "-config", cfg)
 	wav, err := filepath.Abs("../../testdata/audio/agent-1000.wav")
@@ -49,6 +53,8 @@ numbers:
 	t.Cleanup(b.Close)
 	ctx := b.Ctx
 	openAgent(t, ctx, ta, "alice", false)
+	// Two numbers answer alice's team: the dialer offers both to call from.
+	must(t, browsertest.WaitTrue(ctx, `(s => !!s && !s.closest('.dial-from').hidden && [...s.options].map(o => o.textContent).join('|') === 'Acme Spain|Acme VIP')(document.querySelector('[data-testid="dial-from"]'))`, bstep))
 
 	pctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()

@@ -426,8 +426,45 @@ func TestQueueHoldAudioOverflowAndCallbacks(t *testing.T) {
 	if st := postStatus(t, e.a.URL+"/api/v1/callbacks/"+task["id"].(string)+"/claim", annTok); st != http.StatusForbidden {
 		t.Fatalf("claim by a non-member: %d", st)
 	}
-	if st := postStatus(t, e.a.URL+"/api/v1/callbacks/"+task["id"].(string)+"/claim", evTok); st != http.StatusOK {
-		t.Fatalf("claim: %d", st)
+	taskURL := e.a.URL + "/api/v1/callbacks/" + task["id"].(string)
+	for _, step := range []struct {
+		op, tok string
+		want    int
+	}{
+		{"claim", evTok, http.StatusOK},
+		{"unclaim", annTok, http.StatusConflict}, // not hers
+		{"unclaim", evTok, http.StatusOK},
+		{"claim", evTok, http.StatusOK},
+		{"claim", annTok, http.StatusForbidden},
+	} {
+		if st := postStatus(t, taskURL+"/"+step.op, step.tok); st != step.want {
+			t.Fatalf("%s: %d, want %d", step.op, st, step.want)
+		}
+	}
+	if st := postStatus(t, e.a.URL+"/api/v1/callbacks/cb-nope/claim", evTok); st != http.StatusNotFound {
+		t.Fatalf("claim of an unknown task: %d", st)
+	}
+	// Permission is per number: the missed call to B allows a call back from B.
+	for _, q := range []struct {
+		from string
+		can  bool
+	}{{rtNumB, true}, {"", false}} {
+		ref := "pq" + q.from
+		if err := eve.Send(map[string]any{"type": "permission_query", "to": caller, "from": q.from, "ref": ref}); err != nil {
+			t.Fatal(err)
+		}
+		pm, err := eve.Wait(ctx, func(m agentclient.Msg) bool { return m.Ref == ref })
+		if err != nil {
+			t.Fatal(err)
+		}
+		var v struct {
+			Permission struct {
+				CanCall bool `json:"can_call"`
+			} `json:"permission"`
+		}
+		if err := json.Unmarshal(pm.Raw, &v); err != nil || pm.Type != "permission" || v.Permission.CanCall != q.can {
+			t.Fatalf("permission from %q: %s", q.from, pm.Raw)
+		}
 	}
 	if err := eve.Send(map[string]any{"type": "dial", "to": caller, "from": rtNumB, "ref": "cb"}); err != nil {
 		t.Fatal(err)

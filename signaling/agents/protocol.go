@@ -72,6 +72,10 @@ type ClientMessage struct {
 	// From (dial) is the business number to call from: the phone_number_id
 	// of one of the agent's numbers ("" = the deployment's main number).
 	From string `json:"from,omitempty"`
+	// transfer and monitor (transfer.go)
+	Agent string `json:"agent,omitempty"`
+	Team  string `json:"team,omitempty"`
+	Mode  string `json:"mode,omitempty"`
 }
 
 var (
@@ -135,7 +139,14 @@ func ParseClientMessage(b []byte) (*ClientMessage, error) {
 	case "":
 		return &m, fmt.Errorf("%w: missing type", ErrBadMessage)
 	default:
-		return &m, fmt.Errorf("%w: unknown type %q", ErrBadMessage, m.Type)
+		ok, err := parseTransfer(&m) // hold, transfer, monitor: transfer.go
+		if err != nil {
+			return &m, err
+		}
+		if !ok {
+			return &m, fmt.Errorf("%w: unknown type %q", ErrBadMessage, m.Type)
+		}
+		needCall = true
 	}
 	if needCall && !callIDRe.MatchString(m.CallID) {
 		return &m, fmt.Errorf("%w: %s needs call_id", ErrBadMessage, m.Type)
@@ -172,6 +183,16 @@ type CallInfo struct {
 	// Price lets the page show a business-initiated call's running cost,
 	// pulse by pulse, from connected_at (set once the user picked up).
 	Price *Price `json:"price,omitempty"`
+	// OnHold: the caller hears hold audio; Transfer: a transfer under way.
+	OnHold   bool          `json:"on_hold,omitempty"`
+	Transfer *TransferInfo `json:"transfer,omitempty"`
+	// Recording is the call's local recording (callgw's own, not Meta's):
+	// "" none, "consent" (the consent prompt plays, or callgw waits for the
+	// caller's key), "on", "stopped" (during the call), "refused" (explicit
+	// consent not given). RecordingMayStop: the number's policy lets the
+	// agent stop it (recording_stop).
+	Recording        string `json:"recording,omitempty"`
+	RecordingMayStop bool   `json:"recording_may_stop,omitempty"`
 }
 
 // Price is how a connected business-initiated call is billed: whole

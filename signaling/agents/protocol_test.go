@@ -80,6 +80,7 @@ func TestParseClientMessage(t *testing.T) {
 		{name: "dial", in: `{"type":"dial","to":"+447700900123"}`},
 		{name: "dial without to", in: `{"type":"dial"}`, wantErr: "dial needs to"},
 		{name: "dial to over 32", in: `{"type":"dial","to":"` + long(33) + `"}`, wantErr: "to longer than 32"},
+		{name: "dial from over 32", in: `{"type":"dial","to":"+1","from":"` + long(33) + `"}`, wantErr: "from longer than 32"},
 		{name: "dial by call id", in: `{"type":"dial","call_id":"wacid.X"}`},
 		{name: "dial by bad call id", in: `{"type":"dial","call_id":"bad id!"}`, wantErr: "bad call_id"},
 		{name: "dial text over 1024", in: `{"type":"dial","to":"+1","text":"` + long(1025) + `"}`, wantErr: "text longer than 1024"},

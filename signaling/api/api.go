@@ -88,6 +88,7 @@ type API struct {
 	buttons  Buttons
 	settings Settings
 	routing  Routing
+	control  CallControl // control.go
 }
 
 type apiKey struct {
@@ -154,6 +155,7 @@ func (a *API) Handler() http.Handler {
 	mux.Handle("POST /api/v1/call-buttons", a.auth(RoleAgent, a.postCallButton))
 	mux.Handle("GET /api/v1/numbers/{id}/settings", a.auth(RoleSupervisor, a.getNumberSettings))
 	a.routingRoutes(mux)
+	a.controlRoutes(mux) // control.go
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", "no such endpoint")
 	})

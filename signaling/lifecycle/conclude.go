@@ -96,6 +96,8 @@ func reasonOf(cause Cause, code int) call.EndReason {
 		return call.QueueTimeout
 	case CauseQueueFull:
 		return call.QueueFull
+	case CauseIVRHangup:
+		return call.IVRHangup
 	}
 	return call.ReasonUnknown
 }

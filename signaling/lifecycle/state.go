@@ -117,6 +117,9 @@ type Call struct {
 	Counted     bool // the permission use of this call's end is recorded
 	OutboundHit bool // business-initiated: the connected-call use is recorded
 
+	OnHold   bool     // the caller is on hold (transfer.go)
+	Transfer Transfer // a transfer under way (transfer.go)
+
 	graceOn bool // the agent-grace timer runs
 }
 
@@ -152,11 +155,12 @@ const (
 	CauseStale                // the connect was older than Meta's accept window
 	CauseQueueTimeout         // a waiting caller reached max_wait with nowhere to overflow
 	CauseQueueFull            // the caller could not wait (queue full, or nobody to wait for)
+	CauseIVRHangup            // the IVR ended the call (a hangup or callback node, or no key in time)
 )
 
 var causeNames = [...]string{"none", "agent_hangup", "meta", "ring_timeout", "no_agent", "agents_declined",
 	"user_declined", "ring_ceiling", "media_timeout", "media_failed", "agent_lost", "setup_failed",
-	"accept_failed", "drained", "owner_lost", "stale", "queue_timeout", "queue_full"}
+	"accept_failed", "drained", "owner_lost", "stale", "queue_timeout", "queue_full", "ivr_hangup"}
 
 func (c Cause) String() string {
 	if int(c) < len(causeNames) {

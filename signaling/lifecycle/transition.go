@@ -30,6 +30,9 @@ func (t *step) do(fx ...Effect) { t.fx = append(t.fx, fx...) }
 
 func (t *step) apply(ev Event) error {
 	c := &t.c
+	if ok, err := t.applyTransfer(ev); ok { // hold and transfer: transfer.go
+		return err
+	}
 	switch e := ev.(type) {
 	case Begin:
 		switch {
@@ -39,6 +42,7 @@ func (t *step) apply(ev Event) error {
 			t.do(PrepareInbound{})
 		case c.State == StateDialing:
 			c.OfferSent, c.AgentAnswered, c.AgentLeg = true, false, LegConnecting
+			t.handlerStart(c.Agent)
 			t.do(Persist{}, Notify{What: NoticeState}, OfferAgentLeg{},
 				StartTimer{Timer: TimerRingCeiling, After: t.r.RingCeiling})
 			t.graceIfLegDown()
@@ -116,6 +120,7 @@ func (t *step) apply(ev Event) error {
 		}
 		waited := c.State == StateWaiting
 		c.Agent, c.Rec.Agent = e.Agent, e.Agent
+		t.handlerStart(e.Agent)
 		c.State = StateConnecting
 		c.OfferSent, c.AgentAnswered, c.AgentLeg = true, false, LegConnecting
 		t.do(StopTimer{Timer: TimerRing})
@@ -210,6 +215,9 @@ func (t *step) apply(ev Event) error {
 		if err := t.own(e.Agent); err != nil {
 			return err
 		}
+		if t.agentLeaves(e.Agent) {
+			return nil
+		}
 		t.hangup(CauseAgentHangup)
 
 	case MetaConnect:
@@ -232,6 +240,7 @@ func (t *step) apply(ev Event) error {
 			return nil
 		}
 		if e.Leg == LegUp {
+			t.transferLegUp()
 			c.graceOn = false
 			t.do(StopTimer{Timer: TimerAgentGrace}, Notify{What: NoticeState})
 			return nil
@@ -285,7 +294,7 @@ func (t *step) pickUp() {
 // and its leg is not up, so a leg that never comes (back) ends the call.
 func (t *step) graceIfLegDown() {
 	c := &t.c
-	if c.State.AgentOwned() && c.AgentLeg != LegUp && !c.graceOn {
+	if c.State.AgentOwned() && c.AgentLeg != LegUp && !c.graceOn && !c.Transfer.FromGone {
 		c.graceOn = true
 		t.do(StartTimer{Timer: TimerAgentGrace, After: t.r.AgentGrace})
 	}
@@ -372,6 +381,8 @@ func (t *step) timer(k TimerKind) {
 		if c.State == StateEnded {
 			t.final()
 		}
+	case TimerTransfer:
+		t.transferTimer()
 	}
 }
 
@@ -422,6 +433,7 @@ func (t *step) end(cause Cause, graph Effect, awaitMeta bool) {
 		return
 	}
 	c.Cause = cause
+	t.transferOnEnd()
 	c.State = StateEnded
 	c.graceOn = false
 	c.Rec.EndedAt = t.at.at()

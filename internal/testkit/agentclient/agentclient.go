@@ -93,7 +93,8 @@ type peer struct {
 	stop     chan struct{}
 	wg       sync.WaitGroup
 	mu       sync.Mutex
-	received [][]byte
+	received [][]byte            // the main track "audio": the caller
+	byTrack  map[string][][]byte // every track by its id ("side": a whisper, or the other agent of a consultation)
 	state    webrtc.PeerConnectionState
 	pending  []webrtc.ICECandidateInit
 	remote   bool
@@ -331,6 +332,8 @@ func (c *Client) answerOffer(ctx context.Context, callID, offer string) error {
 	pc.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
 		p.wg.Add(1)
 		defer p.wg.Done()
+		id := tr.ID()
+		main := id != "side"
 		buf := make([]byte, 1500)
 		var pkt rtp.Packet
 		for {
@@ -341,8 +344,15 @@ func (c *Client) answerOffer(ctx context.Context, callID, offer string) error {
 			if pkt.Unmarshal(buf[:n]) != nil || pkt.PayloadType != 111 {
 				continue
 			}
+			cp := append([]byte(nil), pkt.Payload...)
 			p.mu.Lock()
-			p.received = append(p.received, append([]byte(nil), pkt.Payload...))
+			if main {
+				p.received = append(p.received, cp)
+			}
+			if p.byTrack == nil {
+				p.byTrack = map[string][][]byte{}
+			}
+			p.byTrack[id] = append(p.byTrack[id], cp)
 			p.mu.Unlock()
 		}
 	})
@@ -526,6 +536,21 @@ func (c *Client) Received(callID string) [][]byte {
 	out := make([][]byte, len(p.received))
 	copy(out, p.received)
 	return out
+}
+
+// ReceivedTrack returns copies of the Opus payloads received on callID's
+// leg on track id ("audio": the caller; "side": a whisper, or on a
+// consultation leg the agent who transfers).
+func (c *Client) ReceivedTrack(callID, id string) [][]byte {
+	c.mu.Lock()
+	p := c.pcs[callID]
+	c.mu.Unlock()
+	if p == nil {
+		return nil
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([][]byte(nil), p.byTrack[id]...)
 }
 
 // DropPeer closes callID's peer connection (a reloaded page loses it).

@@ -57,6 +57,7 @@ export class Dialer {
     });
     $('request-permission').addEventListener('click', () => this.request());
     $('dial-call').addEventListener('click', () => this.dial());
+    $('dial-from').addEventListener('change', () => { if (this.d.to) { this.patch({ perm: null }); this.query(); } });
   }
 
   get d() { return this.store.get().dial; }
@@ -66,7 +67,13 @@ export class Dialer {
   // target names the dialer's number for the server: the number itself, or
   // the earlier call whose (masked) number the server looks up.
   target() {
-    return this.d.callId ? { call_id: this.d.callId } : { to: this.d.to };
+    return { ...(this.d.callId ? { call_id: this.d.callId } : { to: this.d.to }), ...this.from() };
+  }
+
+  /** from: the business number chosen in "Call from" (permission and the call are per number). */
+  from() {
+    const sel = $('dial-from');
+    return sel && !sel.closest('.dial-from').hidden && sel.value ? { from: sel.value } : {};
   }
 
   query() {
@@ -84,7 +91,7 @@ export class Dialer {
       return;
     }
     this.patch({ callId: '', perm: to === this.d.to ? this.d.perm : null, to, message: '', hint: 'Checking…' });
-    this.send({ type: 'permission_query', to }, 'permission_query');
+    this.send({ type: 'permission_query', to, ...this.from() }, 'permission_query');
   }
 
   request() {
@@ -96,8 +103,7 @@ export class Dialer {
     if (!this.d.to || this.store.get().call) return;
     this.unlockSound();
     acquireMic().catch(() => {});
-    const from = $('dial-from') && !$('dial-from').closest('.dial-from').hidden ? $('dial-from').value : '';
-    if (this.send({ type: 'dial', ...this.target(), ...(from ? { from } : {}) }, 'dial') !== null) this.patch({ message: '' });
+    if (this.send({ type: 'dial', ...this.target() }, 'dial') !== null) this.patch({ message: '' });
   }
 
   /** Puts a missed caller in the dialer; a masked number is named by its call. */

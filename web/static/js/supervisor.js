@@ -3,6 +3,7 @@
 import { startRecordings, stopRecordings } from './recordings.js';
 import { takeToken, setToken, claims, api, maskNumber, fmtDuration, fmtMicros, h, mediaFailureText } from './common.js';
 import { startRouting, stopRouting, keepCall, renderNumberUsage } from './queue.js';
+import { Monitor } from './monitor.js';
 
 const $ = (id) => document.getElementById(id);
 const SVG = 'http://www.w3.org/2000/svg';
@@ -13,6 +14,7 @@ let token = '';
 let pollTimer = 0;
 let usageTimer = 0;
 let mask = true;
+let monitor = null; // listen / whisper / take over (monitor.js)
 
 const stateWords = { waiting: 'Waiting', ringing: 'Ringing', dialing: 'Dialing', connecting: 'Connecting', connected: 'Connected', ended: 'Ended' };
 const presenceWords = { available: 'Available', away: 'Away', on_call: 'On a call', busy: 'On a call', offline: 'Offline' };
@@ -72,7 +74,8 @@ function renderLive(live) {
       h('td', { class: 'num', text: fmtDuration(dur) }),
       h('td', {}, quality(c.quality)));
   }));
-  if (!calls.length) body.append(h('tr', { class: 'empty' }, h('td', { colspan: 6, class: 'muted', text: 'No calls right now.' })));
+  if (monitor) monitor.decorate(body, calls);
+  if (!calls.length) body.append(h('tr', { class: 'empty' }, h('td', { colspan: 7, class: 'muted', text: 'No calls right now.' })));
 
   const agents = live.agents || [];
   const avail = agents.filter((a) => a.presence === 'available').length;
@@ -174,6 +177,7 @@ function renderUsage(u) {
 
 function signOut(reason) {
   stopRouting();
+  if (monitor) { monitor.close(); monitor = null; }
   clearTimeout(pollTimer);
   clearTimeout(usageTimer);
   stopRecordings();
@@ -201,6 +205,7 @@ async function start(t) {
   pollLive();
   loadUsage();
   startRouting(token, mask, () => renderLive(lastLive));
+  if (cl.role === 'supervisor') monitor = new Monitor({ token, test, rerender: () => renderLive(lastLive) });
 }
 
 const now = new Date();

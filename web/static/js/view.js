@@ -101,7 +101,7 @@ export class View {
   renderIncoming(s) {
     // Redraw only when the ringing calls change, so that buttons under the
     // pointer are not replaced by identical ones.
-    const key = JSON.stringify([...s.ringing.values()].map((c) => [c.id, c.name, c.from, c.brand, c.ring_expires_at, s.accepting.has(c.id)]).concat([s.settings.mask_numbers]));
+    const key = JSON.stringify([...s.ringing.values()].map((c) => [c.id, c.name, c.from, c.brand, c.ring_expires_at, s.accepting.has(c.id), c.transfer ? c.transfer.from : '']).concat([s.settings.mask_numbers]));
     if (key === this.incomingKey) return;
     this.incomingKey = key;
     const focusFirst = s.ringing.size > 0 && (document.activeElement === document.body || !document.activeElement);
@@ -110,7 +110,7 @@ export class View {
       return h('div', { class: 'incoming', 'data-testid': 'incoming-call', 'data-call-id': c.id, role: 'alertdialog', 'aria-label': 'Incoming WhatsApp call' },
         h('div', { class: 'avatar ring', 'aria-hidden': 'true', text: initials(c.name, c.from) }),
         h('div', { class: 'incoming-who' },
-          h('div', { class: 'kicker', text: 'Incoming WhatsApp call' + (c.state === 'waiting' ? ' · waiting in the queue' : '') }),
+          h('div', { class: 'kicker', text: 'Incoming WhatsApp call' + (c.state === 'waiting' ? ' · waiting in the queue' : '') + (c.transfer ? ` · transferred by ${c.transfer.from}` : '') }),
           // brand: which business number the customer called (several brands, one page).
           c.brand ? h('div', { class: 'brand-tag', 'data-testid': 'caller-brand', text: c.brand }) : null,
           h('div', { class: 'peer-name', 'data-testid': 'caller-name', text: c.name || 'Unknown caller' }),
