@@ -411,11 +411,14 @@ func (b *Bridge) goFast(l *leg) error {
 	nb := *bd
 	nb.w = fl
 	l.track.b.Store(&nb)
+	onlyOurs := true  // every track the leg sends now writes through fl
 	if l.aux != nil { // the second track (side.go) shares the transport
 		if ab := l.aux.b.Load(); ab != nil {
 			na := *ab
 			na.w = fl
 			l.aux.b.Store(&na)
+		} else {
+			onlyOurs = false
 		}
 	}
 	l.fast.Store(fl)
@@ -425,10 +428,15 @@ func (b *Bridge) goFast(l *leg) error {
 	// undeclared-stream acceptors and the receiver's first-packet wait (5
 	// goroutines and their buffers per leg). ICE, DTLS (alerts) and the
 	// PeerConnection stay.
-	// A leg with another sender besides our track (e.g. a second track an
-	// agent leg offers) still writes that one through Pion's SRTP session,
-	// which must then stay open.
-	if len(l.pc.GetSenders()) != 1 {
+	// A leg with a sender whose track does not write through fl (none of
+	// ours does) would still write through Pion's SRTP session, which must
+	// then stay open.
+	for _, snd := range l.pc.GetSenders() {
+		if t := snd.Track(); t != nil && t != webrtc.TrackLocal(l.track) && (l.aux == nil || t != webrtc.TrackLocal(l.aux)) {
+			onlyOurs = false
+		}
+	}
+	if !onlyOurs {
 		return nil
 	}
 	if err := closePionSRTP(l.pc.SCTP().Transport()); err != nil {
