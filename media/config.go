@@ -24,7 +24,9 @@ const (
 type PacketPath uint8
 
 const (
-	// PathDefault is PathPion for now.
+	// PathDefault is PathFast, or PathPion when a port range
+	// (PortMin/PortMax) is configured: the fast path serves every call on
+	// one socket.
 	PathDefault PacketPath = iota
 	// PathPion: every leg's SRTP/SRTCP goes through Pion's per-connection
 	// goroutines and buffers (two stock PeerConnections per call).
@@ -105,7 +107,9 @@ type Config struct {
 	AgentICEServers []webrtc.ICEServer
 	// PacketPath: PathFast serves every call on one UDP socket (UDPPort, or
 	// an ephemeral port when 0; not with a port range) and handles
-	// established SRTP/SRTCP itself. Default PathPion.
+	// established SRTP/SRTCP itself; PathPion leaves every packet to Pion's
+	// per-connection goroutines. Default PathFast (PathPion with a port
+	// range).
 	PacketPath PacketPath
 	// Logger receives the package's and Pion's logs. Nil discards them.
 	Logger *slog.Logger
@@ -180,7 +184,10 @@ func (c Config) withDefaults() Config {
 		c.SocketBuffer = DefaultSocketBuffer
 	}
 	if c.PacketPath == PathDefault {
-		c.PacketPath = PathPion
+		c.PacketPath = PathFast
+		if c.PortMin != 0 {
+			c.PacketPath = PathPion
+		}
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)

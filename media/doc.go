@@ -19,4 +19,8 @@
 // WhatsApp leg by the pacer without transcoding (Bridge.Play); Bridge.Hold
 // loops hold music and stops forwarding both ways. Bridge.StartRecording
 // taps both directions' Opus packets for a local recording.
+//
+// By default (Config.PacketPath PathFast) Pion does ICE, DTLS and SDP only:
+// once a leg is connected, its SRTP/SRTCP is handled in batches in the one
+// socket's read loop (fastpath.go); PathPion leaves every packet to Pion.
 package media

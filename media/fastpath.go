@@ -122,13 +122,14 @@ func (s *fastSock) route(p []byte, from netip.AddrPort) *fastLeg {
 func (s *fastSock) readBatched(b []byte) (int, netip.AddrPort, error) {
 	for {
 		s.setBatching(true)
+		now := s.now() // one clock read per batch: its datagrams arrived together
 		for {
 			p, from, ok := s.bio.pop()
 			if !ok {
 				break
 			}
 			if fl := s.route(p, from); fl != nil {
-				fl.receive(s.now(), p, s.buf)
+				fl.receive(now, p, s.buf)
 				continue
 			}
 			s.setBatching(false)
@@ -192,7 +193,6 @@ type fastLeg struct {
 	remote netip.AddrPort
 	fw     forwarder // read goroutine only
 	rx     *srtp.Context
-	rxHdr  rtp.Header
 	rtcpH  rtcp.Header
 
 	txMu  sync.Mutex // pacer and read goroutine both send
@@ -215,11 +215,33 @@ func (fl *fastLeg) receive(now time.Time, pkt, scratch []byte) {
 		fl.b.handleRTCPAll(fl.l, plain)
 		return
 	}
-	plain, err := fl.rx.DecryptRTP(scratch[:0], pkt, &fl.rxHdr)
+	// decrypting parses the header into the forwarder's: not parsed twice
+	plain, err := fl.rx.DecryptRTP(scratch[:0], pkt, &fl.fw.hdr)
 	if err != nil {
 		return
 	}
-	fl.fw.handle(now, plain)
+	if hl := rtpHeaderLen(plain); hl > 0 {
+		fl.fw.handleParsed(now, plain[hl:])
+	}
+}
+
+// rtpHeaderLen is the length of the RTP header at the start of b (fixed
+// part, CSRCs, extension); 0 when b is too short.
+func rtpHeaderLen(b []byte) int {
+	if len(b) < 12 {
+		return 0
+	}
+	n := 12 + 4*int(b[0]&0x0f)
+	if b[0]&0x10 != 0 {
+		if len(b) < n+4 {
+			return 0
+		}
+		n += 4 + 4*(int(b[n+2])<<8|int(b[n+3]))
+	}
+	if n > len(b) {
+		return 0
+	}
+	return n
 }
 
 // WriteRTP implements webrtc.TrackLocalWriter: marshal, encrypt, send.
@@ -312,9 +334,16 @@ func dtlsIsClient(pc *webrtc.PeerConnection) (bool, error) {
 
 // legKeys derives leg l's SRTP keys from its DTLS connection (as Pion does)
 // and returns them with the remote address of the selected candidate pair.
-func legKeys(l *leg) (srtp.Config, netip.AddrPort, error) {
+func legKeys(l *leg) (srtp.Config, netip.AddrPort, error) { return SRTPKeys(l.pc) }
+
+// SRTPKeys derives a connected PeerConnection's SRTP keys from its DTLS
+// connection (exactly as Pion does) and returns them with the remote
+// address of the selected ICE candidate pair: what an endpoint needs to
+// carry the connection's SRTP/SRTCP itself once Pion has done ICE and DTLS
+// (the fast path; cmd/callgw-load's light peers). Errors wrap ErrFastPath.
+func SRTPKeys(pc *webrtc.PeerConnection) (srtp.Config, netip.AddrPort, error) {
 	var cfg srtp.Config
-	dt := l.pc.SCTP().Transport()
+	dt := pc.SCTP().Transport()
 	pair, err := dt.ICETransport().GetSelectedCandidatePair()
 	if err != nil || pair == nil {
 		return cfg, netip.AddrPort{}, fmt.Errorf("%w: no selected candidate pair: %w", ErrFastPath, err)
@@ -336,7 +365,7 @@ func legKeys(l *leg) (srtp.Config, netip.AddrPort, error) {
 	if !ok {
 		return cfg, remote, fmt.Errorf("%w: no srtp profile", ErrFastPath)
 	}
-	client, err := dtlsIsClient(l.pc)
+	client, err := dtlsIsClient(pc)
 	if err != nil {
 		return cfg, remote, err
 	}
@@ -382,16 +411,67 @@ func (b *Bridge) goFast(l *leg) error {
 	nb := *bd
 	nb.w = fl
 	l.track.b.Store(&nb)
+	onlyOurs := true  // every track the leg sends now writes through fl
 	if l.aux != nil { // the second track (side.go) shares the transport
 		if ab := l.aux.b.Load(); ab != nil {
 			na := *ab
 			na.w = fl
 			l.aux.b.Store(&na)
+		} else {
+			onlyOurs = false
 		}
 	}
 	l.fast.Store(fl)
 	s.add(fl)
+	// Pion's SRTP and SRTCP sessions and the receiver of the leg would only
+	// ever see nothing now: closing them ends their read loops, the two
+	// undeclared-stream acceptors and the receiver's first-packet wait (5
+	// goroutines and their buffers per leg). ICE, DTLS (alerts) and the
+	// PeerConnection stay.
+	// A leg with a sender whose track does not write through fl (none of
+	// ours does) would still write through Pion's SRTP session, which must
+	// then stay open.
+	for _, snd := range l.pc.GetSenders() {
+		if t := snd.Track(); t != nil && t != webrtc.TrackLocal(l.track) && (l.aux == nil || t != webrtc.TrackLocal(l.aux)) {
+			onlyOurs = false
+		}
+	}
+	if !onlyOurs {
+		return nil
+	}
+	if err := closePionSRTP(l.pc.SCTP().Transport()); err != nil {
+		b.log.Debug("pion srtp sessions stay open on a fast leg", "leg", l.kind.String(), "err", err)
+	}
+	for _, tr := range l.pc.GetTransceivers() {
+		// its first-packet wait ends (Stop is idempotent: Close stops it again)
+		if r := tr.Receiver(); r != nil {
+			_ = r.Stop()
+		}
+	}
 	return nil
+}
+
+// closePionSRTP closes a connected DTLSTransport's SRTP and SRTCP sessions
+// (private fields, read by reflection like dtlsConnOf; Pion's Stop closes
+// them again harmlessly: both closes are idempotent).
+func closePionSRTP(t *webrtc.DTLSTransport) error {
+	v := reflect.ValueOf(t).Elem()
+	var errs []error
+	for _, name := range []string{"srtpSession", "srtcpSession"} {
+		f := v.FieldByName(name)
+		if !f.IsValid() || f.Type() != reflect.TypeOf(atomic.Value{}) {
+			return fmt.Errorf("%w: pion DTLSTransport has no %s field", ErrFastPath, name)
+		}
+		switch s := (*atomic.Value)(unsafe.Pointer(f.UnsafeAddr())).Load().(type) {
+		case *srtp.SessionSRTP:
+			errs = append(errs, s.Close())
+		case *srtp.SessionSRTCP:
+			errs = append(errs, s.Close())
+		default:
+			return fmt.Errorf("%w: pion %s not started", ErrFastPath, name)
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // dropFast takes leg l off the fast path (closing or failed).

@@ -265,7 +265,12 @@ func (f *forwarder) handle(now time.Time, pkt []byte) {
 	if err != nil {
 		return
 	}
-	payload := pkt[hl:]
+	f.handleParsed(now, pkt[hl:])
+}
+
+// handleParsed is handle once f.hdr holds the packet's header; payload is
+// what follows the header (padding included).
+func (f *forwarder) handleParsed(now time.Time, payload []byte) {
 	if f.hdr.Padding {
 		if len(payload) == 0 || int(payload[len(payload)-1]) > len(payload) {
 			return

@@ -2,8 +2,11 @@ package media
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"strings"
 
 	"github.com/pion/logging"
 )
@@ -39,6 +42,31 @@ func (l pionLogger) Debugf(format string, args ...any) { l.emitf(slog.LevelDebug
 func (l pionLogger) Info(msg string)                   { l.emit(slog.LevelInfo, msg) }
 func (l pionLogger) Infof(format string, args ...any)  { l.emitf(slog.LevelInfo, format, args...) }
 func (l pionLogger) Warn(msg string)                   { l.emit(slog.LevelWarn, msg) }
-func (l pionLogger) Warnf(format string, args ...any)  { l.emitf(slog.LevelWarn, format, args...) }
+func (l pionLogger) Warnf(format string, args ...any) {
+	level := slog.LevelWarn
+	if benignPionWarning(format, args) {
+		level = slog.LevelDebug
+	}
+	l.emitf(level, format, args...)
+}
 func (l pionLogger) Error(msg string)                  { l.emit(slog.LevelError, msg) }
 func (l pionLogger) Errorf(format string, args ...any) { l.emitf(slog.LevelError, format, args...) }
+
+// benignPionWarning: Pion warns when a PeerConnection's stream acceptors
+// and a receiver still waiting for its first packet end because their SRTP
+// session closed. That happens at every close, and on the fast path as soon
+// as a leg connects (its Pion SRTP sessions are closed then): not worth a
+// warning.
+func benignPionWarning(format string, args []any) bool {
+	switch {
+	case strings.HasPrefix(format, "Failed to accept RTP") || strings.HasPrefix(format, "Failed to accept RTCP"):
+		return true
+	case strings.HasPrefix(format, "Could not determine PayloadType for SSRC"):
+		for _, a := range args {
+			if err, ok := a.(error); ok && errors.Is(err, io.EOF) {
+				return true
+			}
+		}
+	}
+	return false
+}

@@ -110,7 +110,9 @@ func (s *gatewayServer) handler() http.Handler {
 	m.HandleFunc("GET /bridges/{id}/connected", s.connected)
 	m.HandleFunc("DELETE /bridges/{id}", s.remove)
 	m.HandleFunc("GET /stats", s.stats)
-	m.HandleFunc("GET /debug/pprof/profile", pprof.Profile) // CPU profile of a window: ?seconds=N
+	m.HandleFunc("GET /debug/pprof/profile", pprof.Profile)            // CPU profile of a window: ?seconds=N
+	m.Handle("GET /debug/pprof/goroutine", pprof.Handler("goroutine")) // ?debug=1: grouped stacks
+	m.Handle("GET /debug/pprof/heap", pprof.Handler("heap"))
 	return m
 }
 

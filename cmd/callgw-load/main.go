@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"syscall"
 	"time"
 )
@@ -60,6 +61,17 @@ func runPeers(ctx context.Context, args []string, stdout io.Writer) error {
 	cfg, err := parsePeersFlags(args)
 	if err != nil {
 		return err
+	}
+	if cfg.CPUProfile != "" {
+		f, err := os.Create(cfg.CPUProfile)
+		if err != nil {
+			return fmt.Errorf("-cpuprofile: %w", err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return fmt.Errorf("-cpuprofile: %w", err)
+		}
+		defer pprof.StopCPUProfile()
 	}
 	gw := newCtlClient(cfg.Ctl, cfg.SetupParallel)
 	defer gw.close()
@@ -143,6 +155,7 @@ func commonFlags(fs *flag.FlagSet, c *config) {
 	fs.DurationVar(&c.Duration, "duration", 10e9, "how long every call plays audio once all are established")
 	fs.DurationVar(&c.Ramp, "ramp", 0, "spread call set-up over this long (0: as fast as -setup-parallel allows)")
 	fs.IntVar(&c.SetupParallel, "setup-parallel", 8, "calls being set up at once")
+	fs.StringVar(&c.Peers, "peers", defaultPeers, "simulated endpoints: light (Pion handshake, then SRTP on one shared socket in batches) or pion (stock Pion PeerConnections)")
 }
 
 // parseFlags parses the single-process mode's flags.
@@ -169,6 +182,7 @@ func parsePeersFlags(args []string) (config, error) {
 	fs.StringVar(&c.Ctl, "ctl", "", "the gateway's control API address (required, loopback)")
 	fs.BoolVar(&c.Baseline, "baseline", true, "first measure the gateway process's bare UDP relay at the same call count and print the ratio")
 	fs.StringVar(&c.StockCtl, "stock-ctl", "", "also run against the stock bridge's control API at this address and print its ratios")
+	fs.StringVar(&c.CPUProfile, "cpuprofile", "", "write a CPU profile of this peers process to this file")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}

@@ -73,6 +73,9 @@ func TestFlags(t *testing.T) {
 		{name: "peers without ctl", args: "peers -calls 5", wantErr: "-ctl is required"},
 		{name: "peers ctl not loopback", args: "peers -ctl 10.0.0.1:7480", wantErr: "loopback"},
 		{name: "peers has no -direct", args: "peers -ctl 127.0.0.1:1 -direct", wantErr: "direct"},
+		{name: "peers light", args: "peers -ctl 127.0.0.1:7480 -peers light"},
+		{name: "peers pion", args: "peers -ctl 127.0.0.1:7480 -peers pion"},
+		{name: "peers unknown kind", args: "peers -ctl 127.0.0.1:7480 -peers heavy", wantErr: "-peers"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -120,10 +123,16 @@ func startTestGateway(t *testing.T) (*gateway, *ctlClient) {
 // carry audio both ways through the gateway with nothing lost, and the
 // gateway must report its own figures and end with no bridge left.
 func TestSmoke(t *testing.T) {
+	for _, peers := range []string{peersLight, peersPion} {
+		t.Run(peers, func(t *testing.T) { smoke(t, peers) })
+	}
+}
+
+func smoke(t *testing.T, peers string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	g, gw := startTestGateway(t)
-	cfg, err := parsePeersFlags([]string{"-ctl", g.addr(), "-calls", "3", "-duration", "2s"})
+	cfg, err := parsePeersFlags([]string{"-ctl", g.addr(), "-calls", "3", "-duration", "2s", "-peers", peers})
 	if err != nil {
 		t.Fatal(err)
 	}

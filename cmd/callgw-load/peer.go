@@ -52,17 +52,8 @@ func isLoopback4(ip net.IP) bool { return ip.IsLoopback() && ip.To4() != nil }
 // loopback UDP4 only; lite for the Meta-like peer.
 func peerAPI(lite bool, opusFmtp string) (*webrtc.API, error) {
 	me := &webrtc.MediaEngine{}
-	if err := me.RegisterCodec(webrtc.RTPCodecParameters{
-		RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2, SDPFmtpLine: opusFmtp},
-		PayloadType:        111,
-	}, webrtc.RTPCodecTypeAudio); err != nil {
-		return nil, fmt.Errorf("register opus: %w", err)
-	}
-	if err := me.RegisterCodec(webrtc.RTPCodecParameters{
-		RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: "audio/telephone-event", ClockRate: 8000},
-		PayloadType:        126,
-	}, webrtc.RTPCodecTypeAudio); err != nil {
-		return nil, fmt.Errorf("register telephone-event: %w", err)
+	if err := registerPeerCodecs(me, opusFmtp); err != nil {
+		return nil, err
 	}
 	ir := &interceptor.Registry{}
 	if err := webrtc.ConfigureRTCPReports(ir); err != nil {
@@ -75,6 +66,24 @@ func peerAPI(lite bool, opusFmtp string) (*webrtc.API, error) {
 	se.SetIncludeLoopbackCandidate(true)
 	se.SetIPFilter(isLoopback4)
 	return webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithSettingEngine(se), webrtc.WithInterceptorRegistry(ir)), nil
+}
+
+// registerPeerCodecs registers what a simulated endpoint speaks: Opus 111
+// (with fmtp) and telephone-event 126.
+func registerPeerCodecs(me *webrtc.MediaEngine, opusFmtp string) error {
+	if err := me.RegisterCodec(webrtc.RTPCodecParameters{
+		RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2, SDPFmtpLine: opusFmtp},
+		PayloadType:        111,
+	}, webrtc.RTPCodecTypeAudio); err != nil {
+		return fmt.Errorf("register opus: %w", err)
+	}
+	if err := me.RegisterCodec(webrtc.RTPCodecParameters{
+		RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: "audio/telephone-event", ClockRate: 8000},
+		PayloadType:        126,
+	}, webrtc.RTPCodecTypeAudio); err != nil {
+		return fmt.Errorf("register telephone-event: %w", err)
+	}
+	return nil
 }
 
 // stream counts what one peer receives of the other side's marked audio.
@@ -121,12 +130,18 @@ type endpoint struct {
 	connected chan struct{}
 	rx        stream
 	sent      atomic.Uint64
+	onRx      func()
+	// light: the endpoint's media leaves Pion once connected (-peers light)
+	light    *lightPeer
+	lightErr error
 
 	mu      sync.Mutex
 	pending []webrtc.ICECandidateInit
 }
 
-func newEndpoint(api *webrtc.API, epoch time.Time, onRx func()) (*endpoint, error) {
+// newEndpoint makes an endpoint on api; lp (nil: a stock Pion endpoint)
+// carries its media once it is connected.
+func newEndpoint(api *webrtc.API, lp *lightPeer, epoch time.Time, onRx func()) (*endpoint, error) {
 	pc, err := api.NewPeerConnection(webrtc.Configuration{BundlePolicy: webrtc.BundlePolicyMaxBundle})
 	if err != nil {
 		return nil, fmt.Errorf("new peer: %w", err)
@@ -136,11 +151,21 @@ func newEndpoint(api *webrtc.API, epoch time.Time, onRx func()) (*endpoint, erro
 		_ = pc.Close()
 		return nil, fmt.Errorf("new track: %w", err)
 	}
-	p := &endpoint{pc: pc, track: track, connected: make(chan struct{})}
+	p := &endpoint{pc: pc, track: track, connected: make(chan struct{}), onRx: onRx, light: lp}
+	if lp != nil {
+		lp.ep = p
+	}
 	var once sync.Once
 	pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
 		if s == webrtc.PeerConnectionStateConnected {
-			once.Do(func() { close(p.connected) })
+			once.Do(func() {
+				if lp != nil {
+					// before anything is sent: every SRTP packet of ours
+					// uses the one context
+					p.lightErr = lp.goLight(pc)
+				}
+				close(p.connected)
+			})
 		}
 	})
 	pc.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
@@ -239,7 +264,7 @@ func (p *endpoint) setLocal(ctx context.Context, d webrtc.SessionDescription, wa
 func (p *endpoint) waitConnected(ctx context.Context) error {
 	select {
 	case <-p.connected:
-		return nil
+		return p.lightErr
 	case <-ctx.Done():
 		return fmt.Errorf("peer not connected: %w", ctx.Err())
 	}
@@ -247,6 +272,12 @@ func (p *endpoint) waitConnected(ctx context.Context) error {
 
 // play sends the Opus frames (looping), marked, every 20 ms until stop.
 func (p *endpoint) play(stop <-chan struct{}, frames [][]byte, epoch time.Time) {
+	if p.light != nil { // the light player sends
+		p.light.n.startPlaying(p.light)
+		<-stop
+		p.light.n.stopPlaying(p.light)
+		return
+	}
 	tk := time.NewTicker(20 * time.Millisecond)
 	defer tk.Stop()
 	pkt := rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 111, SequenceNumber: 1, Timestamp: 960}}
@@ -273,4 +304,10 @@ func (p *endpoint) play(stop <-chan struct{}, frames [][]byte, epoch time.Time) 
 	}
 }
 
-func (p *endpoint) close() error { return p.pc.GracefulClose() }
+func (p *endpoint) close() error {
+	err := p.pc.GracefulClose()
+	if p.light != nil {
+		p.light.release()
+	}
+	return err
+}

@@ -49,6 +49,8 @@ type config struct {
 	Baseline      bool          // peers: measure the gateway's bare relay first
 	StockCtl      string        // peers: also run against the stock bridge here
 	Ctl           string        // peers mode: the gateway's control API address
+	Peers         string        // light (default on Linux) or pion
+	CPUProfile    string        // peers: CPU profile of this process
 }
 
 func (c config) validate() error {
@@ -63,6 +65,8 @@ func (c config) validate() error {
 		return fmt.Errorf("-setup-parallel %d must be >= 1", c.SetupParallel)
 	case c.UDPPort < 0 || c.UDPPort > 65535:
 		return fmt.Errorf("-port %d out of range", c.UDPPort)
+	case c.Peers != peersLight && c.Peers != peersPion:
+		return fmt.Errorf("-peers %q: want %s or %s", c.Peers, peersLight, peersPion)
 	}
 	if c.Ctl != "" {
 		if err := loopbackAddr(c.Ctl); err != nil {
@@ -85,6 +89,7 @@ type direction struct {
 type report struct {
 	Calls, Established int
 	Direct             bool
+	Peers              string        // light or pion
 	Window             time.Duration // all calls up, playing
 	ToAgent, ToWA      direction     // meta -> agent, agent -> meta
 	SilenceToWA        uint64
@@ -152,7 +157,15 @@ func run(ctx context.Context, cfg config, gw *ctlClient) (*report, error) {
 	if err != nil {
 		return nil, err
 	}
-	rep := &report{Calls: cfg.Calls, Direct: gw == nil}
+	rep := &report{Calls: cfg.Calls, Direct: gw == nil, Peers: cfg.Peers}
+	epoch := time.Now()
+	var ln *lightNet
+	if cfg.Peers == peersLight {
+		if ln, err = newLightNet(epoch, frames); err != nil {
+			return nil, err
+		}
+		defer ln.close() // after the calls' close below
+	}
 	heap0, g0 := memGoroutines()
 	rcvbufStart, rcvbufStartErr := udpRcvbufErrors()
 	var gwRest gatewayStats
@@ -162,7 +175,6 @@ func run(ctx context.Context, cfg config, gw *ctlClient) (*report, error) {
 		}
 	}
 
-	epoch := time.Now()
 	rxNotify := make(chan struct{}, 1)
 	onRx := func() {
 		select {
@@ -200,7 +212,7 @@ func run(ctx context.Context, cfg config, gw *ctlClient) (*report, error) {
 		g.Go(func() error {
 			sctx, cancel := context.WithTimeout(ctx, setupTimeout)
 			defer cancel()
-			c, err := setupCall(sctx, gw, metaAPI, agentAPI, epoch, onRx)
+			c, err := setupCall(sctx, gw, ln, metaAPI, agentAPI, epoch, onRx)
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {
@@ -319,7 +331,7 @@ func run(ctx context.Context, cfg config, gw *ctlClient) (*report, error) {
 
 // setupCall makes one call: a Meta-like peer and an agent-like peer, bridged
 // by the gateway through its control API (or, gw nil, connected directly).
-func setupCall(ctx context.Context, gw *ctlClient, metaAPI, agentAPI *webrtc.API,
+func setupCall(ctx context.Context, gw *ctlClient, ln *lightNet, metaAPI, agentAPI *webrtc.API,
 	epoch time.Time, onRx func()) (c *simCall, err error) {
 	c = &simCall{gw: gw}
 	defer func() {
@@ -329,10 +341,31 @@ func setupCall(ctx context.Context, gw *ctlClient, metaAPI, agentAPI *webrtc.API
 			c.close(cctx)
 		}
 	}()
-	if c.meta, err = newEndpoint(metaAPI, epoch, onRx); err != nil {
+	var metaLP, agentLP *lightPeer
+	if ln != nil {
+		agentFmtp := agentOpusFmtp
+		if gw == nil {
+			agentFmtp = ""
+		}
+		if metaLP, metaAPI, err = ln.newPeer(true, metaOpusFmtp); err != nil {
+			return c, err
+		}
+		if agentLP, agentAPI, err = ln.newPeer(false, agentFmtp); err != nil {
+			metaLP.release()
+			return c, err
+		}
+	}
+	if c.meta, err = newEndpoint(metaAPI, metaLP, epoch, onRx); err != nil {
+		if metaLP != nil {
+			metaLP.release()
+			agentLP.release()
+		}
 		return c, err
 	}
-	if c.agent, err = newEndpoint(agentAPI, epoch, onRx); err != nil {
+	if c.agent, err = newEndpoint(agentAPI, agentLP, epoch, onRx); err != nil {
+		if agentLP != nil {
+			agentLP.release()
+		}
 		return c, err
 	}
 	offer, err := c.meta.offer(ctx)
@@ -347,7 +380,10 @@ func setupCall(ctx context.Context, gw *ctlClient, metaAPI, agentAPI *webrtc.API
 		if err := c.meta.setRemote(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: answer}); err != nil {
 			return c, err
 		}
-		return c, waitAll(ctx, c.meta.connected, c.agent.connected)
+		if err := waitAll(ctx, c.meta.connected, c.agent.connected); err != nil {
+			return c, err
+		}
+		return c, errors.Join(c.meta.lightErr, c.agent.lightErr)
 	}
 	var id idMsg
 	if err := gw.do(ctx, http.MethodPost, "/bridges", nil, &id); err != nil {
@@ -377,6 +413,9 @@ func setupCall(ctx context.Context, gw *ctlClient, metaAPI, agentAPI *webrtc.API
 	}
 	if err := waitAll(ctx, c.meta.connected, c.agent.connected); err != nil {
 		return c, err
+	}
+	if err := errors.Join(c.meta.lightErr, c.agent.lightErr); err != nil {
+		return c, fmt.Errorf("light peer: %w", err)
 	}
 	// Both gateway legs connected too, so the first packets are forwarded.
 	return c, gw.do(ctx, http.MethodGet, bridgePath(id.ID, "connected"), nil, nil)
@@ -500,6 +539,7 @@ func (r *report) print(w io.Writer) {
 	if r.Direct {
 		mode = "direct baseline (no bridge)"
 	}
+	mode += ", " + r.Peers + " peers"
 	fmt.Fprintf(w, "mode: %s\ncalls: %d requested, %d established, %d with audio both ways\n", mode, r.Calls, r.Established, r.CallsWithAudio)
 	for _, e := range r.SetupErrors {
 		fmt.Fprintf(w, "setup error: %s\n", e)

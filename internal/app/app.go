@@ -193,7 +193,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (a *App, err error) 
 	a.Media, err = media.NewEngine(media.Config{PublicIPs: a.Cfg.PublicIPs, UDPPort: a.Cfg.UDPPort,
 		PortMin: a.Cfg.UDPPortMin, PortMax: a.Cfg.UDPPortMax, LoopbackOnly: a.Cfg.MediaLoopback,
 		MediaTimeout: a.Cfg.MediaTimeout, MediaStartTimeout: a.Cfg.MediaStartTimeout,
-		SilenceBeforeAccept: a.Cfg.SilenceBeforeAccept, AgentICEServers: agentICE,
+		SilenceBeforeAccept: a.Cfg.SilenceBeforeAccept, AgentICEServers: agentICE, PacketPath: a.Cfg.MediaPath,
 		Logger: log.With("component", "media")}, a.Registry)
 	if err != nil {
 		return nil, fmt.Errorf("media: %w", err)

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/callgw/callgw/internal/turncred"
+	"github.com/callgw/callgw/media"
 )
 
 // Config is everything the binary can be told, by flag or CALLGW_* variable
@@ -66,6 +67,10 @@ type Config struct {
 	// Demo is true when no Graph API is configured: the built-in Cloud API
 	// simulator plays Meta.
 	Demo bool
+
+	// MediaPath is CALLGW_MEDIA_PATH: "fast" (the default; Pion's path with
+	// CALLGW_UDP_PORTS) or "pion" (every packet through Pion, the old path).
+	MediaPath media.PacketPath
 }
 
 // LoadConfig reads args (without the program name) over the environment.
@@ -79,7 +84,7 @@ func LoadConfig(args []string, getenv func(string) string, stderr io.Writer) (Co
 		}
 		return def
 	}
-	var apiKeys, publicIPs, udpPorts, redisAddrs, turnURLs string
+	var apiKeys, publicIPs, udpPorts, redisAddrs, turnURLs, mediaPath string
 	var ee envErrs
 	envInt, envDur := ee.envInt, ee.envDur
 	fs.StringVar(&c.Addr, "addr", env("CALLGW_ADDR", ":8080"), "HTTP listen address (CALLGW_ADDR)")
@@ -99,6 +104,7 @@ func LoadConfig(args []string, getenv func(string) string, stderr io.Writer) (Co
 	fs.StringVar(&publicIPs, "public-ip", env("CALLGW_PUBLIC_IP", ""), "public IP(s) for 1:1 NAT (CALLGW_PUBLIC_IP)")
 	fs.IntVar(&c.UDPPort, "udp-port", envInt(getenv, "CALLGW_UDP_PORT", 0), "single UDP port for all media (CALLGW_UDP_PORT)")
 	fs.StringVar(&udpPorts, "udp-ports", env("CALLGW_UDP_PORTS", ""), "UDP port range min-max (CALLGW_UDP_PORTS)")
+	fs.StringVar(&mediaPath, "media-path", env("CALLGW_MEDIA_PATH", "default"), "media packet path: fast, pion or default (CALLGW_MEDIA_PATH)")
 	fs.StringVar(&c.ICEServers, "ice-servers", env("CALLGW_ICE_SERVERS", ""), "JSON array of ICE servers for agent browsers (CALLGW_ICE_SERVERS)")
 	fs.StringVar(&c.TURNSecret, "turn-secret", env("CALLGW_TURN_SECRET", ""), "TURN REST API shared secret, coturn static-auth-secret (CALLGW_TURN_SECRET)")
 	fs.StringVar(&turnURLs, "turn-urls", env("CALLGW_TURN_URLS", ""), "comma-separated turn:/turns: URLs for the TURN credentials (CALLGW_TURN_URLS)")
@@ -139,6 +145,10 @@ func LoadConfig(args []string, getenv func(string) string, stderr io.Writer) (Co
 	c.PublicIPs = splitList(publicIPs)
 	c.RedisAddrs = splitList(redisAddrs)
 	c.TURNURLs = splitList(turnURLs)
+	var err error
+	if c.MediaPath, err = media.ParsePacketPath(mediaPath); err != nil {
+		return c, fmt.Errorf("CALLGW_MEDIA_PATH: %w", err)
+	}
 	if udpPorts != "" {
 		lo, hi, ok := strings.Cut(udpPorts, "-")
 		a, err1 := strconv.ParseUint(strings.TrimSpace(lo), 10, 16)
