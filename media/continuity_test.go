@@ -172,7 +172,16 @@ func checkContinuity(t *testing.T, got []rxPacket, maxGap time.Duration, sm *sta
 // send toward WhatsApp — agent audio, a prompt, hold and resume, DTMF, the
 // agent leg replaced, then a long stretch with nothing from the agent — and
 // checks at the WhatsApp peer one SSRC, seq +1, timestamps by samples and
-// no arrival gap over 60 ms (Meta drops calls that go quiet).
+// no arrival gap over continuityMaxGap (Meta drops calls that go quiet; a
+// pacer that stops filling silence leaves gaps of seconds, one that skips
+// packets breaks the sequence).
+// continuityMaxGap is the longest arrival gap allowed at the WhatsApp
+// peer beyond what CPU waits excuse: 20 ms packets arrive 20 ms apart on an
+// idle box (the test logs the largest gap); the bound leaves room for a
+// loaded CI runner (go test runs packages side by side) without letting a
+// pacer that stops sending pass.
+const continuityMaxGap = 200 * time.Millisecond
+
 func TestRTPContinuity(t *testing.T) {
 	t.Parallel() // mostly waiting on real time: overlap with each other, after the sequential tests
 	quiet := 20 * time.Second
@@ -260,8 +269,8 @@ func testRTPContinuity(t *testing.T, path PacketPath, quiet time.Duration) {
 		return len(got) > 0 && got[len(got)-1].at.Sub(replaced) >= quiet
 	})
 	got := h.meta.received()
-	worst, excused := checkContinuity(t, got, 60*time.Millisecond, sm)
+	worst, excused := checkContinuity(t, got, continuityMaxGap, sm)
 	t.Logf("%d packets over %v toward whatsapp: one ssrc, seq +1, ts by samples; largest arrival gap %v "+
-		"(not counting after 60 ms packets); %d gaps > 60 ms excused by CPU waits",
-		len(got), got[len(got)-1].at.Sub(got[0].at).Round(time.Millisecond), worst, excused)
+		"(not counting after 60 ms packets); %d gaps > %v excused by CPU waits",
+		len(got), got[len(got)-1].at.Sub(got[0].at).Round(time.Millisecond), worst, excused, continuityMaxGap)
 }
