@@ -693,3 +693,75 @@ func TestRoutingConfigReload(t *testing.T) {
 		t.Fatalf("reload errors %v", n)
 	}
 }
+
+// TestRoutingLivePermissionPerNumber: Meta's live call_permissions is read
+// for every number through that number's own client: the user granted
+// number B a permission that no webhook reported (the local model says no
+// permission for the pair (B, user)); a dial from B asks Meta about (B,
+// user), Meta says yes and wins, and the call is placed from B.
+func TestRoutingLivePermissionPerNumber(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	e := startRouteEnv(t, "2m")
+	eve := e.agentOn(t, ctx, e.a, "eve", true)
+	e.waitSeen(t, ctx, "eve")
+	const user = "+447700900995"
+	e.sim.SetUser(user, metasim.UserBehavior{Audio: oggBytes(t, "caller-440.ogg"), AnswerAfter: 300 * time.Millisecond})
+	must(t, e.sim.GrantPermission(rtNumB, user, false))
+	liveReads := func(pnid string) int {
+		n := 0
+		for _, r := range e.sim.Requests() {
+			if r.Edge == "call_permissions" && r.PhoneNumberID == pnid {
+				n++
+			}
+		}
+		return n
+	}
+	readsB, readsA := liveReads(rtNumB), liveReads(rtNumA)
+	before := metricValue(t, e.a, `callgw_permission_disagreements_total{op="call"}`)
+	// The local model alone would refuse: no webhook said so.
+	evTok, _ := e.a.AgentToken("eve", agents.RoleAgent, time.Hour)
+	var st map[string]any
+	must(t, json.Unmarshal([]byte(rtGetRaw(t, e.a.URL+"/api/v1/permissions/"+user, evTok)), &st))
+	if st["can_call"] != false {
+		t.Fatalf("local model of (A, user): %+v", st)
+	}
+	must(t, eve.Send(map[string]any{"type": "dial", "to": user, "from": rtNumB, "ref": "live"}))
+	m, err := eve.Wait(ctx, func(m agentclient.Msg) bool { return m.Ref == "live" })
+	if err != nil || m0(m) == "" {
+		t.Fatalf("dial from B with Meta's live permission: %v %+v", err, m)
+	}
+	if got := liveReads(rtNumB); got != readsB+1 {
+		t.Fatalf("call_permissions reads of B %d -> %d, want one more", readsB, got)
+	}
+	if got := liveReads(rtNumA); got != readsA {
+		t.Fatalf("call_permissions of A read for a call from B (%d -> %d)", readsA, got)
+	}
+	if after := metricValue(t, e.a, `callgw_permission_disagreements_total{op="call"}`); after != before+1 {
+		t.Fatalf("disagreements %v -> %v", before, after)
+	}
+	must(t, eve.AnswerOffer(ctx, m.Call.ID))
+	out, ok := e.sim.OutboundCall(m.Call.ID)
+	if !ok || out.PhoneNumberID() != rtNumB {
+		t.Fatalf("outbound call at the simulator: %v from %v", ok, out)
+	}
+	must(t, out.WaitState(ctx, metasim.Accepted))
+	hangup(t, ctx, eve, m.Call.ID)
+}
+
+// rtGetRaw GETs url with a bearer token and returns the body (200 only).
+func rtGetRaw(t *testing.T, u, tok string) string {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, u, nil)
+	req.Header.Set("Authorization", "Bearer "+tok)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %d %s", u, resp.StatusCode, b)
+	}
+	return string(b)
+}
