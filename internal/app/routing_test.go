@@ -39,6 +39,7 @@ const (
 	rtTokenSecret = "route-token-secret-0123456789"
 	rtNumA        = "100000000000001"
 	rtNumB        = "100000000000002"
+	rtNumC        = "100000000000003" // at the simulator; served only once a reload adds it
 	rtAdminKey    = "route-admin-key-0123456789"
 )
 
@@ -115,7 +116,8 @@ func startRouteEnv(t *testing.T, maxWait string) *routeEnv {
 	sim, err := metasim.New(metasim.Config{AppSecret: rtSecret, AccessToken: rtAccessToken, PhoneNumberID: rtNumA,
 		WebhookURL: lb.URL + "/webhooks/whatsapp", LoopbackOnly: true, WebhookRetries: 6, CallbackPermission: true,
 		Registerer: prometheus.NewRegistry(), AssumeWindowOpen: true,
-		Numbers: []metasim.Number{{PhoneNumberID: rtNumB, DisplayPhoneNumber: "15550002002"}}})
+		Numbers: []metasim.Number{{PhoneNumberID: rtNumB, DisplayPhoneNumber: "15550002002"},
+			{PhoneNumberID: rtNumC, DisplayPhoneNumber: "15550002003"}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -653,7 +655,9 @@ func TestRoutingOutboundFromNumberAndCallHours(t *testing.T) {
 
 // TestRoutingConfigReload: SIGHUP re-reads the file on every instance (new
 // teams apply at once); a bad file is refused, counted, and the previous
-// configuration stays.
+// configuration stays; a number added is served without restart (its own
+// client, its settings read), a number removed takes no new call while its
+// call in progress continues.
 func TestRoutingConfigReload(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -691,6 +695,68 @@ func TestRoutingConfigReload(t *testing.T) {
 	}
 	if n := metricValue(t, e.a, `callgw_config_reloads_total{result="error"}`); n != 1 {
 		t.Fatalf("reload errors %v", n)
+	}
+
+	// Numbers: eve (beta, B's team) is in a call to B when a reload removes
+	// B and adds C (its own client and token, no restart).
+	eve := e.agentOn(t, ctx, e.a, "eve", true)
+	e.waitSeen(t, ctx, "eve")
+	ub := e.place(t, ctx, "+447700900781", rtNumB)
+	if _, err := eve.WaitType(ctx, "call_offered", ub.ID()); err != nil {
+		t.Fatal(err)
+	}
+	takeCall(t, ctx, eve, ub)
+	good := strings.Replace(string(b), "strategy: round_robin", "strategy: longest_idle", 1)
+	swapped := strings.Replace(good, `"`+rtNumB+`"
+    brand: Beta`, `"`+rtNumC+`"
+    brand: Gamma`, 1)
+	if swapped == good {
+		t.Fatal("the test could not swap number B for C in the file")
+	}
+	must(t, os.WriteFile(e.cfgPath, []byte(swapped), 0o600))
+	for _, ta := range []*testApp{e.a, e.b} {
+		must(t, ta.ReloadConfig())
+	}
+	// The call in progress to B (removed) continues and ends as usual.
+	if eve.Has(func(m agentclient.Msg) bool { return m.Type == "call_ended" && m.Call != nil && m.Call.ID == ub.ID() }) {
+		t.Fatal("the reload ended the call in progress to a removed number")
+	}
+	must(t, ub.Hangup(ctx))
+	if ended, err := eve.WaitType(ctx, "call_ended", ub.ID()); err != nil || ended.Reason != "user_hangup" {
+		t.Fatalf("the end of a call to a removed number: %v %q (want Meta's terminate applied: user_hangup)", err, ended.Reason)
+	}
+	waitEntryOn(t, ctx, e.a, ub.ID())
+	// A new call to B is not served any more.
+	foreign := func() float64 {
+		return metricValue(t, e.a, `callgw_webhooks_total{event="foreign_number",result="ignored"}`) +
+			metricValue(t, e.b, `callgw_webhooks_total{event="foreign_number",result="ignored"}`)
+	}
+	f0 := foreign()
+	ub2 := e.place(t, ctx, "+447700900782", rtNumB)
+	waitFor(t, ctx, "the call to removed number B ignored", func() bool { return foreign() > f0 })
+	if offeredTo(eve, ub2.ID()) {
+		t.Fatal("a call to a removed number was offered")
+	}
+	_ = ub2.Hangup(ctx)
+	// A call to C (added) rings C's team with C's brand, on both instances.
+	for _, ta := range []*testApp{e.a, e.b} {
+		if v := ta.Ctrl.RoutingView(""); len(v.Numbers) != 2 || v.Numbers[1].PhoneNumberID != rtNumC {
+			t.Fatalf("numbers after reload: %+v", v.Numbers)
+		}
+	}
+	uc := e.place(t, ctx, "+447700900783", rtNumC)
+	m, err := eve.WaitType(ctx, "call_offered", uc.ID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if brand, num, team := offeredCall(t, m); brand != "Gamma" || num != rtNumC || team != "beta" {
+		t.Fatalf("call to C offered with brand %q number %q team %q", brand, num, team)
+	}
+	takeCall(t, ctx, eve, uc)
+	hangup(t, ctx, eve, uc.ID())
+	// C's calling settings were read from Meta at the reload (through C's client).
+	if raw, err := e.a.Ctrl.NumberSettings(ctx, rtNumC); err != nil || raw == nil {
+		t.Fatalf("settings of C after reload: %s %v", raw, err)
 	}
 }
 
