@@ -386,6 +386,9 @@ func (c *Controller) info(l *liveCall) agents.CallInfo {
 		if t, ok := c.routingConfig().Team(l.route.team); st.Offered() && (!ok || !t.Any()) {
 			ci.OfferedTo = slices.Clone(l.route.targets) // a "*" team offers every available agent, as before teams
 		}
+		if u := l.route.offerUntil; st.Offered() && !u.IsZero() && (ci.RingExpiresAt.IsZero() || u.Before(ci.RingExpiresAt)) {
+			ci.OfferExpiresAt = u.UTC() // the per-agent ring time (route.go)
+		}
 	} else if cfg := c.routingConfig(); cfg != nil {
 		if n, ok := cfg.Number(r.PhoneNumberID); ok {
 			ci.Brand = n.Brand

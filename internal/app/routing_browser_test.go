@@ -125,6 +125,9 @@ numbers:
 	if got, _ := browsertest.Text(ctx, "caller-brand"); got != "Acme Spain" {
 		t.Errorf("ringing card brand %q", got)
 	}
+	// The countdown is this agent's offer (the team's ring time, 15 s by
+	// default), not the call's 30 s ring.
+	must(t, browsertest.WaitTrue(ctx, `(m => !!m && +m[1] > 0 && +m[1] <= 15)((document.querySelector('[data-testid="ring-countdown"]') || {textContent: ''}).textContent.match(/^Rings for (\d+) s more$/))`, bstep))
 	must(t, browsertest.Screenshot(ctx, "agent-ringing-brand"))
 	clickIn(t, ctx, sel("incoming-call", uc.ID())+` [data-testid="accept"]`)
 	must(t, browsertest.WaitTrue(ctx, fmt.Sprintf(`window.callgwTest.state === "connected" && window.callgwTest.callId === %q`, uc.ID()), bstep))

@@ -191,6 +191,21 @@ func (e *routeEnv) place(t *testing.T, ctx context.Context, from, to string) *me
 	return uc
 }
 
+// offerDeadlines reads when a call_offered's offer and ring end.
+func offerDeadlines(t *testing.T, m agentclient.Msg) (offer, ring time.Time) {
+	t.Helper()
+	var v struct {
+		Call struct {
+			Offer time.Time `json:"offer_expires_at"`
+			Ring  time.Time `json:"ring_expires_at"`
+		} `json:"call"`
+	}
+	if err := json.Unmarshal(m.Raw, &v); err != nil {
+		t.Fatal(err)
+	}
+	return v.Call.Offer, v.Call.Ring
+}
+
 // offeredCall reads the call of a call_offered (with the fields of teams).
 func offeredCall(t *testing.T, m agentclient.Msg) (brand, number, team string) {
 	t.Helper()
@@ -258,6 +273,9 @@ func TestRoutingByNumberAndRoundRobin(t *testing.T) {
 	if brand, num, team := offeredCall(t, m); brand != "Beta" || num != rtNumB || team != "beta" {
 		t.Fatalf("offered with brand %q number %q team %q", brand, num, team)
 	}
+	if offer, _ := offerDeadlines(t, m); !offer.IsZero() {
+		t.Fatalf("a ring_all offer carries a per-agent deadline %v", offer)
+	}
 	takeCall(t, ctx, eve, ub)
 	for _, o := range []*agentclient.Client{ann, bob, cid, dan} {
 		if offeredTo(o, ub.ID()) {
@@ -289,6 +307,11 @@ func TestRoutingByNumberAndRoundRobin(t *testing.T) {
 		}
 		if brand, _, team := offeredCall(t, m); brand != "Acme" || team != "sales" {
 			t.Fatalf("call %d offered with brand %q team %q", i, brand, team)
+		}
+		// round_robin: the offer ends with the agent's ring time (6 s), well
+		// before the call's ring (20 s): the ringing card counts that down.
+		if offer, ring := offerDeadlines(t, m); offer.IsZero() || !offer.Before(ring) || time.Until(offer) > 6*time.Second || time.Until(offer) < 3*time.Second {
+			t.Fatalf("call %d: offer until %v (in %v), ring until %v", i, offer, time.Until(offer), ring)
 		}
 		owners[rdb.Get(ctx, "callgw:call:{"+uc.ID()+"}:owner").Val()] = true
 		takeCall(t, ctx, sales[who], uc)
