@@ -57,11 +57,10 @@ func (c *Controller) PermissionState(ctx context.Context, to string) (permission
 }
 
 // permissionStateFrom is PermissionState for the pair of business number
-// pnid and the user.
+// pnid and the user (an agent's permission_query), with Meta's live state
+// read through that number's own client: when Meta says otherwise about
+// calling now, Meta's answer is shown (the dial would follow it).
 func (c *Controller) permissionStateFrom(ctx context.Context, to, pnid string) (permissions.Decision, error) {
-	if pnid == c.cfg.PhoneNumberID {
-		return c.PermissionState(ctx, to)
-	}
 	u, err := c.resolveUser(ctx, to)
 	if err != nil {
 		return permissions.Decision{}, err
@@ -69,11 +68,47 @@ func (c *Controller) permissionStateFrom(ctx context.Context, to, pnid string) (
 	if c.perms == nil {
 		return permissions.Decision{}, fmt.Errorf("%w: permissions", ErrNotConfigured)
 	}
-	d, err := c.perms.State(ctx, permissions.Pair{Business: pnid, User: u.Key()})
+	if pnid == "" {
+		pnid = c.cfg.PhoneNumberID
+	}
+	pair := c.pairOf(u)
+	pair.Business = pnid
+	d, err := c.perms.State(ctx, pair)
 	if err != nil {
 		return d, fmt.Errorf("%w: permission state: %w", ErrStore, err)
 	}
+	c.liveOverlay(ctx, pnid, u, &d)
 	return d, nil
+}
+
+// liveOverlay shows Meta's live verdict on calling now where it differs
+// from the local model's (counted as a "query" disagreement; the local
+// model is corrected by the dial, not by a query).
+func (c *Controller) liveOverlay(ctx context.Context, pnid string, u phone.User, d *permissions.Decision) {
+	p, ok := c.livePermission(ctx, pnid, u)
+	if !ok {
+		return
+	}
+	allowed, reason, frees := metaCallVerdict(p)
+	switch {
+	case allowed && !d.CanCall:
+		c.disagree("query", u, false, "allowed")
+		d.Allowed, d.CanCall, d.Reason, d.NextCallAt = true, true, "", time.Time{}
+		if d.Status == permissions.NoPermission {
+			d.Status, d.ExpiresAt = permissions.Temporary, p.ExpiresAt
+			if p.Status == cloudapi.PermissionPermanent {
+				d.Status, d.ExpiresAt = permissions.Permanent, time.Time{}
+			}
+		}
+	case !allowed && d.CanCall:
+		c.disagree("query", u, true, string(reason))
+		d.Allowed, d.CanCall, d.Reason = false, false, reason
+		if reason == permissions.ReasonConnectedCallLimit {
+			d.NextCallAt = frees
+		} else {
+			d.Status, d.ExpiresAt = permissions.NoPermission, time.Time{}
+		}
+	}
 }
 
 // livePermission asks Meta's live call_permissions (cached, within Meta's

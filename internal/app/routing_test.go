@@ -815,13 +815,43 @@ func TestRoutingLivePermissionPerNumber(t *testing.T) {
 	if st["can_call"] != false {
 		t.Fatalf("local model of (A, user): %+v", st)
 	}
+	// permission_query from B shows Meta's view of (B, user); from A the
+	// user has no permission (Meta agrees with the local model).
+	ann := e.agentOn(t, ctx, e.a, "ann", false) // sales: A's team
+	query := func(from string) map[string]any {
+		ref, ag := "q-"+from, eve
+		if from == rtNumA {
+			ag = ann
+		}
+		must(t, ag.Send(map[string]any{"type": "permission_query", "to": user, "from": from, "ref": ref}))
+		m, err := ag.Wait(ctx, func(m agentclient.Msg) bool { return m.Ref == ref })
+		if err != nil || m.Type != "permission" {
+			t.Fatalf("permission_query from %s: %v %+v", from, err, m)
+		}
+		var body struct {
+			Permission map[string]any `json:"permission"`
+		}
+		must(t, json.Unmarshal(m.Raw, &body))
+		return body.Permission
+	}
+	q0 := metricValue(t, e.a, `callgw_permission_disagreements_total{op="query"}`)
+	if p := query(rtNumB); p["can_call"] != true || p["status"] != "temporary" {
+		t.Fatalf("permission_query from B: %+v", p)
+	}
+	if p := query(rtNumA); p["can_call"] != false || p["status"] != "no_permission" {
+		t.Fatalf("permission_query from A: %+v", p)
+	}
+	if q := metricValue(t, e.a, `callgw_permission_disagreements_total{op="query"}`); q != q0+1 {
+		t.Fatalf("query disagreements %v -> %v", q0, q)
+	}
+	readsB, readsA = liveReads(rtNumB), liveReads(rtNumA)
 	must(t, eve.Send(map[string]any{"type": "dial", "to": user, "from": rtNumB, "ref": "live"}))
 	m, err := eve.Wait(ctx, func(m agentclient.Msg) bool { return m.Ref == "live" })
 	if err != nil || m0(m) == "" {
 		t.Fatalf("dial from B with Meta's live permission: %v %+v", err, m)
 	}
-	if got := liveReads(rtNumB); got != readsB+1 {
-		t.Fatalf("call_permissions reads of B %d -> %d, want one more", readsB, got)
+	if got := liveReads(rtNumB); got != readsB && got != readsB+1 {
+		t.Fatalf("call_permissions reads of B %d -> %d, want at most one more (cached)", readsB, got)
 	}
 	if got := liveReads(rtNumA); got != readsA {
 		t.Fatalf("call_permissions of A read for a call from B (%d -> %d)", readsA, got)
