@@ -14,6 +14,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/callgw/callgw/recording/opusfile"
 )
 
 const (
@@ -133,7 +135,7 @@ func oggPackets(name string, data []byte) ([][]byte, error) {
 			return nil, badPrompt(name, "corrupt: page %d truncated", page)
 		}
 		p := data[:size]
-		if want := binary.LittleEndian.Uint32(p[22:]); oggCRC(p) != want {
+		if want := binary.LittleEndian.Uint32(p[22:]); opusfile.PageChecksum(p) != want {
 			return nil, badPrompt(name, "corrupt: page %d fails its CRC", page)
 		}
 		s, n := binary.LittleEndian.Uint32(p[14:]), binary.LittleEndian.Uint32(p[18:])
@@ -216,7 +218,7 @@ func parsePrompt(name string, data []byte) (*Prompt, error) {
 		if frames, err = opusFrames(a, frames[:0]); err != nil {
 			return nil, badPrompt(name, "corrupt: audio packet %d: %v", i, err)
 		}
-		if n := opusFrameSamples(a[0]) * uint32(len(frames)); n > maxPromptPacketSamples {
+		if n := opusfile.FrameSamples(a[0]) * uint32(len(frames)); n > maxPromptPacketSamples {
 			return nil, badPrompt(name, "audio packet %d lasts %v: longer than 60 ms", i,
 				time.Duration(n)*time.Second/48000)
 		}
@@ -250,19 +252,6 @@ func parsePrompt(name string, data []byte) (*Prompt, error) {
 
 var errOpusPacket = errors.New("malformed opus packet")
 
-// opusFrameSamples is the duration of one frame of a TOC byte's
-// configuration, in 48 kHz samples.
-func opusFrameSamples(toc byte) uint32 {
-	switch cfg := toc >> 3; {
-	case cfg < 12: // SILK: 10, 20, 40, 60 ms
-		return [4]uint32{480, 960, 1920, 2880}[cfg&3]
-	case cfg < 16: // hybrid: 10, 20 ms
-		return [2]uint32{480, 960}[cfg&1]
-	default: // CELT: 2.5, 5, 10, 20 ms
-		return [4]uint32{120, 240, 480, 960}[cfg&3]
-	}
-}
-
 // opusPacketSamples checks an Opus packet's framing and returns its
 // duration in 48 kHz samples.
 func opusPacketSamples(pkt []byte) (uint32, error) {
@@ -270,7 +259,7 @@ func opusPacketSamples(pkt []byte) (uint32, error) {
 	if err != nil {
 		return 0, err
 	}
-	return opusFrameSamples(pkt[0]) * uint32(len(frames)), nil
+	return opusfile.FrameSamples(pkt[0]) * uint32(len(frames)), nil
 }
 
 // opusFrames checks an Opus packet's framing (RFC 6716 §3.1-3.2, rules
@@ -319,7 +308,7 @@ func opusFrames(pkt []byte, dst [][]byte) ([][]byte, error) {
 	fc := rest[0]
 	rest = rest[1:]
 	m := int(fc & 0x3f)
-	if m == 0 || opusFrameSamples(toc)*uint32(m) > 5760 {
+	if m == 0 || opusfile.FrameSamples(toc)*uint32(m) > 5760 {
 		return dst, fmt.Errorf("%w: code 3 with %d frames", errOpusPacket, m)
 	}
 	if fc&0x40 != 0 { // padding
@@ -424,7 +413,7 @@ func (r *repacketizer) flush() {
 
 // add takes one validated packet and its frames.
 func (r *repacketizer) add(pkt []byte, frames [][]byte) {
-	toc, per := pkt[0], opusFrameSamples(pkt[0])
+	toc, per := pkt[0], opusfile.FrameSamples(pkt[0])
 	total := per * uint32(len(frames))
 	switch {
 	case total == opusFrameTicks && len(r.pending) == 0:
@@ -449,33 +438,6 @@ func (r *repacketizer) add(pkt []byte, frames [][]byte) {
 			}
 		}
 	}
-}
-
-var oggCRCTable = func() (t [256]uint32) {
-	for i := range t {
-		r := uint32(i) << 24
-		for range 8 {
-			if r&0x80000000 != 0 {
-				r = r<<1 ^ 0x04c11db7
-			} else {
-				r <<= 1
-			}
-		}
-		t[i] = r
-	}
-	return t
-}()
-
-// oggCRC is the page checksum, computed with the CRC field as zero.
-func oggCRC(p []byte) uint32 {
-	var c uint32
-	for i, b := range p {
-		if i >= 22 && i < 26 {
-			b = 0
-		}
-		c = c<<8 ^ oggCRCTable[byte(c>>24)^b]
-	}
-	return c
 }
 
 //go:embed prompts/*.opus

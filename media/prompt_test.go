@@ -11,6 +11,7 @@ import (
 
 	"github.com/callgw/callgw/internal/oggopus"
 	"github.com/callgw/callgw/internal/testkit/audiotest"
+	"github.com/callgw/callgw/recording/opusfile"
 )
 
 // oggPage builds one Ogg page holding the given complete packets.
@@ -32,7 +33,7 @@ func oggPage(serial, seq uint32, flags byte, granule uint64, pkts ...[]byte) []b
 	binary.LittleEndian.PutUint32(h[18:], seq)
 	h[26] = byte(len(lacing))
 	p := append(append(h, lacing...), body...)
-	binary.LittleEndian.PutUint32(p[22:], oggCRC(p))
+	binary.LittleEndian.PutUint32(p[22:], opusfile.PageChecksum(p))
 	return p
 }
 

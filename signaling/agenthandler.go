@@ -137,19 +137,7 @@ func (c *Controller) handle(ctx context.Context, s *agents.Session, m *agents.Cl
 	if m.Type == agents.TypeRecordingStop {
 		return c.recordingStopMsg(ctx, s, m) // recording.go
 	}
-	ref := refOf(s)
-	id := call.ID(m.CallID)
-	if c.lookup(id) != nil {
-		return c.localCommand(ref, m)
-	}
-	owner, err := c.ownerOf(ctx, id)
-	if err != nil {
-		return err
-	}
-	if owner == "" || owner == c.cl.id {
-		return ErrUnknownCall
-	}
-	return c.forwardCommand(ctx, owner, ref, m)
+	return c.commandAt(ctx, refOf(s), m)
 }
 
 // localCommand applies an agent command to a call this instance owns.

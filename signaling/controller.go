@@ -396,6 +396,7 @@ func (c *Controller) info(l *liveCall) agents.CallInfo {
 	}
 	ci.PhoneNumberID = r.PhoneNumberID
 	l.transferInfo(&ci)
+	l.recordingInfo(&ci) // recording.go
 	if st.AgentOwned() {
 		ci.Media = "connecting"
 		if l.lc.AgentLeg == lifecycle.LegUp {

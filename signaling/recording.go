@@ -57,6 +57,76 @@ type RecordingStopper interface {
 	StopLocal(id call.ID, agent string) error
 }
 
+// RecordingState is a call's local recording as its agent sees it
+// (agents.CallInfo.Recording).
+type RecordingState uint8
+
+const (
+	RecordingNone    RecordingState = iota // nothing recorded locally
+	RecordingConsent                       // the consent prompt plays, or callgw waits for the caller's key
+	RecordingOn                            // both directions are being recorded
+	RecordingStopped                       // stopped during the call (agent or supervisor)
+	RecordingRefused                       // the caller did not give explicit consent
+)
+
+// String is the protocol's value ("" for none).
+func (s RecordingState) String() string {
+	switch s {
+	case RecordingConsent:
+		return "consent"
+	case RecordingOn:
+		return "on"
+	case RecordingStopped:
+		return "stopped"
+	case RecordingRefused:
+		return "refused"
+	}
+	return ""
+}
+
+// RecordingStater is what Recordings implements to show agents a call's
+// local recording (CallInfo.Recording, RecordingMayStop). LocalState is
+// called from the call's actor whenever its CallInfo is built: it must not
+// block. The implementation calls Controller.RecordingChanged when the
+// state changes on its own (consent flow).
+type RecordingStater interface {
+	LocalState(id call.ID) (st RecordingState, agentMayStop bool)
+}
+
+// RecordingChanged says the local recording of call id changed: the
+// call's info is built again and sent to its agent (call). Calls this
+// instance does not hold are ignored. Call it from the recorder's own
+// goroutines, never from a Recordings hook (those run on the actor).
+func (c *Controller) RecordingChanged(id call.ID) {
+	if l := c.lookup(id); l != nil {
+		l.post(func(l *liveCall) { l.recordingRefresh() })
+	}
+}
+
+// recordingRefresh publishes the call's info again and sends it to the
+// agent who has the call.
+func (l *liveCall) recordingRefresh() {
+	if !l.lc.State.Live() {
+		return
+	}
+	l.mirror()
+	l.saveState()
+	if l.lc.Agent != "" {
+		l.c.toAgent(l.lc.Agent, agents.CallMsg{Type: agents.TypeCall, Call: *l.snap.Load()})
+	}
+}
+
+// recordingInfo adds the local recording to what agents see of the call.
+func (l *liveCall) recordingInfo(ci *agents.CallInfo) {
+	if !l.recStarted {
+		return
+	}
+	if rs, ok := l.c.recs.(RecordingStater); ok {
+		st, may := rs.LocalState(l.id)
+		ci.Recording, ci.RecordingMayStop = st.String(), may && st != RecordingNone
+	}
+}
+
 // SetRecordings connects the recording hooks (before Run). nil = none. The
 // Dialer is wrapped so that connect carries Meta's objects.
 func (c *Controller) SetRecordings(r Recordings) {
@@ -182,7 +252,11 @@ func (c *Controller) StopRecording(ctx context.Context, id call.ID, agent string
 	if !ok {
 		return ErrRecordingRefused
 	}
-	return st.StopLocal(id, agent)
+	if err := st.StopLocal(id, agent); err != nil {
+		return err
+	}
+	c.RecordingChanged(id) // the agent sees "stopped"
+	return nil
 }
 
 // recordingStopMsg is the agent protocol's recording_stop: the agent on the

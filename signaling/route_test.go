@@ -63,21 +63,7 @@ func newRoutedCtrl(t *testing.T, available ...string) (*Controller, *journal, *c
 		avail[a] = true
 	}
 	c.SetHub(&fakeHub{j: j, avail: avail})
-	t.Cleanup(func() {
-		done := make(chan struct{})
-		go func() {
-			for {
-				select {
-				case <-done:
-					return
-				case <-time.After(10 * time.Millisecond):
-					clk.Advance(time.Minute)
-				}
-			}
-		}()
-		_ = c.Close()
-		close(done)
-	})
+	closeOnManualClock(t, c, clk)
 	return c, j, clk, r
 }
 
@@ -274,21 +260,7 @@ func TestRoutingRedisDownRingsEveryFreeMember(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.SetHub(&fakeHub{j: j, avail: map[string]bool{"ann": true, "bob": true}})
-	t.Cleanup(func() {
-		done := make(chan struct{})
-		go func() {
-			for {
-				select {
-				case <-done:
-					return
-				case <-time.After(10 * time.Millisecond):
-					clk.Advance(time.Minute)
-				}
-			}
-		}()
-		_ = c.Close()
-		close(done)
-	})
+	closeOnManualClock(t, c, clk)
 	routeRedis.Stop()
 	if err := c.HandleEvent(context.Background(), connectEvent("wacid.D1", clk.Now()), clk.Now()); err != nil {
 		t.Fatal(err)

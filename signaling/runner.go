@@ -123,25 +123,7 @@ func (l *liveCall) fire(ev lc.Event) bool {
 // ask applies an agent command in the actor and returns its error; build
 // makes the command's event from the call's current state.
 func (l *liveCall) ask(ref string, build func(*liveCall) lc.Event) error {
-	res := make(chan error, 1)
-	if !l.post(func(l *liveCall) {
-		l.ref = ref
-		res <- l.step(build(l))
-		l.ref = ""
-	}) {
-		return ErrCallEnded
-	}
-	select {
-	case err := <-res:
-		return err
-	case <-l.done:
-		select {
-		case err := <-res:
-			return err
-		default:
-			return ErrCallEnded
-		}
-	}
+	return l.act(ref, func(l *liveCall) error { return l.step(build(l)) })
 }
 
 // step applies one event and everything its effects lead to. The first
@@ -364,6 +346,14 @@ func (l *liveCall) exec(f lc.Effect) error {
 		l.endWait()
 	case lc.StopPlayback:
 		l.stopPlayback()
+	case lc.ReleaseClaim:
+		ctx, cancel := c.opCtx(3 * time.Second)
+		err := c.store.unclaim(ctx, l.id)
+		cancel()
+		if err != nil {
+			c.m.redisErrors.WithLabelValues("unclaim").Inc()
+			return err
+		}
 	default:
 		if ok, err := l.execTransfer(f); ok { // transfer.go
 			return err

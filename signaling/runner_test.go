@@ -154,9 +154,15 @@ func newRunnerCtrl(t *testing.T) (*Controller, *journal, *clock.Manual, *fakeGra
 		t.Fatal(err)
 	}
 	c.SetHub(&fakeHub{j: j, avail: map[string]bool{"ann": true}})
+	closeOnManualClock(t, c, clk)
+	return c, j, clk, g
+}
+
+// closeOnManualClock closes c when the test ends. Close ends live calls
+// and waits for Meta's terminate on the manual clock: the clock keeps moving
+// until Close returns.
+func closeOnManualClock(t *testing.T, c *Controller, clk *clock.Manual) {
 	t.Cleanup(func() {
-		// Close ends live calls and waits for Meta's terminate on the
-		// manual clock: keep it moving until Close returns.
 		done := make(chan struct{})
 		go func() {
 			for {
@@ -171,7 +177,6 @@ func newRunnerCtrl(t *testing.T) (*Controller, *journal, *clock.Manual, *fakeGra
 		_ = c.Close()
 		close(done)
 	})
-	return c, j, clk, g
 }
 
 func connectEvent(id string, ts time.Time) webhook.Event {

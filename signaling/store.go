@@ -101,6 +101,15 @@ func (s *store) claim(ctx context.Context, id call.ID, agent string) (won bool, 
 	return holder == agent, holder, nil
 }
 
+// unclaim frees the accept claim of a call that waits again, so that the
+// next agent's claim can win.
+func (s *store) unclaim(ctx context.Context, id call.ID) error {
+	if err := s.rdb.Del(ctx, s.key(id, "claim")).Err(); err != nil {
+		return storeErr("unclaim", err)
+	}
+	return nil
+}
+
 // ended reports whether a tombstone exists for id.
 func (s *store) ended(ctx context.Context, id call.ID) (bool, error) {
 	n, err := s.rdb.Exists(ctx, s.key(id, "ended")).Result()

@@ -73,6 +73,14 @@ func TestStoreClaimFirstAcceptWins(t *testing.T) {
 			t.Fatalf("%s: won %v holder %q err %v", tc.agent, won, holder, err)
 		}
 	}
+	// The call waits again (a lost transfer): the claim is freed and the
+	// next agent wins it.
+	if err := s.unclaim(ctx, "wacid.B"); err != nil {
+		t.Fatal(err)
+	}
+	if won, holder, err := s.claim(ctx, "wacid.B", "ben"); err != nil || !won || holder != "ben" {
+		t.Fatalf("after unclaim: won %v holder %q err %v", won, holder, err)
+	}
 }
 
 func TestStoreEndedRecordsAndUnrecorded(t *testing.T) {

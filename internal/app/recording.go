@@ -262,6 +262,11 @@ func (r *Recordings) StopLocal(id call.ID, agent string) error {
 	return r.local.stop(id, agent)
 }
 
+// LocalState implements signaling.RecordingStater.
+func (r *Recordings) LocalState(id call.ID) (signaling.RecordingState, bool) {
+	return r.local.state(id)
+}
+
 // Consent values written on call records (call.Record.RecordingConsent).
 const (
 	ConsentNotice          = "notice"
@@ -315,6 +320,7 @@ func (a *App) wireRecordings(graphBase string, numbers []config.Number) error {
 	}
 	a.Recordings = r
 	a.Ctrl.SetRecordings(r)
+	r.local.changed = a.Ctrl.RecordingChanged // the agent sees the recording state
 	a.API.SetRecordings(r)
 	return nil
 }

@@ -32,6 +32,9 @@ type localRecorder struct {
 	r                *Recordings
 	notice, explicit *media.Prompt
 	results          *prometheus.CounterVec
+	// changed tells call control a call's state (state) changed on its own:
+	// consent asked, recording on, refused (signaling.Controller.RecordingChanged).
+	changed func(call.ID)
 
 	mu    sync.Mutex
 	calls map[call.ID]*localCall
@@ -59,6 +62,7 @@ type localCall struct {
 
 	mu       sync.Mutex
 	obtained string // call.Record.RecordingConsent so far
+	asking   bool   // the consent flow runs
 	ended    bool
 	stopped  bool // stopped by an agent or supervisor: the flow starts nothing
 	rec      *recording.CallRecorder
@@ -92,7 +96,7 @@ func (l *localRecorder) answered(rec call.Record, b signaling.Bridge) {
 		return
 	}
 	lc := &localCall{id: rec.ID, number: rec.PhoneNumberID, policy: p, key: make(chan struct{}), done: make(chan struct{}),
-		consent: p.ConsentFor(phone.RegionOf(rec.UserPhone)), obtained: ConsentNone}
+		consent: p.ConsentFor(phone.RegionOf(rec.UserPhone)), obtained: ConsentNone, asking: true}
 	rb, ok := b.(recBridge)
 	if !ok {
 		l.results.WithLabelValues(localNoMedia).Inc()
@@ -106,8 +110,44 @@ func (l *localRecorder) answered(rec call.Record, b signaling.Bridge) {
 	l.r.pending.Add(1)
 	go func() {
 		defer l.r.pending.Done()
+		l.notify(lc.id) // consent asked
 		l.consentFlow(lc)
+		lc.mu.Lock()
+		lc.asking = false
+		lc.mu.Unlock()
+		l.notify(lc.id) // on, refused, or nothing
 	}()
+}
+
+// notify tells call control the state of call id changed.
+func (l *localRecorder) notify(id call.ID) {
+	if l.changed != nil {
+		l.changed(id)
+	}
+}
+
+// state is the call's local recording as its agent sees it, and whether
+// the agent may stop it.
+func (l *localRecorder) state(id call.ID) (signaling.RecordingState, bool) {
+	l.mu.Lock()
+	lc := l.calls[id]
+	l.mu.Unlock()
+	if lc == nil {
+		return signaling.RecordingNone, false
+	}
+	lc.mu.Lock()
+	defer lc.mu.Unlock()
+	switch {
+	case lc.rec != nil:
+		return signaling.RecordingOn, lc.policy.AgentMayStop
+	case lc.stopped:
+		return signaling.RecordingStopped, lc.policy.AgentMayStop
+	case lc.obtained == ConsentExplicitRefused:
+		return signaling.RecordingRefused, lc.policy.AgentMayStop
+	case lc.asking:
+		return signaling.RecordingConsent, lc.policy.AgentMayStop
+	}
+	return signaling.RecordingNone, false // the prompt or the tap failed
 }
 
 // consentFlow plays the prompt, waits for the caller's key when consent

@@ -2,86 +2,26 @@ package app
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
-	"go/build"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/callgw/callgw/internal/clock"
+	"github.com/callgw/callgw/internal/testkit/s3test"
 	"github.com/callgw/callgw/recording"
 	"github.com/callgw/callgw/storage"
 )
 
-// versitygw finds the S3 gateway scripts/test.sh installs (as storage's tests do).
-func versitygw() string {
-	if p := os.Getenv("CALLGW_VERSITYGW"); p != "" {
-		return p
-	}
-	if p, err := exec.LookPath("versitygw"); err == nil {
-		return p
-	}
-	for _, dir := range []string{os.Getenv("GOBIN"), filepath.Join(build.Default.GOPATH, "bin")} {
-		if p := filepath.Join(dir, "versitygw"); dir != "" {
-			if st, err := os.Stat(p); err == nil && !st.IsDir() {
-				return p
-			}
-		}
-	}
-	return ""
-}
-
-// startS3 runs a real S3-compatible server (versitygw over a temp
-// directory) on a free loopback port and returns the app flags using it.
+// startS3 runs a real S3-compatible server and returns the app flags using it.
 func startS3(t *testing.T) []string {
 	t.Helper()
-	bin := versitygw()
-	if bin == "" {
-		t.Skip("versitygw not installed: scripts/test.sh installs it; S3 test skipped")
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	buf := make([]byte, 16)
-	_, _ = rand.Read(buf)
-	access, secret := "callgwtest", hex.EncodeToString(buf)
-	logf, err := os.Create(filepath.Join(t.TempDir(), "versitygw.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, "--access", access, "--secret", secret, "--port", addr, "posix", t.TempDir())
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start versitygw: %v", err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _, _ = cmd.Process.Wait() })
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
-		if err == nil {
-			c.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			b, _ := os.ReadFile(logf.Name())
-			t.Fatalf("versitygw did not listen on %s: %s", addr, b)
-		}
-		time.Sleep(20 * time.Millisecond) // polling a port that has no readiness event
-	}
-	return []string{"-s3-endpoint", addr, "-s3-bucket", "callgw-" + hex.EncodeToString(buf[:4]), "-s3-region", "us-east-1",
-		"-s3-access-key", access, "-s3-secret-key", secret, "-s3-insecure"}
+	srv := s3test.Start(t)
+	return []string{"-s3-endpoint", srv.Endpoint, "-s3-bucket", srv.Bucket, "-s3-region", srv.Region,
+		"-s3-access-key", srv.AccessKey, "-s3-secret-key", srv.SecretKey, "-s3-insecure"}
 }
 
 // TestRecordS3AndRetention: Meta's recording and transcript land in a real

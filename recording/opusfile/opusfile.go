@@ -271,7 +271,7 @@ func (w *Writer) flush(flags byte) error {
 	binary.LittleEndian.PutUint32(p[22:], 0)
 	p[26] = byte(w.nseg)
 	copy(p[hdrLen:], w.lacing[:w.nseg])
-	binary.LittleEndian.PutUint32(p[22:], crc(p))
+	binary.LittleEndian.PutUint32(p[22:], PageChecksum(p))
 	w.seq++
 	w.nseg, w.pagePkts = 0, 0
 	w.body = w.body[:0]
@@ -294,22 +294,26 @@ func (w *Writer) Close() error {
 	return err
 }
 
+// FrameSamples is the duration of one frame of a TOC byte's configuration,
+// in 48 kHz samples (RFC 6716 §3.1).
+func FrameSamples(toc byte) uint32 {
+	switch cfg := toc >> 3; {
+	case cfg < 12: // SILK: 10, 20, 40, 60 ms
+		return [4]uint32{480, 960, 1920, 2880}[cfg&3]
+	case cfg < 16: // hybrid: 10, 20 ms
+		return [2]uint32{480, 960}[cfg&1]
+	default: // CELT: 2.5, 5, 10, 20 ms
+		return [4]uint32{120, 240, 480, 960}[cfg&3]
+	}
+}
+
 // Samples returns the number of 48 kHz samples in an Opus packet (RFC 6716 §3.1).
 func Samples(pkt []byte) (uint32, error) {
 	if len(pkt) == 0 {
 		return 0, fmt.Errorf("%w: empty", ErrBadPacket)
 	}
 	toc := pkt[0]
-	cfg := toc >> 3
-	var per uint32
-	switch {
-	case cfg < 12: // SILK: 10, 20, 40, 60 ms
-		per = [4]uint32{480, 960, 1920, 2880}[cfg&3]
-	case cfg < 16: // hybrid: 10, 20 ms
-		per = [2]uint32{480, 960}[cfg&1]
-	default: // CELT: 2.5, 5, 10, 20 ms
-		per = [4]uint32{120, 240, 480, 960}[cfg&3]
-	}
+	per := FrameSamples(toc)
 	frames := uint32(1)
 	switch toc & 3 {
 	case 1, 2:
@@ -344,9 +348,14 @@ var crcTable = func() (t [256]uint32) {
 	return t
 }()
 
-func crc(p []byte) uint32 {
+// PageChecksum is an Ogg page's CRC-32, computed with the page's own CRC
+// field (bytes 22-25) taken as zero, so it both writes and checks pages.
+func PageChecksum(p []byte) uint32 {
 	var c uint32
-	for _, b := range p {
+	for i, b := range p {
+		if i >= 22 && i < 26 {
+			b = 0
+		}
 		c = c<<8 ^ crcTable[byte(c>>24)^b]
 	}
 	return c

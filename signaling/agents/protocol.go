@@ -191,6 +191,13 @@ type CallInfo struct {
 	// OnHold: the caller hears hold audio; Transfer: a transfer under way.
 	OnHold   bool          `json:"on_hold,omitempty"`
 	Transfer *TransferInfo `json:"transfer,omitempty"`
+	// Recording is the call's local recording (callgw's own, not Meta's):
+	// "" none, "consent" (the consent prompt plays, or callgw waits for the
+	// caller's key), "on", "stopped" (during the call), "refused" (explicit
+	// consent not given). RecordingMayStop: the number's policy lets the
+	// agent stop it (recording_stop).
+	Recording        string `json:"recording,omitempty"`
+	RecordingMayStop bool   `json:"recording_may_stop,omitempty"`
 }
 
 // Price is how a connected business-initiated call is billed: whole

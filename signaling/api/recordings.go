@@ -191,22 +191,32 @@ type RecordingEntry struct {
 	Transcript   string    `json:"transcript_url,omitempty"` // transcripts: the parsed turns through the API
 }
 
-// getCallRecordings lists a call's recordings and transcripts, each stored
-// one with a signed link (handing out a link is audited as a download).
-func (a *API) getCallRecordings(w http.ResponseWriter, r *http.Request, p principal) {
+// callForAccess validates the {id} of a recordings request and checks that
+// p may reach that call's recordings; false when it has answered already.
+func (a *API) callForAccess(w http.ResponseWriter, r *http.Request, p principal, forbidden string) (string, bool) {
 	if a.recordingsOff(w) {
-		return
+		return "", false
 	}
 	id := r.PathValue("id")
 	if !callIDPathRe.MatchString(id) {
 		badParam(w, "id must be a call id")
-		return
+		return "", false
 	}
 	if ok, err := a.mayAccessCall(r.Context(), p, id); err != nil {
 		a.fail(w, r, err)
-		return
+		return "", false
 	} else if !ok {
-		writeError(w, http.StatusForbidden, "forbidden", "not one of your calls, or agents may not hear this number's recordings")
+		writeError(w, http.StatusForbidden, "forbidden", forbidden)
+		return "", false
+	}
+	return id, true
+}
+
+// getCallRecordings lists a call's recordings and transcripts, each stored
+// one with a signed link (handing out a link is audited as a download).
+func (a *API) getCallRecordings(w http.ResponseWriter, r *http.Request, p principal) {
+	id, ok := a.callForAccess(w, r, p, "not one of your calls, or agents may not hear this number's recordings")
+	if !ok {
 		return
 	}
 	es, err := a.recs.Entries(r.Context(), who(r, p), id)
@@ -286,19 +296,8 @@ func (a *API) getCallRecording(w http.ResponseWriter, r *http.Request, p princip
 
 // getTranscript answers a call's transcript as speaker turns.
 func (a *API) getTranscript(w http.ResponseWriter, r *http.Request, p principal) {
-	if a.recordingsOff(w) {
-		return
-	}
-	id := r.PathValue("id")
-	if !callIDPathRe.MatchString(id) {
-		badParam(w, "id must be a call id")
-		return
-	}
-	if ok, err := a.mayAccessCall(r.Context(), p, id); err != nil {
-		a.fail(w, r, err)
-		return
-	} else if !ok {
-		writeError(w, http.StatusForbidden, "forbidden", "not one of your calls, or agents may not read this number's transcripts")
+	id, ok := a.callForAccess(w, r, p, "not one of your calls, or agents may not read this number's transcripts")
+	if !ok {
 		return
 	}
 	t, turns, err := a.recs.Transcript(r.Context(), who(r, p), id)

@@ -72,6 +72,9 @@ type (
 	EndWait struct{}
 	// StopPlayback stops prompts toward the caller (the agent is connected).
 	StopPlayback struct{}
+	// ReleaseClaim frees the cluster-wide accept claim: the call waits
+	// again (a lost transfer) and the next agent must be able to take it.
+	ReleaseClaim struct{}
 )
 
 func (PrepareInbound) effect()     {}
@@ -98,6 +101,7 @@ func (Finalize) effect()           {}
 func (BeginWait) effect()          {}
 func (EndWait) effect()            {}
 func (StopPlayback) effect()       {}
+func (ReleaseClaim) effect()       {}
 
 // TimerKind names the lifecycle's timers.
 type TimerKind uint8

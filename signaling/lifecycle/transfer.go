@@ -411,7 +411,7 @@ func (t *step) requeue() {
 	c.OnHold = false
 	c.OfferSent, c.AgentAnswered, c.AgentLeg = false, false, LegNone
 	c.graceOn = false
-	t.do(StopTimer{Timer: TimerAgentGrace}, SetHold{On: false}, Persist{}, BeginWait{})
+	t.do(StopTimer{Timer: TimerAgentGrace}, SetHold{On: false}, ReleaseClaim{}, Persist{}, BeginWait{})
 }
 
 // transferTimer: the target(s) did not answer in time.

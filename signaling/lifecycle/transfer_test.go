@@ -64,7 +64,7 @@ func TestHoldAndTransfer(t *testing.T) {
 			steps: ans(blind("bob"), AgentHangup{When: at(12), Agent: "ann"}, AgentLegChanged{When: at(12), Leg: LegDown},
 				TimerFired{When: at(35), Timer: TimerTransfer}),
 			state: StateWaiting, handlers: []string{"ann"}, closedAt: []int{12},
-			want:  []Effect{CloseAgentLeg{}, SetHold{On: false}, BeginWait{}},
+			want:  []Effect{CloseAgentLeg{}, SetHold{On: false}, ReleaseClaim{}, BeginWait{}},
 			never: []Effect{StartTimer{Timer: TimerAgentGrace, After: rules.AgentGrace}, GraphTerminate{}, GraphAccept{}}},
 		{name: "requeued after a lost transfer, carol takes it: no second accept",
 			steps: ans(blind("bob"), AgentHangup{When: at(12), Agent: "ann"}, TimerFired{When: at(35), Timer: TimerTransfer},

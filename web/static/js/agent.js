@@ -17,6 +17,7 @@ import { View } from './view.js';
 import { Dialer } from './dialer.js';
 import { History } from './history.js';
 import { initTransfer } from './transfer.js';
+import { initRecording } from './recording.js';
 import { Callbacks, loadRouting, fillFrom } from './callbacks.js';
 import { hoursNextTo } from './hours.js';
 
@@ -79,6 +80,7 @@ const view = new View({
 const dialer = new Dialer({ store, send, notice: (t, e) => view.notice(t, e), unlockSound: () => sound.unlock() });
 const callLog = new History(() => store.get());
 initTransfer({ store, send, notice: (t, e) => view.notice(t, e), test }); // hold and transfer (transfer.js)
+const recording = initRecording({ store, send, notice: (t, e) => view.notice(t, e), test }); // local recording (recording.js)
 let numbers = []; // the business numbers this agent may call from (GET /api/v1/routing)
 const callbacks = new Callbacks({ list: 'callbacks-list', count: 'callbacks-count', agent: '', mask: true, callBack: (t) => {
   if (t.state === 'open') callbacks.move(t, 'claim');
@@ -422,6 +424,7 @@ function onError(m, req) {
   const text = errorMessage(m); // the server's words
   const c = store.get().call;
   const callId = req ? req.msg.call_id : '';
+  if (recording.onError(m, req)) return; // recording_stop refused (recording.js)
   if (kind === 'accept') {
     store.update((s) => s.accepting.delete(callId));
     if (['call_taken', 'unknown_call', 'out_of_turn', 'not_your_call'].includes(m.code)) removeRing(callId);
