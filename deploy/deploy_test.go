@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/callgw/callgw/config"
 	"github.com/callgw/callgw/internal/app"
 	"go.yaml.in/yaml/v3"
 )
@@ -710,6 +711,12 @@ type k8sObject struct {
 					RunAsNonRoot bool `yaml:"runAsNonRoot"`
 				} `yaml:"securityContext"`
 				Containers []k8sContainer `yaml:"containers"`
+				Volumes    []struct {
+					Name      string `yaml:"name"`
+					ConfigMap *struct {
+						Name string `yaml:"name"`
+					} `yaml:"configMap"`
+				} `yaml:"volumes"`
 			} `yaml:"spec"`
 		} `yaml:"template"`
 	} `yaml:"spec"`
@@ -728,6 +735,12 @@ type k8sContainer struct {
 	Env []struct {
 		Name string `yaml:"name"`
 	} `yaml:"env"`
+	VolumeMounts []struct {
+		Name      string `yaml:"name"`
+		MountPath string `yaml:"mountPath"`
+		SubPath   string `yaml:"subPath"`
+		ReadOnly  bool   `yaml:"readOnly"`
+	} `yaml:"volumeMounts"`
 	Ports          []k8sPort `yaml:"ports"`
 	ReadinessProbe *k8sProbe `yaml:"readinessProbe"`
 	LivenessProbe  *k8sProbe `yaml:"livenessProbe"`
@@ -812,6 +825,43 @@ func TestKubernetes(t *testing.T) {
 	c := pod.Containers[0]
 	podLabels := dep.Spec.Template.Metadata.Labels
 
+	t.Run("routing file mounted", func(t *testing.T) {
+		// CALLGW_CONFIG names the file of the routing ConfigMap, mounted as a
+		// whole directory (a subPath mount never sees updates: no reload).
+		path := cm.Data["CALLGW_CONFIG"]
+		if path == "" {
+			t.Fatal("ConfigMap callgw-config sets no CALLGW_CONFIG")
+		}
+		dir, file := filepath.Dir(path), filepath.Base(path)
+		var vol string
+		for _, m := range c.VolumeMounts {
+			if m.MountPath == dir {
+				if m.SubPath != "" || !m.ReadOnly {
+					t.Errorf("mount %s: subPath %q readOnly %v (want a read-only directory mount)", dir, m.SubPath, m.ReadOnly)
+				}
+				vol = m.Name
+			}
+		}
+		if vol == "" {
+			t.Fatalf("no volume mounted at %s (CALLGW_CONFIG %s)", dir, path)
+		}
+		var cmName string
+		for _, v := range pod.Volumes {
+			if v.Name == vol && v.ConfigMap != nil {
+				cmName = v.ConfigMap.Name
+			}
+		}
+		if cmName == "" {
+			t.Fatalf("volume %s is not a ConfigMap", vol)
+		}
+		data, ok := objs["ConfigMap/"+cmName].Data[file]
+		if !ok {
+			t.Fatalf("ConfigMap %s has no key %s", cmName, file)
+		}
+		if _, err := config.Parse([]byte(data), "ConfigMap/"+cmName); err != nil {
+			t.Fatalf("ConfigMap %s %s is refused: %v", cmName, file, err)
+		}
+	})
 	t.Run("probes", func(t *testing.T) {
 		if c.ReadinessProbe == nil || c.ReadinessProbe.HTTPGet.Path != "/readyz" {
 			t.Errorf("readiness probe must GET /readyz: %+v", c.ReadinessProbe)

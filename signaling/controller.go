@@ -57,6 +57,10 @@ type Deps struct {
 	// SettingsFor returns the settings client of a served number (main one
 	// included); nil: settings are read-only (webhooks).
 	SettingsFor func(phoneNumberID string) SettingsClient
+	// LiveFor returns Meta's live permission state read through another
+	// served number's own client (its token and rate budget); nil: the
+	// local model alone decides for that number.
+	LiveFor func(phoneNumberID string) LivePermissions
 	// HoldAudio returns what a waiting caller of a number hears, looped
 	// (the number's hold_audio, else the built-in hold music); nil: the
 	// built-in "hold" prompt.
@@ -87,8 +91,11 @@ type Controller struct {
 	// settingsClients: see Deps.SettingsFor.
 	settingsClients func(string) SettingsClient
 	holdAudio       func(string) *media.Prompt
-	prompts         promptCache // IVR prompts (hold.go)
-	freed           chan string // agents who freed up (routing loop)
+	lives           func(string) LivePermissions // see Deps.LiveFor
+	numbers         atomic.Pointer[[]string]     // further numbers served (SetNumbers)
+	retired         sync.Map                     // numbers removed by a reload: their calls in progress continue
+	prompts         promptCache                  // IVR prompts (hold.go)
+	freed           chan string                  // agents who freed up (routing loop)
 
 	hub Hub // set by SetHub before serving
 	cl  *cluster
@@ -139,7 +146,10 @@ func New(cfg Config, d Deps) (*Controller, error) {
 		calls:  map[call.ID]*liveCall{},
 		stop:   make(chan struct{}),
 		router: d.Router, freed: make(chan string, 256), dialers: d.DialerFor, settingsClients: d.SettingsFor, holdAudio: d.HoldAudio,
+		lives: d.LiveFor,
 	}
+	served := slices.Clone(cfg.Numbers)
+	c.numbers.Store(&served)
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	c.cl = &cluster{c: c, rdb: d.Redis, id: cfg.InstanceID, lease: cfg.LeaseTTL, pending: map[string]chan busMsg{}}
 	reg := d.Registerer
@@ -375,6 +385,9 @@ func (c *Controller) info(l *liveCall) agents.CallInfo {
 		ci.Brand, ci.Team = l.route.number.Brand, string(l.route.team)
 		if t, ok := c.routingConfig().Team(l.route.team); st.Offered() && (!ok || !t.Any()) {
 			ci.OfferedTo = slices.Clone(l.route.targets) // a "*" team offers every available agent, as before teams
+		}
+		if u := l.route.offerUntil; st.Offered() && !u.IsZero() && (ci.RingExpiresAt.IsZero() || u.Before(ci.RingExpiresAt)) {
+			ci.OfferExpiresAt = u.UTC() // the per-agent ring time (route.go)
 		}
 	} else if cfg := c.routingConfig(); cfg != nil {
 		if n, ok := cfg.Number(r.PhoneNumberID); ok {

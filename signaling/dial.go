@@ -92,9 +92,7 @@ func (c *Controller) place(ctx context.Context, agent, to, pnid string) (agents.
 				c.log.Warn("permissions: meta refusal not recorded", "err", perr)
 			}
 		}
-		if c.live != nil && pnid == c.cfg.PhoneNumberID {
-			c.live.Invalidate(metaUser(u))
-		}
+		c.invalidateLive(pnid, u)
 		c.m.dials.WithLabelValues("refused").Inc()
 		return agents.CallInfo{}, nil, &MetaError{Code: code, Err: err}
 	}
@@ -132,9 +130,7 @@ func (c *Controller) mayCall(ctx context.Context, u phone.User, pair permissions
 		p  *cloudapi.Permission
 		ok bool
 	)
-	if pair.Business == c.cfg.PhoneNumberID { // Meta's live state is read through the main number's client only
-		p, ok = c.livePermission(ctx, u)
-	}
+	p, ok = c.livePermission(ctx, pair.Business, u) // through the number's own client
 	if !ok {
 		if !d.Allowed {
 			return permissionError(d)

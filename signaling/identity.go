@@ -3,6 +3,7 @@ package signaling
 import (
 	"context"
 	"errors"
+	"slices"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -130,12 +131,45 @@ func (c *Controller) serves(pnid string) bool {
 	if pnid == "" || pnid == c.cfg.PhoneNumberID {
 		return true
 	}
-	for _, n := range c.cfg.Numbers {
-		if n == pnid {
-			return true
+	return slices.Contains(c.servedNumbers(), pnid)
+}
+
+// servedNumbers are the further numbers served now (Config.Numbers, then
+// SetNumbers).
+func (c *Controller) servedNumbers() []string {
+	if p := c.numbers.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// SetNumbers replaces the further business numbers served (configuration
+// reload): a number added is served at once; a number removed takes no new
+// call, but the events of its calls in progress (call webhooks other than
+// connect, call statuses) are still applied, so that they end as usual.
+func (c *Controller) SetNumbers(ids []string) {
+	old := c.servedNumbers()
+	next := slices.Clone(ids)
+	for _, id := range old {
+		if !slices.Contains(next, id) {
+			c.retired.Store(id, true)
+			c.log.Info("number no longer served: its calls in progress continue", "phone_number_id", id)
 		}
 	}
-	return false
+	for _, id := range next {
+		c.retired.Delete(id)
+		c.foreign.Delete(id)
+	}
+	c.numbers.Store(&next)
+}
+
+// retiredEvent reports whether ev concerns a call in progress of a number
+// removed by a reload (applied; new calls are not).
+func (c *Controller) retiredEvent(ev webhook.Event) bool {
+	if _, ok := c.retired.Load(ev.PhoneNumberID); !ok {
+		return false
+	}
+	return (ev.Call != nil && ev.Call.Event != webhook.CallConnect) || ev.Status != nil
 }
 
 // foreignNumber counts and logs (once per number) an event for a number

@@ -25,7 +25,7 @@ const (
 // durably recorded (or safely ignored), and an error wrapping ErrStore or
 // ErrDraining when Meta should deliver it again.
 func (c *Controller) HandleEvent(ctx context.Context, ev webhook.Event, received time.Time) error {
-	if !c.serves(ev.PhoneNumberID) {
+	if !c.serves(ev.PhoneNumberID) && !c.retiredEvent(ev) {
 		c.foreignNumber(ev.PhoneNumberID)
 		return nil
 	}

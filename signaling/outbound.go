@@ -164,7 +164,7 @@ func (c *Controller) UpdateNumberSettings(ctx context.Context, pnid string, s cl
 // permission) of every served number that has a settings client.
 func (c *Controller) RefreshAllSettings(ctx context.Context) error {
 	var errs []error
-	for _, pnid := range append([]string{c.cfg.PhoneNumberID}, c.cfg.Numbers...) {
+	for _, pnid := range append([]string{c.cfg.PhoneNumberID}, c.servedNumbers()...) {
 		sc := c.settingsFor(pnid)
 		if sc == nil {
 			continue

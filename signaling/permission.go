@@ -57,11 +57,10 @@ func (c *Controller) PermissionState(ctx context.Context, to string) (permission
 }
 
 // permissionStateFrom is PermissionState for the pair of business number
-// pnid and the user.
+// pnid and the user (an agent's permission_query), with Meta's live state
+// read through that number's own client: when Meta says otherwise about
+// calling now, Meta's answer is shown (the dial would follow it).
 func (c *Controller) permissionStateFrom(ctx context.Context, to, pnid string) (permissions.Decision, error) {
-	if pnid == c.cfg.PhoneNumberID {
-		return c.PermissionState(ctx, to)
-	}
 	u, err := c.resolveUser(ctx, to)
 	if err != nil {
 		return permissions.Decision{}, err
@@ -69,21 +68,58 @@ func (c *Controller) permissionStateFrom(ctx context.Context, to, pnid string) (
 	if c.perms == nil {
 		return permissions.Decision{}, fmt.Errorf("%w: permissions", ErrNotConfigured)
 	}
-	d, err := c.perms.State(ctx, permissions.Pair{Business: pnid, User: u.Key()})
+	if pnid == "" {
+		pnid = c.cfg.PhoneNumberID
+	}
+	pair := c.pairOf(u)
+	pair.Business = pnid
+	d, err := c.perms.State(ctx, pair)
 	if err != nil {
 		return d, fmt.Errorf("%w: permission state: %w", ErrStore, err)
 	}
+	c.liveOverlay(ctx, pnid, u, &d)
 	return d, nil
+}
+
+// liveOverlay shows Meta's live verdict on calling now where it differs
+// from the local model's (counted as a "query" disagreement; the local
+// model is corrected by the dial, not by a query).
+func (c *Controller) liveOverlay(ctx context.Context, pnid string, u phone.User, d *permissions.Decision) {
+	p, ok := c.livePermission(ctx, pnid, u)
+	if !ok {
+		return
+	}
+	allowed, reason, frees := metaCallVerdict(p)
+	switch {
+	case allowed && !d.CanCall:
+		c.disagree("query", u, false, "allowed")
+		d.Allowed, d.CanCall, d.Reason, d.NextCallAt = true, true, "", time.Time{}
+		if d.Status == permissions.NoPermission {
+			d.Status, d.ExpiresAt = permissions.Temporary, p.ExpiresAt
+			if p.Status == cloudapi.PermissionPermanent {
+				d.Status, d.ExpiresAt = permissions.Permanent, time.Time{}
+			}
+		}
+	case !allowed && d.CanCall:
+		c.disagree("query", u, true, string(reason))
+		d.Allowed, d.CanCall, d.Reason = false, false, reason
+		if reason == permissions.ReasonConnectedCallLimit {
+			d.NextCallAt = frees
+		} else {
+			d.Status, d.ExpiresAt = permissions.NoPermission, time.Time{}
+		}
+	}
 }
 
 // livePermission asks Meta's live call_permissions (cached, within Meta's
 // 5 requests/s shared by every instance). ok is false when Meta's view is
 // not available now; the local model decides then.
-func (c *Controller) livePermission(ctx context.Context, u phone.User) (p *cloudapi.Permission, ok bool) {
-	if c.live == nil {
+func (c *Controller) livePermission(ctx context.Context, pnid string, u phone.User) (p *cloudapi.Permission, ok bool) {
+	live := c.liveFor(pnid)
+	if live == nil {
 		return nil, false
 	}
-	p, err := c.live.Get(ctx, metaUser(u))
+	p, err := live.Get(ctx, metaUser(u))
 	if err != nil {
 		if !errors.Is(err, cloudapi.ErrRateLimitedLocally) {
 			c.log.Warn("Meta's live permission state unavailable: local state decides", "user", u.Masked(), "err", err)
@@ -93,6 +129,28 @@ func (c *Controller) livePermission(ctx context.Context, u phone.User) (p *cloud
 	}
 	c.m.liveChecks.WithLabelValues("ok").Inc()
 	return p, true
+}
+
+// liveFor is Meta's live permission state of business number pnid, read
+// through that number's own client (nil: none; the local model decides).
+func (c *Controller) liveFor(pnid string) LivePermissions {
+	if pnid == "" || pnid == c.cfg.PhoneNumberID {
+		if c.live == nil {
+			return nil // a typed nil must not hide in the interface
+		}
+		return c.live
+	}
+	if c.lives == nil {
+		return nil
+	}
+	return c.lives(pnid)
+}
+
+// invalidateLive drops the cached live state of (pnid, u).
+func (c *Controller) invalidateLive(pnid string, u phone.User) {
+	if l := c.liveFor(pnid); l != nil {
+		l.Invalidate(metaUser(u))
+	}
 }
 
 // disagree logs and counts a disagreement between Meta and the local model;
@@ -184,9 +242,7 @@ func (c *Controller) requestPermissionFrom(ctx context.Context, to, text, pnid s
 		p  *cloudapi.Permission
 		ok bool
 	)
-	if main { // Meta's live state is read through the main number's client only
-		p, ok = c.livePermission(ctx, u)
-	}
+	p, ok = c.livePermission(ctx, pnid, u) // through the number's own client
 	if ok {
 		metaSaid = true
 		allowed, reason, frees := metaRequestVerdict(p)
@@ -235,17 +291,13 @@ func (c *Controller) requestPermissionFrom(ctx context.Context, to, text, pnid s
 		if code == cloudapi.CodeRequestLimit || code == cloudapi.CodePermanentExists {
 			_, _ = c.perms.MetaRefused(bg, pair, code, time.Time{})
 		}
-		if c.live != nil {
-			c.live.Invalidate(metaUser(u))
-		}
+		c.invalidateLive(pnid, u)
 		if st, serr := c.perms.State(bg, pair); serr == nil {
 			d = st
 		}
 		return d, &MetaError{Code: code, Err: err}
 	}
-	if c.live != nil {
-		c.live.Invalidate(metaUser(u))
-	}
+	c.invalidateLive(pnid, u)
 	c.m.permissionRequests.Inc()
 	c.countPermissionOutcome(ctx, "sent")
 	if err := c.store.trackMessage(ctx, msgID, sentMessage{Kind: msgPermissionRequest, Business: pair.Business,

@@ -2,11 +2,13 @@ package signaling
 
 import (
 	"context"
+	"encoding/json"
 	"time"
 
 	"github.com/callgw/callgw/config"
 	"github.com/callgw/callgw/media"
 	"github.com/callgw/callgw/signaling/agents"
+	"github.com/callgw/callgw/signaling/cloudapi"
 )
 
 // Callers who wait: a user-initiated call callgw answered itself
@@ -95,6 +97,15 @@ type NumberView struct {
 	PhoneNumberID string   `json:"phone_number_id"`
 	Brand         string   `json:"brand"`
 	Teams         []string `json:"teams"`
+	// Hours are the number's call hours and holidays as Meta last
+	// reported them (GET /settings at start, account_settings_update
+	// webhooks, PUT /numbers/{id}/settings); nil when never read.
+	Hours *cloudapi.CallHours `json:"call_hours,omitempty"`
+	// CallingStatus is Meta's calling.status (ENABLED, DISABLED; "" unknown).
+	CallingStatus string `json:"calling_status,omitempty"`
+	// OpenNow says whether the number is inside its call hours now (nil:
+	// unknown, e.g. hours never read or an unknown time zone).
+	OpenNow *bool `json:"open_now,omitempty"`
 }
 
 // TeamView is a team as pages show it.
@@ -136,6 +147,7 @@ func (c *Controller) RoutingView(agent string) RoutingView {
 	}
 	for _, n := range c.numbersOf(agent) {
 		nv := NumberView{PhoneNumberID: n.PhoneNumberID, Brand: n.Brand}
+		c.numberHours(&nv)
 		for _, t := range n.Teams {
 			nv.Teams = append(nv.Teams, string(t))
 		}
@@ -165,4 +177,30 @@ func (c *Controller) numbersOf(agent string) []config.Number {
 		}
 	}
 	return out
+}
+
+// numberHours fills a number's call hours from the settings Meta last
+// reported (kept in the store).
+func (c *Controller) numberHours(nv *NumberView) {
+	ctx, cancel := c.opCtx(2 * time.Second)
+	defer cancel()
+	raw, err := c.store.settings(ctx, nv.PhoneNumberID)
+	if err != nil || len(raw) == 0 {
+		return
+	}
+	var s struct {
+		Status    string              `json:"status"`
+		CallHours *cloudapi.CallHours `json:"call_hours"`
+	}
+	if json.Unmarshal(raw, &s) != nil {
+		return
+	}
+	nv.CallingStatus = s.Status
+	if s.CallHours == nil {
+		return
+	}
+	nv.Hours = s.CallHours
+	if open, known := CallHoursOpen(*s.CallHours, c.now()); known {
+		nv.OpenNow = &open
+	}
 }

@@ -27,16 +27,17 @@ import (
 
 // callRoute is a live call's routing state (actor-owned).
 type callRoute struct {
-	routed    bool
-	number    config.Number
-	teamIdx   int           // the number's team being tried
-	team      config.TeamID // the team ringing, or whose queue holds the call
-	targets   []string      // agents offered the call now
-	tried     []config.AgentID
-	seq       string // the one agent a sequential strategy (or a waiting offer) rings
-	seqTimer  clock.Timer
-	queueTeam config.TeamID // the queue holding the call ("" = none)
-	since     time.Time     // when it first queued
+	routed     bool
+	number     config.Number
+	teamIdx    int           // the number's team being tried
+	team       config.TeamID // the team ringing, or whose queue holds the call
+	targets    []string      // agents offered the call now
+	tried      []config.AgentID
+	seq        string // the one agent a sequential strategy (or a waiting offer) rings
+	seqTimer   clock.Timer
+	offerUntil time.Time     // the offer to seq (or a waiting call's offer) ends then (zero: with the ring)
+	queueTeam  config.TeamID // the queue holding the call ("" = none)
+	since      time.Time     // when it first queued
 }
 
 // SetRoutingConfig replaces the teams and numbers in force (config
@@ -204,6 +205,7 @@ func (l *liveCall) ringNext() bool {
 		for _, a := range picked {
 			l.route.targets = append(l.route.targets, string(a))
 		}
+		l.route.offerUntil = time.Time{}
 		if t.Strategy.Sequential() {
 			l.ringOne(string(picked[0]), t.RingTime)
 		}
@@ -217,6 +219,7 @@ func (l *liveCall) ringNext() bool {
 func (l *liveCall) ringOne(agent string, d time.Duration) {
 	l.stopSeq()
 	l.route.seq = agent
+	l.route.offerUntil = l.c.now().Add(d)
 	l.route.seqTimer = l.c.clock.AfterFunc(d, func() {
 		l.post(func(l *liveCall) {
 			if l.route.seq == agent && l.lc.State.Offered() && l.lc.Agent == "" {
@@ -228,6 +231,7 @@ func (l *liveCall) ringOne(agent string, d time.Duration) {
 }
 
 func (l *liveCall) stopSeq() {
+	l.route.offerUntil = time.Time{}
 	if l.route.seqTimer != nil {
 		l.route.seqTimer.Stop()
 		l.route.seqTimer = nil
@@ -442,12 +446,13 @@ func (l *liveCall) offerWaiting(team config.TeamID, ags []string) {
 		l.requeue()
 		return
 	}
+	l.stopSeq()
+	l.route.offerUntil = c.now().Add(t.RingTime)
 	l.route.targets = ok2
 	l.route.team = team
 	l.offerTargets()
 	l.mirror()
 	l.saveState()
-	l.stopSeq()
 	first := ok2[0]
 	l.route.seqTimer = c.clock.AfterFunc(t.RingTime, func() {
 		l.post(func(l *liveCall) {

@@ -13,6 +13,7 @@ import (
 	"github.com/callgw/callgw/signaling/agents"
 	"github.com/callgw/callgw/signaling/cloudapi"
 	"github.com/callgw/callgw/signaling/routing"
+	"github.com/callgw/callgw/signaling/webhook"
 )
 
 const routeYAML = `version: 1
@@ -278,4 +279,37 @@ func TestRoutingRedisDownRingsEveryFreeMember(t *testing.T) {
 		time.Sleep(5 * time.Millisecond)
 	}
 	t.Fatalf("the call never rang; journal %v", j.all())
+}
+
+// TestRoutingSetNumbers: a reload's numbers: one added is served at once;
+// one removed is not, but the events of its calls in progress still apply.
+func TestRoutingSetNumbers(t *testing.T) {
+	c, _, _, _ := newRoutedCtrl(t)
+	c.SetNumbers([]string{"300"}) // 200 removed, 300 added
+	call := func(e webhook.CallEventType) *webhook.CallEvent { return &webhook.CallEvent{Event: e} }
+	tests := []struct {
+		name        string
+		ev          webhook.Event
+		serves, ran bool // served; applied (served, or a removed number's call in progress)
+	}{
+		{"main number", webhook.Event{PhoneNumberID: "100", Call: call(webhook.CallConnect)}, true, true},
+		{"added number", webhook.Event{PhoneNumberID: "300", Call: call(webhook.CallConnect)}, true, true},
+		{"removed number: new call", webhook.Event{PhoneNumberID: "200", Call: call(webhook.CallConnect)}, false, false},
+		{"removed number: terminate", webhook.Event{PhoneNumberID: "200", Call: call(webhook.CallTerminate)}, false, true},
+		{"removed number: call status", webhook.Event{PhoneNumberID: "200", Status: &webhook.StatusEvent{}}, false, true},
+		{"removed number: message", webhook.Event{PhoneNumberID: "200", UserMessage: &webhook.UserMessage{}}, false, false},
+		{"never served", webhook.Event{PhoneNumberID: "999", Call: call(webhook.CallTerminate)}, false, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := c.serves(tt.ev.PhoneNumberID)
+			if s != tt.serves || (s || c.retiredEvent(tt.ev)) != tt.ran {
+				t.Fatalf("serves %v retired %v, want serves %v applied %v", s, c.retiredEvent(tt.ev), tt.serves, tt.ran)
+			}
+		})
+	}
+	c.SetNumbers([]string{"200", "300"}) // 200 back: served again
+	if !c.serves("200") || c.retiredEvent(webhook.Event{PhoneNumberID: "200", Call: call(webhook.CallTerminate)}) {
+		t.Fatal("a number added back is not served as before")
+	}
 }

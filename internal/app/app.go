@@ -63,6 +63,9 @@ type App struct {
 	Router       *routing.Router
 	ConfigLoader *config.Loader
 	holds        atomic.Pointer[map[string]*media.Prompt] // hold audio by number (routing.go)
+	numClients   atomic.Pointer[numberClients]            // per-number Graph clients and live readers (numbers.go)
+	graphBase    string                                   // Meta's Graph API base URL (the simulator's in the demo)
+	limiter      *ratelimit.Redis                         // call_permissions budget, per number, cluster-wide
 
 	ln    net.Listener
 	srv   *http.Server
@@ -167,18 +170,17 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (a *App, err error) 
 	if err != nil {
 		return nil, fmt.Errorf("graph client: %w", err)
 	}
-	graphs := map[string]signaling.Graph{}
-	var served []string
-	for _, n := range numbers {
-		gc, err := cloudapi.New(cloudapi.Config{BaseURL: graphBase, Version: a.Cfg.GraphVersion,
-			AccessToken: tokenOf(n, a.Cfg.AccessToken), PhoneNumberID: n.PhoneNumberID,
-			Logger: log.With("component", "cloudapi", "phone_number_id", n.PhoneNumberID)}, nil)
-		if err != nil {
-			return nil, fmt.Errorf("graph client of number %s (CALLGW_CONFIG line %d): %w", n.PhoneNumberID, n.Line, err)
-		}
-		graphs[n.PhoneNumberID] = gc
-		served = append(served, n.PhoneNumberID)
+	a.graphBase = graphBase
+	// The call_permissions budget shared by all instances (per number).
+	if a.limiter, err = ratelimit.NewRedis(a.Redis, ratelimit.Config{}); err != nil {
+		return nil, fmt.Errorf("graph rate limit: %w", err)
 	}
+	numClients, err := a.buildNumbers(nc, nil) // numbers.go: each number's client and live reader
+	if err != nil {
+		return nil, err
+	}
+	a.numClients.Store(numClients)
+	served := numClients.served
 
 	iceServers, err := a.Cfg.ParseICEServers()
 	if err != nil {
@@ -220,28 +222,21 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (a *App, err error) 
 		return nil, fmt.Errorf("ledger: %w", err)
 	}
 
-	limiter, err := ratelimit.NewRedis(a.Redis, ratelimit.Config{})
-	if err != nil {
-		return nil, fmt.Errorf("graph rate limit: %w", err)
-	}
-	live, err := cloudapi.NewPermissionsReader(a.Graph, cloudapi.ReaderConfig{Limiter: limiter, CacheTTL: a.Cfg.LiveCacheTTL,
+	live, err := cloudapi.NewPermissionsReader(a.Graph, cloudapi.ReaderConfig{Limiter: a.limiter, CacheTTL: a.Cfg.LiveCacheTTL,
 		Logger: log.With("component", "cloudapi")}, a.Registry)
 	if err != nil {
 		return nil, fmt.Errorf("live permissions: %w", err)
 	}
+	deps := signaling.Deps{Redis: a.Redis, Graph: a.Graph, Dialer: a.Graph, Live: live, Media: mediaAdapter{a.Media},
+		Router: a.Router, HoldAudio: a.holdAudio, Recorder: ledgerRecorder{a.Ledger}, Permissions: a.Perms, Messages: a.Ledger, Quotes: a.Ledger, Registerer: a.Registry,
+		Logger: log.With("component", "signaling")}
+	a.numberDeps(&deps) // numbers.go: GraphFor, DialerFor, SettingsFor, LiveFor over the clients in force
 	a.Ctrl, err = signaling.New(signaling.Config{
 		InstanceID: a.Cfg.InstanceID, PhoneNumberID: a.Cfg.PhoneNumberID, AppSecret: a.Cfg.AppSecret,
 		VerifyToken: a.Cfg.VerifyToken, RingTimeout: a.Cfg.RingTimeout, RingCeiling: a.Cfg.RingCeiling, AgentGrace: a.Cfg.AgentGrace,
 		MaskNumbers: a.Cfg.MaskNumbers, LeaseTTL: a.Cfg.LeaseTTL, PermissionTemplate: a.Cfg.PermissionTemplate,
 		Numbers: served,
-	}, signaling.Deps{GraphFor: func(pnid string) signaling.Graph { return graphs[pnid] }, Redis: a.Redis, Graph: a.Graph, Dialer: a.Graph, Live: live, Media: mediaAdapter{a.Media},
-		Router: a.Router, DialerFor: func(pnid string) signaling.Dialer {
-			if g, ok := graphs[pnid].(*cloudapi.Client); ok {
-				return g
-			}
-			return nil
-		}, SettingsFor: a.settingsClient(graphs), HoldAudio: a.holdAudio, Recorder: ledgerRecorder{a.Ledger}, Permissions: a.Perms, Messages: a.Ledger, Quotes: a.Ledger, Registerer: a.Registry,
-		Logger: log.With("component", "signaling")})
+	}, deps)
 	if err != nil {
 		return nil, fmt.Errorf("signaling: %w", err)
 	}

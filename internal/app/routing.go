@@ -10,8 +10,6 @@ import (
 
 	"github.com/callgw/callgw/config"
 	"github.com/callgw/callgw/media"
-	"github.com/callgw/callgw/signaling"
-	"github.com/callgw/callgw/signaling/cloudapi"
 	"github.com/callgw/callgw/signaling/routing"
 )
 
@@ -61,11 +59,13 @@ func (a *App) newRouter(c *config.Config) error {
 }
 
 // configChanged applies a reloaded configuration: teams and strategies at
-// once; numbers added need their tokens and a restart.
+// once; numbers added are served with their own clients (numbers.go),
+// numbers removed take no new call.
 func (a *App) configChanged(c *config.Config) {
 	if a.Router != nil {
 		a.Router.SetConfig(c)
 	}
+	a.reloadNumbers(c)
 	a.reloadHold(c)
 }
 
@@ -98,20 +98,6 @@ func (a *App) ReloadConfig() error {
 func (a *App) reloadHold(c *config.Config) {
 	m := a.holdPrompts(c)
 	a.holds.Store(&m)
-}
-
-// settingsClient gives signaling the Graph client of each served number
-// for its calling settings (call hours).
-func (a *App) settingsClient(graphs map[string]signaling.Graph) func(string) signaling.SettingsClient {
-	return func(pnid string) signaling.SettingsClient {
-		if pnid == a.Cfg.PhoneNumberID {
-			return a.Graph
-		}
-		if g, ok := graphs[pnid].(*cloudapi.Client); ok {
-			return g
-		}
-		return nil
-	}
 }
 
 // holdPrompts loads each number's hold_audio (media.LoadPromptFile; the

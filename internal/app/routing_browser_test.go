@@ -5,12 +5,14 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/callgw/callgw/internal/testkit/browsertest"
 	"github.com/callgw/callgw/metasim"
 	"github.com/callgw/callgw/signaling/agents"
+	"github.com/callgw/callgw/signaling/cloudapi"
 )
 
 // TestBrowserRoutingBrandAndQueue: a caller waits (nobody of the number's
@@ -52,7 +54,33 @@ numbers:
 	b := browsertest.Start(t, browsertest.Options{FakeAudioCapture: wav, Timeout: 90 * time.Second})
 	t.Cleanup(b.Close)
 	ctx := b.Ctx
+	// Call hours set at Meta (admin PUT path): Acme Spain closed now with
+	// a holiday, Acme VIP open all day today and tomorrow (UTC).
+	now := time.Now().UTC()
+	closed := now.Add(-2 * time.Hour)
+	hctx, hcancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer hcancel()
+	_, err = ta.Ctrl.UpdateNumberSettings(hctx, DemoPhoneNumberID, cloudapi.Settings{Calling: cloudapi.CallingSettings{CallHours: &cloudapi.CallHours{
+		Status: "ENABLED", TimezoneID: "UTC",
+		WeeklyOperatingHours: []cloudapi.OperatingHours{{DayOfWeek: strings.ToUpper(closed.Weekday().String()), OpenTime: closed.Format("1504"), CloseTime: closed.Add(time.Minute).Format("1504")}},
+		HolidaySchedule:      []cloudapi.Holiday{{Date: "2030-12-25", StartTime: "0000", EndTime: "2359"}}}}})
+	must(t, err)
+	_, err = ta.Ctrl.UpdateNumberSettings(hctx, "100000000000009", cloudapi.Settings{Calling: cloudapi.CallingSettings{CallHours: &cloudapi.CallHours{
+		Status: "ENABLED", TimezoneID: "UTC", WeeklyOperatingHours: []cloudapi.OperatingHours{
+			{DayOfWeek: strings.ToUpper(now.Weekday().String()), OpenTime: "0000", CloseTime: "2359"},
+			{DayOfWeek: strings.ToUpper(now.Add(24 * time.Hour).Weekday().String()), OpenTime: "0000", CloseTime: "2359"}}}}})
+	must(t, err)
 	openAgent(t, ctx, ta, "alice", false)
+	// The dialer shows the chosen number's hours next to "Call from".
+	hoursOf := `(e => e ? e.dataset.open + '|' + e.textContent : '')(document.querySelector('[data-testid="dial-from-hours"]'))`
+	must(t, browsertest.WaitTrue(ctx, hoursOf+`.startsWith('false|Closed now')`, bstep))
+	if got, _ := browsertest.Eval[string](ctx, hoursOf); !strings.Contains(got, "(UTC)") || !strings.Contains(got, "2030-12-25") {
+		t.Errorf("dialer hours of Acme Spain %q", got)
+	}
+	_, err = browsertest.Eval[bool](ctx, `(s => { s.value = '100000000000009'; s.dispatchEvent(new Event('change')); return true; })(document.querySelector('[data-testid="dial-from"]'))`)
+	must(t, err)
+	must(t, browsertest.WaitTrue(ctx, hoursOf+`.startsWith('true|Open now')`, bstep))
+	must(t, browsertest.Screenshot(ctx, "agent-dialer-hours"))
 	// Two numbers answer alice's team: the dialer offers both to call from.
 	must(t, browsertest.WaitTrue(ctx, `(s => !!s && !s.closest('.dial-from').hidden && [...s.options].map(o => o.textContent).join('|') === 'Acme Spain|Acme VIP')(document.querySelector('[data-testid="dial-from"]'))`, bstep))
 
@@ -75,6 +103,20 @@ numbers:
 		}
 	}
 	must(t, browsertest.WaitTrue(sup, fmt.Sprintf(`[...document.querySelectorAll('[data-testid="filter-brand"] option')].some(o => o.value === %q)`, "Acme Spain"), bstep))
+	// Each number's call hours on the supervisor page.
+	for _, want := range []struct{ number, status, weekly, holidays string }{
+		{DemoPhoneNumberID, "Closed now", "(UTC)", "2030-12-25 00:00–23:59"},
+		{"100000000000009", "Open now", "00:00–23:59 (UTC)", "—"},
+	} {
+		hrow := fmt.Sprintf(`document.querySelector('[data-testid="number-hours-row"][data-number=%q]')`, want.number)
+		must(t, browsertest.WaitTrue(sup, "!!"+hrow, bstep))
+		got, err := browsertest.Eval[string](sup, fmt.Sprintf(`['hours-status','hours-weekly','hours-holidays'].map(k => %s.querySelector('[data-testid="' + k + '"]').textContent).join('|')`, hrow))
+		must(t, err)
+		parts := strings.Split(got, "|")
+		if len(parts) != 3 || !strings.HasPrefix(parts[0], want.status) || !strings.Contains(parts[1], want.weekly) || parts[2] != want.holidays {
+			t.Errorf("supervisor hours of %s: %q", want.number, got)
+		}
+	}
 	must(t, browsertest.Screenshot(sup, "supervisor-queue"))
 
 	// alice becomes available: the waiting call rings on her page with the brand.
@@ -83,6 +125,9 @@ numbers:
 	if got, _ := browsertest.Text(ctx, "caller-brand"); got != "Acme Spain" {
 		t.Errorf("ringing card brand %q", got)
 	}
+	// The countdown is this agent's offer (the team's ring time, 15 s by
+	// default), not the call's 30 s ring.
+	must(t, browsertest.WaitTrue(ctx, `(m => !!m && +m[1] > 0 && +m[1] <= 15)((document.querySelector('[data-testid="ring-countdown"]') || {textContent: ''}).textContent.match(/^Rings for (\d+) s more$/))`, bstep))
 	must(t, browsertest.Screenshot(ctx, "agent-ringing-brand"))
 	clickIn(t, ctx, sel("incoming-call", uc.ID())+` [data-testid="accept"]`)
 	must(t, browsertest.WaitTrue(ctx, fmt.Sprintf(`window.callgwTest.state === "connected" && window.callgwTest.callId === %q`, uc.ID()), bstep))

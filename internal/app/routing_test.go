@@ -39,6 +39,7 @@ const (
 	rtTokenSecret = "route-token-secret-0123456789"
 	rtNumA        = "100000000000001"
 	rtNumB        = "100000000000002"
+	rtNumC        = "100000000000003" // at the simulator; served only once a reload adds it
 	rtAdminKey    = "route-admin-key-0123456789"
 )
 
@@ -115,7 +116,8 @@ func startRouteEnv(t *testing.T, maxWait string) *routeEnv {
 	sim, err := metasim.New(metasim.Config{AppSecret: rtSecret, AccessToken: rtAccessToken, PhoneNumberID: rtNumA,
 		WebhookURL: lb.URL + "/webhooks/whatsapp", LoopbackOnly: true, WebhookRetries: 6, CallbackPermission: true,
 		Registerer: prometheus.NewRegistry(), AssumeWindowOpen: true,
-		Numbers: []metasim.Number{{PhoneNumberID: rtNumB, DisplayPhoneNumber: "15550002002"}}})
+		Numbers: []metasim.Number{{PhoneNumberID: rtNumB, DisplayPhoneNumber: "15550002002"},
+			{PhoneNumberID: rtNumC, DisplayPhoneNumber: "15550002003"}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -189,6 +191,21 @@ func (e *routeEnv) place(t *testing.T, ctx context.Context, from, to string) *me
 	return uc
 }
 
+// offerDeadlines reads when a call_offered's offer and ring end.
+func offerDeadlines(t *testing.T, m agentclient.Msg) (offer, ring time.Time) {
+	t.Helper()
+	var v struct {
+		Call struct {
+			Offer time.Time `json:"offer_expires_at"`
+			Ring  time.Time `json:"ring_expires_at"`
+		} `json:"call"`
+	}
+	if err := json.Unmarshal(m.Raw, &v); err != nil {
+		t.Fatal(err)
+	}
+	return v.Call.Offer, v.Call.Ring
+}
+
 // offeredCall reads the call of a call_offered (with the fields of teams).
 func offeredCall(t *testing.T, m agentclient.Msg) (brand, number, team string) {
 	t.Helper()
@@ -256,6 +273,9 @@ func TestRoutingByNumberAndRoundRobin(t *testing.T) {
 	if brand, num, team := offeredCall(t, m); brand != "Beta" || num != rtNumB || team != "beta" {
 		t.Fatalf("offered with brand %q number %q team %q", brand, num, team)
 	}
+	if offer, _ := offerDeadlines(t, m); !offer.IsZero() {
+		t.Fatalf("a ring_all offer carries a per-agent deadline %v", offer)
+	}
 	takeCall(t, ctx, eve, ub)
 	for _, o := range []*agentclient.Client{ann, bob, cid, dan} {
 		if offeredTo(o, ub.ID()) {
@@ -287,6 +307,11 @@ func TestRoutingByNumberAndRoundRobin(t *testing.T) {
 		}
 		if brand, _, team := offeredCall(t, m); brand != "Acme" || team != "sales" {
 			t.Fatalf("call %d offered with brand %q team %q", i, brand, team)
+		}
+		// round_robin: the offer ends with the agent's ring time (6 s), well
+		// before the call's ring (20 s): the ringing card counts that down.
+		if offer, ring := offerDeadlines(t, m); offer.IsZero() || !offer.Before(ring) || time.Until(offer) > 6*time.Second || time.Until(offer) < 3*time.Second {
+			t.Fatalf("call %d: offer until %v (in %v), ring until %v", i, offer, time.Until(offer), ring)
 		}
 		owners[rdb.Get(ctx, "callgw:call:{"+uc.ID()+"}:owner").Val()] = true
 		takeCall(t, ctx, sales[who], uc)
@@ -653,7 +678,9 @@ func TestRoutingOutboundFromNumberAndCallHours(t *testing.T) {
 
 // TestRoutingConfigReload: SIGHUP re-reads the file on every instance (new
 // teams apply at once); a bad file is refused, counted, and the previous
-// configuration stays.
+// configuration stays; a number added is served without restart (its own
+// client, its settings read), a number removed takes no new call while its
+// call in progress continues.
 func TestRoutingConfigReload(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -692,4 +719,168 @@ func TestRoutingConfigReload(t *testing.T) {
 	if n := metricValue(t, e.a, `callgw_config_reloads_total{result="error"}`); n != 1 {
 		t.Fatalf("reload errors %v", n)
 	}
+
+	// Numbers: eve (beta, B's team) is in a call to B when a reload removes
+	// B and adds C (its own client and token, no restart).
+	eve := e.agentOn(t, ctx, e.a, "eve", true)
+	e.waitSeen(t, ctx, "eve")
+	ub := e.place(t, ctx, "+447700900781", rtNumB)
+	if _, err := eve.WaitType(ctx, "call_offered", ub.ID()); err != nil {
+		t.Fatal(err)
+	}
+	takeCall(t, ctx, eve, ub)
+	good := strings.Replace(string(b), "strategy: round_robin", "strategy: longest_idle", 1)
+	swapped := strings.Replace(good, `"`+rtNumB+`"
+    brand: Beta`, `"`+rtNumC+`"
+    brand: Gamma`, 1)
+	if swapped == good {
+		t.Fatal("the test could not swap number B for C in the file")
+	}
+	must(t, os.WriteFile(e.cfgPath, []byte(swapped), 0o600))
+	for _, ta := range []*testApp{e.a, e.b} {
+		must(t, ta.ReloadConfig())
+	}
+	// The call in progress to B (removed) continues and ends as usual.
+	if eve.Has(func(m agentclient.Msg) bool { return m.Type == "call_ended" && m.Call != nil && m.Call.ID == ub.ID() }) {
+		t.Fatal("the reload ended the call in progress to a removed number")
+	}
+	must(t, ub.Hangup(ctx))
+	if ended, err := eve.WaitType(ctx, "call_ended", ub.ID()); err != nil || ended.Reason != "user_hangup" {
+		t.Fatalf("the end of a call to a removed number: %v %q (want Meta's terminate applied: user_hangup)", err, ended.Reason)
+	}
+	waitEntryOn(t, ctx, e.a, ub.ID())
+	// A new call to B is not served any more.
+	foreign := func() float64 {
+		return metricValue(t, e.a, `callgw_webhooks_total{event="foreign_number",result="ignored"}`) +
+			metricValue(t, e.b, `callgw_webhooks_total{event="foreign_number",result="ignored"}`)
+	}
+	f0 := foreign()
+	ub2 := e.place(t, ctx, "+447700900782", rtNumB)
+	waitFor(t, ctx, "the call to removed number B ignored", func() bool { return foreign() > f0 })
+	if offeredTo(eve, ub2.ID()) {
+		t.Fatal("a call to a removed number was offered")
+	}
+	_ = ub2.Hangup(ctx)
+	// A call to C (added) rings C's team with C's brand, on both instances.
+	for _, ta := range []*testApp{e.a, e.b} {
+		if v := ta.Ctrl.RoutingView(""); len(v.Numbers) != 2 || v.Numbers[1].PhoneNumberID != rtNumC {
+			t.Fatalf("numbers after reload: %+v", v.Numbers)
+		}
+	}
+	uc := e.place(t, ctx, "+447700900783", rtNumC)
+	m, err := eve.WaitType(ctx, "call_offered", uc.ID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if brand, num, team := offeredCall(t, m); brand != "Gamma" || num != rtNumC || team != "beta" {
+		t.Fatalf("call to C offered with brand %q number %q team %q", brand, num, team)
+	}
+	takeCall(t, ctx, eve, uc)
+	hangup(t, ctx, eve, uc.ID())
+	// C's calling settings were read from Meta at the reload (through C's client).
+	if raw, err := e.a.Ctrl.NumberSettings(ctx, rtNumC); err != nil || raw == nil {
+		t.Fatalf("settings of C after reload: %s %v", raw, err)
+	}
+}
+
+// TestRoutingLivePermissionPerNumber: Meta's live call_permissions is read
+// for every number through that number's own client: the user granted
+// number B a permission that no webhook reported (the local model says no
+// permission for the pair (B, user)); a dial from B asks Meta about (B,
+// user), Meta says yes and wins, and the call is placed from B.
+func TestRoutingLivePermissionPerNumber(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	e := startRouteEnv(t, "2m")
+	eve := e.agentOn(t, ctx, e.a, "eve", true)
+	e.waitSeen(t, ctx, "eve")
+	const user = "+447700900995"
+	e.sim.SetUser(user, metasim.UserBehavior{Audio: oggBytes(t, "caller-440.ogg"), AnswerAfter: 300 * time.Millisecond})
+	must(t, e.sim.GrantPermission(rtNumB, user, false))
+	liveReads := func(pnid string) int {
+		n := 0
+		for _, r := range e.sim.Requests() {
+			if r.Edge == "call_permissions" && r.PhoneNumberID == pnid {
+				n++
+			}
+		}
+		return n
+	}
+	readsB, readsA := liveReads(rtNumB), liveReads(rtNumA)
+	before := metricValue(t, e.a, `callgw_permission_disagreements_total{op="call"}`)
+	// The local model alone would refuse: no webhook said so.
+	evTok, _ := e.a.AgentToken("eve", agents.RoleAgent, time.Hour)
+	var st map[string]any
+	must(t, json.Unmarshal([]byte(rtGetRaw(t, e.a.URL+"/api/v1/permissions/"+user, evTok)), &st))
+	if st["can_call"] != false {
+		t.Fatalf("local model of (A, user): %+v", st)
+	}
+	// permission_query from B shows Meta's view of (B, user); from A the
+	// user has no permission (Meta agrees with the local model).
+	ann := e.agentOn(t, ctx, e.a, "ann", false) // sales: A's team
+	query := func(from string) map[string]any {
+		ref, ag := "q-"+from, eve
+		if from == rtNumA {
+			ag = ann
+		}
+		must(t, ag.Send(map[string]any{"type": "permission_query", "to": user, "from": from, "ref": ref}))
+		m, err := ag.Wait(ctx, func(m agentclient.Msg) bool { return m.Ref == ref })
+		if err != nil || m.Type != "permission" {
+			t.Fatalf("permission_query from %s: %v %+v", from, err, m)
+		}
+		var body struct {
+			Permission map[string]any `json:"permission"`
+		}
+		must(t, json.Unmarshal(m.Raw, &body))
+		return body.Permission
+	}
+	q0 := metricValue(t, e.a, `callgw_permission_disagreements_total{op="query"}`)
+	if p := query(rtNumB); p["can_call"] != true || p["status"] != "temporary" {
+		t.Fatalf("permission_query from B: %+v", p)
+	}
+	if p := query(rtNumA); p["can_call"] != false || p["status"] != "no_permission" {
+		t.Fatalf("permission_query from A: %+v", p)
+	}
+	if q := metricValue(t, e.a, `callgw_permission_disagreements_total{op="query"}`); q != q0+1 {
+		t.Fatalf("query disagreements %v -> %v", q0, q)
+	}
+	readsB, readsA = liveReads(rtNumB), liveReads(rtNumA)
+	must(t, eve.Send(map[string]any{"type": "dial", "to": user, "from": rtNumB, "ref": "live"}))
+	m, err := eve.Wait(ctx, func(m agentclient.Msg) bool { return m.Ref == "live" })
+	if err != nil || m0(m) == "" {
+		t.Fatalf("dial from B with Meta's live permission: %v %+v", err, m)
+	}
+	if got := liveReads(rtNumB); got != readsB && got != readsB+1 {
+		t.Fatalf("call_permissions reads of B %d -> %d, want at most one more (cached)", readsB, got)
+	}
+	if got := liveReads(rtNumA); got != readsA {
+		t.Fatalf("call_permissions of A read for a call from B (%d -> %d)", readsA, got)
+	}
+	if after := metricValue(t, e.a, `callgw_permission_disagreements_total{op="call"}`); after != before+1 {
+		t.Fatalf("disagreements %v -> %v", before, after)
+	}
+	must(t, eve.AnswerOffer(ctx, m.Call.ID))
+	out, ok := e.sim.OutboundCall(m.Call.ID)
+	if !ok || out.PhoneNumberID() != rtNumB {
+		t.Fatalf("outbound call at the simulator: %v from %v", ok, out)
+	}
+	must(t, out.WaitState(ctx, metasim.Accepted))
+	hangup(t, ctx, eve, m.Call.ID)
+}
+
+// rtGetRaw GETs url with a bearer token and returns the body (200 only).
+func rtGetRaw(t *testing.T, u, tok string) string {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, u, nil)
+	req.Header.Set("Authorization", "Bearer "+tok)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %d %s", u, resp.StatusCode, b)
+	}
+	return string(b)
 }

@@ -165,8 +165,13 @@ type CallInfo struct {
 	Agent         string    `json:"agent,omitempty"`
 	CreatedAt     time.Time `json:"created_at"`
 	RingExpiresAt time.Time `json:"ring_expires_at,omitzero"`
-	ConnectedAt   time.Time `json:"connected_at,omitzero"`
-	Payload       string    `json:"payload,omitempty"`
+	// OfferExpiresAt is when the offer to the agent(s) rung now ends, when
+	// sooner than the call's ring: round_robin / longest_idle ring one agent
+	// for the team's ring_seconds, and a waiting caller is offered for as
+	// long; zero when the offer lasts as long as the ring.
+	OfferExpiresAt time.Time `json:"offer_expires_at,omitzero"`
+	ConnectedAt    time.Time `json:"connected_at,omitzero"`
+	Payload        string    `json:"payload,omitempty"`
 	// Warning (a dial's answer) says something the agent should know while
 	// the call proceeds, e.g. that it is outside the number's call hours.
 	Warning string `json:"warning,omitempty"`

@@ -19,6 +19,7 @@ import { History } from './history.js';
 import { initTransfer } from './transfer.js';
 import { initRecording } from './recording.js';
 import { Callbacks, loadRouting, fillFrom } from './callbacks.js';
+import { hoursNextTo } from './hours.js';
 
 const $ = (id) => document.getElementById(id);
 const sound = new Sound();
@@ -92,6 +93,7 @@ async function startRouting(s) {
   callbacks.start(s.token);
   numbers = (await loadRouting(s.token)).numbers || [];
   fillFrom($('dial-from'), numbers);
+  hoursNextTo($('dial-from'), numbers); // call hours of the chosen number (hours.js)
 }
 
 store.subscribe((s) => view.render(s));

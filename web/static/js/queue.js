@@ -4,6 +4,7 @@
 
 import { api, h, fmtDuration, fmtMicros, maskNumber } from './common.js';
 import { Callbacks } from './callbacks.js';
+import { showNumberHours } from './hours.js';
 
 const $ = (id) => document.getElementById(id);
 
@@ -38,6 +39,7 @@ export async function startRouting(t, masked, onFilter) {
   token = t;
   mask = masked;
   try { routing = await api(token, '/api/v1/routing'); } catch { routing = { numbers: [], teams: [] }; }
+  showNumberHours(routing.numbers); // each number's call hours (hours.js)
   const brands = [...new Set((routing.numbers || []).map((n) => n.brand))];
   $('filter-brand').replaceChildren(h('option', { value: '', text: 'All brands' }), ...brands.map((b) => h('option', { value: b, text: b })));
   $('filter-team').replaceChildren(h('option', { value: '', text: 'All teams' }), ...(routing.teams || []).map((tm) => h('option', { value: tm.id, text: tm.name })));

@@ -101,7 +101,7 @@ export class View {
   renderIncoming(s) {
     // Redraw only when the ringing calls change, so that buttons under the
     // pointer are not replaced by identical ones.
-    const key = JSON.stringify([...s.ringing.values()].map((c) => [c.id, c.name, c.from, c.brand, c.ring_expires_at, s.accepting.has(c.id), c.transfer ? c.transfer.from : '']).concat([s.settings.mask_numbers]));
+    const key = JSON.stringify([...s.ringing.values()].map((c) => [c.id, c.name, c.from, c.brand, c.ring_expires_at, c.offer_expires_at, s.accepting.has(c.id), c.transfer ? c.transfer.from : '']).concat([s.settings.mask_numbers]));
     if (key === this.incomingKey) return;
     this.incomingKey = key;
     const focusFirst = s.ringing.size > 0 && (document.activeElement === document.body || !document.activeElement);
@@ -117,7 +117,8 @@ export class View {
           h('div', { class: 'peer-number muted', 'data-testid': 'caller-number', text: maskNumber(c.from, s.settings.mask_numbers) }),
           // payload: what brought the caller (a deeplink or CTA payload). User input: text only.
           c.payload ? h('div', { class: 'muted small', 'data-testid': 'caller-payload', title: 'What the caller came from', text: c.payload }) : null,
-          h('div', { class: 'countdown muted small', 'data-expires': c.ring_expires_at || '' })),
+          // the countdown: this agent's offer (round_robin / longest_idle ring time), else the call's ring.
+          h('div', { class: 'countdown muted small', 'data-testid': 'ring-countdown', 'data-expires': c.offer_expires_at || c.ring_expires_at || '' })),
         h('div', { class: 'incoming-actions' },
           h('button', { type: 'button', class: 'btn round accept', 'data-testid': 'accept', disabled: busy, 'aria-label': `Accept call from ${c.name || 'caller'}`, onclick: () => this.actions.accept(c.id) },
             h('span', { 'aria-hidden': 'true', text: '✆' }), h('span', { class: 'lbl', text: busy ? 'Connecting…' : 'Accept' })),
