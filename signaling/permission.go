@@ -31,6 +31,17 @@ func (c *Controller) resolveUser(ctx context.Context, s string) (phone.User, err
 	return full, nil
 }
 
+// resolveUserStrict is resolveUser for work that needs Redis anyway: a
+// store that cannot answer the link fails now (503) instead of after the
+// next read times out too.
+func (c *Controller) resolveUserStrict(ctx context.Context, s string) (phone.User, error) {
+	u, err := phone.ParseUser(s)
+	if err != nil {
+		return u, fmt.Errorf("%w: %w", ErrInvalidNumber, err)
+	}
+	return c.store.completeUser(ctx, u)
+}
+
 func metaUser(u phone.User) cloudapi.User {
 	return cloudapi.User{Phone: u.Phone.Digits, BSUID: u.BSUID}
 }
@@ -208,7 +219,7 @@ func (c *Controller) RequestPermission(ctx context.Context, to, text string) (pe
 // requestPermissionFrom is RequestPermission from business number pnid
 // (its Dialer, its permission template, the pair pnid–user).
 func (c *Controller) requestPermissionFrom(ctx context.Context, to, text, pnid string) (permissions.Decision, error) {
-	u, err := c.resolveUser(ctx, to)
+	u, err := c.resolveUserStrict(ctx, to)
 	if err != nil {
 		return permissions.Decision{}, err
 	}
