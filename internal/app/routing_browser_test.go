@@ -60,7 +60,7 @@ numbers:
 	if h, m, _ := now.Clock(); h == 23 && m >= 57 {
 		// "open all day" ends at 23:59 (Meta's hours are HHMM): start the
 		// test in the new day rather than across midnight.
-		time.Sleep(now.Truncate(24*time.Hour).Add(24*time.Hour + 5*time.Second).Sub(now))
+		time.Sleep(now.Truncate(24 * time.Hour).Add(24*time.Hour + 5*time.Second).Sub(now))
 		now = time.Now().UTC()
 	}
 	closed := now.Add(-2 * time.Hour)
