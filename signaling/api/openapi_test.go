@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/callgw/callgw/recording"
+
 	"go.yaml.in/yaml/v3"
 
 	"github.com/callgw/callgw/billing"
@@ -262,6 +264,11 @@ func TestOpenAPISchemasMatchGoTypes(t *testing.T) {
 		"Totals":            billing.Totals{},
 		"CallInfo":          agents.CallInfo{},
 		"AgentPresence":     api.AgentPresence{},
+		"RecordingEntry":    api.RecordingEntry{},
+		"RecordingStatus":   api.RecordingStatus{},
+		"RecordedCall":      recording.Call{},
+		"Turn":              recording.Turn{},
+		"RecordingAccess":   recording.Access{},
 	} {
 		t.Run(name, func(t *testing.T) {
 			sc, ok := s.Components.Schemas[name]
