@@ -220,7 +220,10 @@ func (c *Controller) RequestPermission(ctx context.Context, to, text string) (pe
 // (its Dialer, its permission template, the pair pnid–user).
 func (c *Controller) requestPermissionFrom(ctx context.Context, to, text, pnid string) (permissions.Decision, error) {
 	u, err := c.resolveUserStrict(ctx, to)
-	if err != nil {
+	if errors.Is(err, ErrStore) {
+		// Fails closed, as the permission tracker does without Redis.
+		return permissions.Decision{Reason: permissions.ReasonRedisUnavailable}, err
+	} else if err != nil {
 		return permissions.Decision{}, err
 	}
 	dialer := c.dialerFor(pnid)
