@@ -45,7 +45,11 @@ func (r apiRow) run(t *testing.T, base string) map[string]any {
 	if r.auth != "" {
 		req.Header.Set("Authorization", r.auth)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	// A guard against a hang, not a speed check: with Redis slowed to 5 s a
+	// command, a degraded read waits out the client's read timeout and
+	// retry for each Redis command before Meta answers (~15 s idle; more
+	// under -race on a loaded CI runner).
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	resp, err := http.DefaultClient.Do(req.WithContext(ctx))
 	if err != nil {
