@@ -95,7 +95,7 @@ func (b *batchIO) recv() error {
 }
 
 func (b *batchIO) doRead(fd uintptr) bool {
-	r, _, e := unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&b.in[0])), batchSize,
+	r, _, e := unix.RawSyscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&b.in[0])), batchSize,
 		unix.MSG_DONTWAIT, 0, 0)
 	if e == unix.EAGAIN || e == unix.EINTR {
 		return false
@@ -105,7 +105,7 @@ func (b *batchIO) doRead(fd uintptr) bool {
 }
 
 func (b *batchIO) doWrite(fd uintptr) bool {
-	b.wn, _, b.werr = unix.Syscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&b.out[b.wfrom])),
+	b.wn, _, b.werr = unix.RawSyscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&b.out[b.wfrom])),
 		uintptr(b.nout-b.wfrom), unix.MSG_DONTWAIT, 0, 0)
 	return b.werr != unix.EAGAIN && b.werr != unix.EINTR
 }

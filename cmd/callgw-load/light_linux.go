@@ -155,7 +155,7 @@ func (s *lightSock) recv() error {
 }
 
 func (s *lightSock) doRead(fd uintptr) bool {
-	r, _, e := unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&s.in[0])), lightBatch,
+	r, _, e := unix.RawSyscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&s.in[0])), lightBatch,
 		unix.MSG_DONTWAIT, 0, 0)
 	if e == unix.EAGAIN || e == unix.EINTR {
 		return false
@@ -219,7 +219,7 @@ func (s *lightSock) queue(p []byte, src [4]byte, to netip.AddrPort) bool {
 }
 
 func (s *lightSock) doWrite(fd uintptr) bool {
-	s.wn, _, s.werr = unix.Syscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&s.out[s.wfrom])),
+	s.wn, _, s.werr = unix.RawSyscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&s.out[s.wfrom])),
 		uintptr(s.nout-s.wfrom), unix.MSG_DONTWAIT, 0, 0)
 	return s.werr != unix.EAGAIN && s.werr != unix.EINTR
 }
@@ -263,7 +263,7 @@ func (s *lightSock) sendOne(p []byte, src [4]byte, to netip.AddrPort) error {
 }
 
 func (s *lightSock) doOne(fd uintptr) bool {
-	_, _, s.oneErr = unix.Syscall(unix.SYS_SENDMSG, fd, uintptr(unsafe.Pointer(&s.one)), unix.MSG_DONTWAIT)
+	_, _, s.oneErr = unix.RawSyscall(unix.SYS_SENDMSG, fd, uintptr(unsafe.Pointer(&s.one)), unix.MSG_DONTWAIT)
 	return s.oneErr != unix.EAGAIN && s.oneErr != unix.EINTR
 }
 

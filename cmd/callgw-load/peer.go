@@ -96,6 +96,15 @@ type stream struct {
 	have      bool
 	last      uint32
 	lat       []time.Duration
+	win       [2]int // lat[win[0]:win[1]]: the measured window's (markWindow)
+}
+
+// markWindow records where the measured window starts (i 0) or ends (i 1)
+// in the stream's latencies.
+func (s *stream) markWindow(i int) {
+	s.mu.Lock()
+	s.win[i] = len(s.lat)
+	s.mu.Unlock()
 }
 
 func (s *stream) got(now time.Duration, payload []byte) {

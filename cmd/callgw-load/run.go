@@ -83,6 +83,9 @@ type direction struct {
 	WindowGaps                uint64 // of Gaps, those seen during the measured window
 	NotDelivered              uint64 // sent but never received
 	P50, P99, Max             time.Duration
+	// WinP50... are the latencies of the packets received during the
+	// measured window alone (every call up, no set-up or drain).
+	WinP50, WinP99, WinMax time.Duration
 }
 
 // report is the outcome of a run.
@@ -249,13 +252,17 @@ func run(ctx context.Context, cfg config, gw *ctlClient) (*report, error) {
 	sent0 := totalSent(calls)
 	rcvbuf0, rcvbufErr := udpRcvbufErrors()
 	gapsA0, gapsW0 := totalGaps(calls)
+	markWindow(calls, 0)
 	delay0 := runDelay()
 	cpu0, t0 := cpuTime(), time.Now()
+	// On stderr, for scripts that profile the window (report: stdout).
+	fmt.Fprintf(os.Stderr, "window: %d calls up, measuring %v\n", len(calls), cfg.Duration)
 	select {
 	case <-time.After(cfg.Duration):
 	case <-ctx.Done():
 	}
 	rep.CPU, rep.Window = cpuTime()-cpu0, time.Since(t0)
+	markWindow(calls, 1)
 	rep.RunDelay = -1
 	if d1 := runDelay(); d1 >= 0 && delay0 >= 0 {
 		rep.RunDelay = time.Duration(d1 - delay0)
@@ -469,6 +476,13 @@ func totalGaps(calls []*simCall) (toAgent, toWA uint64) {
 	return toAgent, toWA
 }
 
+func markWindow(calls []*simCall, i int) {
+	for _, c := range calls {
+		c.agent.rx.markWindow(i)
+		c.meta.rx.markWindow(i)
+	}
+}
+
 func allDelivered(calls []*simCall) bool {
 	for _, c := range calls {
 		c.agent.rx.mu.Lock()
@@ -486,7 +500,7 @@ func allDelivered(calls []*simCall) bool {
 
 // collect adds one call's counts and latencies (percentiles: finish).
 func (r *report) collect(c *simCall) {
-	add := func(d *direction, sent uint64, rx *stream, lat *[]time.Duration) {
+	add := func(d *direction, sent uint64, rx *stream, lat, win *[]time.Duration) {
 		rx.mu.Lock()
 		defer rx.mu.Unlock()
 		d.Sent += sent
@@ -496,12 +510,13 @@ func (r *report) collect(c *simCall) {
 			d.NotDelivered += sent - rx.received
 		}
 		*lat = append(*lat, rx.lat...)
+		*win = append(*win, rx.lat[rx.win[0]:max(rx.win[0], rx.win[1])]...)
 	}
 	if r.lat == nil {
 		r.lat = &latencies{}
 	}
-	add(&r.ToAgent, c.meta.sent.Load(), &c.agent.rx, &r.lat.toAgent)
-	add(&r.ToWA, c.agent.sent.Load(), &c.meta.rx, &r.lat.toWA)
+	add(&r.ToAgent, c.meta.sent.Load(), &c.agent.rx, &r.lat.toAgent, &r.lat.winToAgent)
+	add(&r.ToWA, c.agent.sent.Load(), &c.meta.rx, &r.lat.toWA, &r.lat.winToWA)
 	c.meta.rx.mu.Lock()
 	r.SilenceToWA += c.meta.rx.silence
 	toWA := c.meta.rx.received
@@ -521,9 +536,11 @@ func (r *report) finish() {
 	}
 	r.ToAgent.P50, r.ToAgent.P99, r.ToAgent.Max = percentiles(r.lat.toAgent)
 	r.ToWA.P50, r.ToWA.P99, r.ToWA.Max = percentiles(r.lat.toWA)
+	r.ToAgent.WinP50, r.ToAgent.WinP99, r.ToAgent.WinMax = percentiles(r.lat.winToAgent)
+	r.ToWA.WinP50, r.ToWA.WinP99, r.ToWA.WinMax = percentiles(r.lat.winToWA)
 }
 
-type latencies struct{ toAgent, toWA []time.Duration }
+type latencies struct{ toAgent, toWA, winToAgent, winToWA []time.Duration }
 
 func percentiles(l []time.Duration) (p50, p99, mx time.Duration) {
 	if len(l) == 0 {
@@ -556,6 +573,9 @@ func (r *report) print(w io.Writer) {
 		fmt.Fprintf(w, "silence frames to whatsapp: %d\n", r.SilenceToWA)
 	}
 	fmt.Fprintf(w, "gaps in the window: to_agent %d to_whatsapp %d (the rest during set-up/drain)\n", r.ToAgent.WindowGaps, r.ToWA.WindowGaps)
+	fmt.Fprintf(w, "latency in the window (every call up): to_agent p50 %v p99 %v max %v; to_whatsapp p50 %v p99 %v max %v\n",
+		r.ToAgent.WinP50.Round(time.Microsecond), r.ToAgent.WinP99.Round(time.Microsecond), r.ToAgent.WinMax.Round(time.Microsecond),
+		r.ToWA.WinP50.Round(time.Microsecond), r.ToWA.WinP99.Round(time.Microsecond), r.ToWA.WinMax.Round(time.Microsecond))
 	if r.UDPRcvbufErrors >= 0 {
 		fmt.Fprintf(w, "udp datagrams dropped by the kernel for full receive buffers (whole machine): set-up %d, window+drain %d\n",
 			r.UDPRcvbufErrorsSetup, r.UDPRcvbufErrors)
