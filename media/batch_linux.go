@@ -4,9 +4,12 @@ package media
 
 import (
 	"encoding/binary"
+	"errors"
 	"net"
 	"net/netip"
+	"sync/atomic"
 	"syscall"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -34,12 +37,23 @@ type batchIO struct {
 	inName  [batchSize]unix.RawSockaddrInet6
 	inBuf   [][]byte
 	n, next int
+	// stamps: SO_TIMESTAMPNS is on, each datagram's arrival time is in
+	// inCtl (Config.MeasureForwardDelay); outArr is the arrival time of
+	// the datagram each queued one was forwarded from (0: not forwarded).
+	stamps bool
+	inCtl  [batchSize][stampSpace]byte
+	outArr [batchSize]int64
+	delay  *delayHist
 
 	out     [batchSize]mmsghdr
 	outIov  [batchSize]unix.Iovec
 	outName [batchSize]unix.RawSockaddrInet6
 	outBuf  [][]byte
 	nout    int
+
+	// counts, for SocketStats (atomics: flush runs under fastSock.outMu
+	// in the read goroutine or the pacer)
+	recvCalls, recvDatagrams, sendCalls, sendDatagrams atomic.Uint64
 
 	// The raw-conn callbacks and their results, made once: a closure
 	// made per call would be allocated per batch.
@@ -51,13 +65,24 @@ type batchIO struct {
 	werr            syscall.Errno
 }
 
-func newBatchIO(c *net.UDPConn, mtu int) *batchIO {
+// stampSpace is the control message space of one SCM_TIMESTAMPNS.
+const stampSpace = 32 // CMSG_SPACE(sizeof(struct timespec)) on 64-bit
+
+func newBatchIO(c *net.UDPConn, mtu int, delay *delayHist) *batchIO {
 	rc, err := c.SyscallConn()
 	if err != nil {
 		return nil
 	}
 	la, _ := c.LocalAddr().(*net.UDPAddr)
 	b := &batchIO{rc: rc, v6: la == nil || la.IP.To4() == nil || la.IP.IsUnspecified()}
+	if delay != nil && unix.CmsgSpace(16) == stampSpace {
+		var serr error
+		if err := rc.Control(func(fd uintptr) {
+			serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_TIMESTAMPNS, 1)
+		}); err == nil && serr == nil {
+			b.stamps, b.delay = true, delay
+		}
+	}
 	b.readFn, b.writeFn = b.doRead, b.doWrite
 	b.inBuf = make([][]byte, batchSize)
 	b.outBuf = make([][]byte, batchSize)
@@ -83,6 +108,10 @@ func (b *batchIO) recv() error {
 		b.in[i].hdr.Namelen = unix.SizeofSockaddrInet6
 		b.in[i].hdr.Flags = 0
 		b.in[i].n = 0
+		if b.stamps {
+			b.in[i].hdr.Control = &b.inCtl[i][0]
+			b.in[i].hdr.SetControllen(stampSpace)
+		}
 	}
 	if err := b.rc.Read(b.readFn); err != nil {
 		return err
@@ -91,6 +120,8 @@ func (b *batchIO) recv() error {
 		return b.rerr
 	}
 	b.n, b.next = b.rn, 0
+	b.recvCalls.Add(1)
+	b.recvDatagrams.Add(uint64(b.rn))
 	return nil
 }
 
@@ -120,6 +151,25 @@ func (b *batchIO) pop() ([]byte, netip.AddrPort, bool) {
 	return b.inBuf[i][:b.in[i].n], sockaddrToAddrPort(&b.inName[i]), true
 }
 
+// arrival is the kernel's arrival time (Unix ns) of the datagram pop
+// returned last; 0 without timestamps.
+func (b *batchIO) arrival() int64 {
+	if !b.stamps || b.next == 0 {
+		return 0
+	}
+	i := b.next - 1
+	h := &b.in[i].hdr
+	if h.Controllen < stampSpace {
+		return 0
+	}
+	c := (*unix.Cmsghdr)(unsafe.Pointer(&b.inCtl[i][0]))
+	if c.Level != unix.SOL_SOCKET || c.Type != unix.SCM_TIMESTAMPNS {
+		return 0
+	}
+	ts := (*unix.Timespec)(unsafe.Pointer(&b.inCtl[i][unix.CmsgLen(0)]))
+	return ts.Nano()
+}
+
 func sockaddrToAddrPort(sa *unix.RawSockaddrInet6) netip.AddrPort {
 	switch sa.Family {
 	case unix.AF_INET:
@@ -137,11 +187,12 @@ func sockaddrToAddrPort(sa *unix.RawSockaddrInet6) netip.AddrPort {
 func (b *batchIO) queued() bool { return b.nout > 0 }
 
 // queue copies one datagram for to into the send batch; false when full.
-func (b *batchIO) queue(p []byte, to netip.AddrPort) bool {
+func (b *batchIO) queue(p []byte, to netip.AddrPort, arrival int64) bool {
 	if b.nout == batchSize || len(p) > len(b.outBuf[b.nout]) {
 		return false
 	}
 	i := b.nout
+	b.outArr[i] = arrival
 	copy(b.outBuf[i], p)
 	b.outIov[i].SetLen(len(p))
 	sa := &b.outName[i]
@@ -164,7 +215,9 @@ func (b *batchIO) queue(p []byte, to netip.AddrPort) bool {
 // refuses is dropped, as a failed sendto would be.
 func (b *batchIO) flush() {
 	b.wfrom = 0
+	b.sendDatagrams.Add(uint64(b.nout))
 	for b.wfrom < b.nout {
+		b.sendCalls.Add(1)
 		err := b.rc.Write(b.writeFn)
 		switch {
 		case err != nil:
@@ -176,5 +229,45 @@ func (b *batchIO) flush() {
 			b.wfrom += int(b.wn)
 		}
 	}
+	if b.delay != nil {
+		now := time.Now().UnixNano()
+		for _, a := range b.outArr[:b.nout] {
+			if a != 0 {
+				b.delay.observe(time.Duration(now - a))
+			}
+		}
+	}
 	b.nout = 0
 }
+
+func (b *batchIO) stats() SocketStats {
+	return SocketStats{RecvCalls: b.recvCalls.Load(), RecvDatagrams: b.recvDatagrams.Load(),
+		SendCalls: b.sendCalls.Load(), SendDatagrams: b.sendDatagrams.Load()}
+}
+
+// SetDontFragment sets the DF bit on every datagram c sends, without path
+// MTU discovery (IP_PMTUDISC_PROBE: nothing is refused for a learned path
+// MTU; our datagrams are RTP and DTLS flights of at most 1,200 bytes). For
+// an unconnected UDP socket this also spares the kernel its shared IP ID
+// generator, an atomic on a cache line all cores write, on every datagram
+// (__ip_select_ident: ~3 % of the fast path's CPU). The fast path's socket,
+// the load tool's peers and its bare relay set it alike.
+func SetDontFragment(c *net.UDPConn) error {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var errs [2]error
+	if err := rc.Control(func(fd uintptr) {
+		errs[0] = unix.SetsockoptInt(int(fd), unix.IPPROTO_IP, unix.IP_MTU_DISCOVER, unix.IP_PMTUDISC_PROBE)
+		if la, _ := c.LocalAddr().(*net.UDPAddr); la != nil && la.IP.To4() == nil {
+			errs[1] = unix.SetsockoptInt(int(fd), unix.IPPROTO_IPV6, unix.IPV6_MTU_DISCOVER, unix.IPV6_PMTUDISC_PROBE)
+		}
+	}); err != nil {
+		return err
+	}
+	return errors.Join(errs[:]...)
+}
+
+// stamped reports whether datagrams carry their kernel arrival time.
+func (b *batchIO) stamped() bool { return b.stamps }

@@ -111,6 +111,13 @@ type Config struct {
 	// per-connection goroutines. Default PathFast (PathPion with a port
 	// range).
 	PacketPath PacketPath
+	// MeasureForwardDelay (PathFast on Linux): the socket asks the kernel
+	// for each datagram's arrival time (SO_TIMESTAMPNS) and the engine
+	// keeps a histogram of how long each forwarded packet spent in the
+	// gateway, from its arrival in the socket's queue to the return of the
+	// sendmmsg that sent it on (Engine.ForwardDelay). Off by default: it
+	// costs a timestamp per datagram. cmd/callgw-load turns it on.
+	MeasureForwardDelay bool
 	// Logger receives the package's and Pion's logs. Nil discards them.
 	Logger *slog.Logger
 }

@@ -144,7 +144,10 @@ func (e *Engine) newMux() (ice.UDPMux, error) {
 		}
 		_ = conn.SetReadBuffer(e.cfg.SocketBuffer)
 		_ = conn.SetWriteBuffer(e.cfg.SocketBuffer)
-		e.fast = newFastSock(conn, e.cfg.ReceiveMTU)
+		if err := SetDontFragment(conn); err != nil {
+			e.log.Debug("fast path socket: no DF bit", "err", err)
+		}
+		e.fast = newFastSock(conn, e.cfg.ReceiveMTU, e.cfg.MeasureForwardDelay)
 		return webrtc.NewICEUDPMux(logger, e.fast), nil
 	}
 	if e.cfg.LoopbackOnly {

@@ -1,6 +1,7 @@
 package media
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
@@ -48,10 +49,23 @@ type fastSock struct {
 	bio      *batchIO
 	outMu    sync.Mutex
 	batching bool
+
+	// delay: Config.MeasureForwardDelay (nil: off); arrival is the kernel
+	// arrival time of the datagram the read goroutine is handling, given
+	// to what it sends.
+	delay   *delayHist
+	arrival atomic.Int64
 }
 
-func newFastSock(c *net.UDPConn, mtu int) *fastSock {
-	s := &fastSock{UDPConn: c, buf: make([]byte, mtu+64), now: time.Now, bio: newBatchIO(c, mtu)}
+func newFastSock(c *net.UDPConn, mtu int, measureDelay bool) *fastSock {
+	var delay *delayHist
+	if measureDelay {
+		delay = new(delayHist)
+	}
+	s := &fastSock{UDPConn: c, buf: make([]byte, mtu+64), now: time.Now, bio: newBatchIO(c, mtu, delay)}
+	if s.bio != nil && s.bio.stamped() {
+		s.delay = delay
+	}
 	m := map[netip.AddrPort]*fastLeg{}
 	s.routes.Store(&m)
 	return s
@@ -129,6 +143,12 @@ func (s *fastSock) readBatched(b []byte) (int, netip.AddrPort, error) {
 				break
 			}
 			if fl := s.route(p, from); fl != nil {
+				if s.delay != nil {
+					s.arrival.Store(s.bio.arrival())
+					fl.receive(now, p, s.buf)
+					s.arrival.Store(0)
+					continue
+				}
 				fl.receive(now, p, s.buf)
 				continue
 			}
@@ -157,9 +177,13 @@ func (s *fastSock) send(p []byte, to netip.AddrPort) (int, error) {
 	if s.bio != nil {
 		s.outMu.Lock()
 		if s.batching {
-			if !s.bio.queue(p, to) {
+			var arr int64
+			if s.delay != nil {
+				arr = s.arrival.Load()
+			}
+			if !s.bio.queue(p, to, arr) {
 				s.bio.flush()
-				s.bio.queue(p, to)
+				s.bio.queue(p, to, arr)
 			}
 			s.outMu.Unlock()
 			return len(p), nil
@@ -184,6 +208,21 @@ func (s *fastSock) ReadFrom(b []byte) (int, net.Addr, error) {
 	return n, net.UDPAddrFromAddrPort(ap), nil
 }
 
+// SocketStats counts the fast path socket's batched system calls: how
+// many recvmmsg/sendmmsg calls moved how many datagrams (zero on Pion's
+// path or without batching).
+type SocketStats struct {
+	RecvCalls, RecvDatagrams, SendCalls, SendDatagrams uint64
+}
+
+// SocketStats returns the fast path socket's batch counts since start.
+func (e *Engine) SocketStats() SocketStats {
+	if e.fast == nil || e.fast.bio == nil {
+		return SocketStats{}
+	}
+	return e.fast.bio.stats()
+}
+
 // fastLeg is one connected leg on the fast path: the remote's address, the
 // SRTP contexts and the scratch buffers.
 type fastLeg struct {
@@ -191,12 +230,14 @@ type fastLeg struct {
 	l      *leg
 	sock   *fastSock
 	remote netip.AddrPort
-	fw     forwarder // read goroutine only
-	rx     *srtp.Context
+	fw     forwarder     // read goroutine only
+	rx     *srtp.Context // SRTCP, and SRTP when rxG is nil
+	rxG    *rtpGCM       // SRTP with an AEAD-GCM profile (srtpgcm.go)
 	rtcpH  rtcp.Header
 
-	txMu  sync.Mutex // pacer and read goroutine both send
-	tx    *srtp.Context
+	txMu  sync.Mutex    // pacer and read goroutine both send
+	tx    *srtp.Context // SRTCP, and SRTP when txG is nil
+	txG   *rtpGCM
 	plain []byte
 	out   []byte
 	txHdr rtp.Header
@@ -216,7 +257,13 @@ func (fl *fastLeg) receive(now time.Time, pkt, scratch []byte) {
 		return
 	}
 	// decrypting parses the header into the forwarder's: not parsed twice
-	plain, err := fl.rx.DecryptRTP(scratch[:0], pkt, &fl.fw.hdr)
+	var plain []byte
+	var err error
+	if fl.rxG != nil {
+		plain, err = fl.rxG.decrypt(pkt, &fl.fw.hdr) // in place: pkt is ours
+	} else {
+		plain, err = fl.rx.DecryptRTP(scratch[:0], pkt, &fl.fw.hdr)
+	}
 	if err != nil {
 		return
 	}
@@ -252,6 +299,13 @@ func (fl *fastLeg) WriteRTP(h *rtp.Header, payload []byte) (int, error) {
 	if hl+len(payload) > len(fl.plain) {
 		return 0, errPacketTooBig
 	}
+	if fl.txG != nil { // header straight into the output, payload sealed after it
+		n, err := h.MarshalTo(fl.out[:cap(fl.out)])
+		if err != nil {
+			return 0, err
+		}
+		return fl.sock.send(fl.txG.encrypt(fl.out[:n], h.SSRC, h.SequenceNumber, payload), fl.remote)
+	}
 	n, err := h.MarshalTo(fl.plain)
 	if err != nil {
 		return 0, err
@@ -268,6 +322,15 @@ func (fl *fastLeg) WriteRTP(h *rtp.Header, payload []byte) (int, error) {
 func (fl *fastLeg) Write(b []byte) (int, error) {
 	fl.txMu.Lock()
 	defer fl.txMu.Unlock()
+	if fl.txG != nil {
+		hl := rtpHeaderLen(b)
+		if hl == 0 || len(b) > len(fl.plain) {
+			return 0, errPacketTooBig
+		}
+		hdr := append(fl.out[:0], b[:hl]...)
+		ssrc, seq := binary.BigEndian.Uint32(b[8:12]), binary.BigEndian.Uint16(b[2:4])
+		return fl.sock.send(fl.txG.encrypt(hdr, ssrc, seq, b[hl:]), fl.remote)
+	}
 	enc, err := fl.tx.EncryptRTP(fl.out[:0], b, &fl.txHdr)
 	if err != nil {
 		return 0, err
@@ -387,7 +450,9 @@ func (b *Bridge) goFast(l *leg) error {
 	if err != nil {
 		return err
 	}
-	rx, err := srtp.CreateContext(cfg.Keys.RemoteMasterKey, cfg.Keys.RemoteMasterSalt, cfg.Profile)
+	// Replay protection as Pion's sessions have it (a 64-packet window).
+	rx, err := srtp.CreateContext(cfg.Keys.RemoteMasterKey, cfg.Keys.RemoteMasterSalt, cfg.Profile,
+		srtp.SRTPReplayProtection(rtpReplayWindow), srtp.SRTCPReplayProtection(rtpReplayWindow))
 	if err != nil {
 		return fmt.Errorf("%w: srtp context: %w", ErrFastPath, err)
 	}
@@ -398,6 +463,14 @@ func (b *Bridge) goFast(l *leg) error {
 	mtu := b.e.cfg.ReceiveMTU
 	fl := &fastLeg{b: b, l: l, sock: s, remote: remote,
 		rx: rx, tx: tx, plain: make([]byte, mtu), out: make([]byte, 0, mtu+64)}
+	if isGCM(cfg.Profile) {
+		if fl.rxG, err = newRTPGCM(cfg.Profile, cfg.Keys.RemoteMasterKey, cfg.Keys.RemoteMasterSalt, true); err != nil {
+			return err
+		}
+		if fl.txG, err = newRTPGCM(cfg.Profile, cfg.Keys.LocalMasterKey, cfg.Keys.LocalMasterSalt, false); err != nil {
+			return err
+		}
+	}
 	fl.fw = forwarder{b: b, l: l}
 	for _, tr := range l.pc.GetTransceivers() {
 		fl.fw.opusIn, fl.fw.teIn = receivePayloadTypes(tr.Receiver().GetParameters().Codecs)

@@ -59,6 +59,10 @@ type gatewayStats struct {
 	DroppedToAgent   uint64 `json:"dropped_to_agent"`
 	DroppedToWA      uint64 `json:"dropped_to_whatsapp"`
 	Silence          uint64 `json:"silence"`
+	// The fast path socket's batched system calls since start.
+	Socket media.SocketStats `json:"socket"`
+	// The forward delay histogram since start (fast path).
+	ForwardDelay media.DelayHistogram `json:"forward_delay"`
 	// The bare relay baseline in the same process (0: none).
 	RelayPort      int    `json:"relay_port,omitempty"`
 	RelayForwarded uint64 `json:"relay_forwarded,omitempty"`
@@ -318,6 +322,8 @@ func (s *gatewayServer) snapshot(gc bool) (gatewayStats, error) {
 	st.ForwardedToAgent, st.ForwardedToWA = c.forwarded["to_agent"], c.forwarded["to_whatsapp"]
 	st.DroppedToAgent, st.DroppedToWA = c.dropped["to_agent"], c.dropped["to_whatsapp"]
 	st.Silence = c.silence
+	st.Socket = s.eng.SocketStats()
+	st.ForwardDelay = s.eng.ForwardDelay()
 	if s.relay != nil {
 		st.RelayPort, st.RelayForwarded = s.relay.port(), s.relay.forwarded.Load()
 	}

@@ -73,7 +73,8 @@ func startGateway(cfg gatewayConfig, log *slog.Logger) (*gateway, error) {
 		}
 	}
 	reg := prometheus.NewRegistry()
-	eng, err := media.NewEngine(media.Config{LoopbackOnly: true, UDPPort: port, PacketPath: cfg.Path, Logger: log}, reg)
+	eng, err := media.NewEngine(media.Config{LoopbackOnly: true, UDPPort: port, PacketPath: cfg.Path,
+		MeasureForwardDelay: true, Logger: log}, reg)
 	if err != nil {
 		return nil, err
 	}

@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"unsafe"
 
+	"github.com/callgw/callgw/media"
 	"golang.org/x/sys/unix"
 )
 
@@ -72,6 +73,7 @@ func openLightSock() (*lightSock, error) {
 	}
 	_ = conn.SetReadBuffer(8 << 20)
 	_ = conn.SetWriteBuffer(8 << 20)
+	_ = media.SetDontFragment(conn)
 	rc, err := conn.SyscallConn()
 	if err != nil {
 		_ = conn.Close()

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/callgw/callgw/media"
 )
 
 // The bare relay baseline: the cheapest relay of the same packet rate
@@ -36,6 +38,7 @@ func startRelay() (*relay, error) {
 	}
 	_ = conn.SetReadBuffer(4 << 20)
 	_ = conn.SetWriteBuffer(4 << 20)
+	_ = media.SetDontFragment(conn) // as the gateway's socket: the same kernel work per datagram
 	r := &relay{conn: conn, done: make(chan struct{})}
 	go r.serve()
 	return r, nil

@@ -126,7 +126,7 @@ type gatewayWindow struct {
 	Forwarded               uint64        // packets forwarded over Window, both directions
 	RunDelay                time.Duration // over Window: runnable, waiting for a CPU; <0 unknown
 	Silence                 uint64        // silence frames the pacer sent toward WhatsApp over Window
-	Rest, Steady            gatewayStats
+	Rest, Steady, End       gatewayStats
 	HeapPerCall, RSSPerCall int64
 	GoroutinesPerCall       float64
 }
@@ -323,7 +323,7 @@ func run(ctx context.Context, cfg config, gw *ctlClient) (*report, error) {
 				gwSteady.ForwardedToAgent - gwSteady.ForwardedToWA,
 			Silence:  gwEnd.Silence - gwSteady.Silence,
 			RunDelay: -1,
-			Rest:     gwRest, Steady: gwSteady,
+			Rest:     gwRest, Steady: gwSteady, End: gwEnd,
 			HeapPerCall:       (int64(gwSteady.HeapBytes) - int64(gwRest.HeapBytes)) / n,
 			RSSPerCall:        (gwSteady.RSSBytes - gwRest.RSSBytes) / n,
 			GoroutinesPerCall: float64(gwSteady.Goroutines-gwRest.Goroutines) / float64(n),
@@ -606,6 +606,15 @@ func (r *report) print(w io.Writer) {
 		fmt.Fprintf(w, "gateway threads runnable but waiting for a CPU: %.2f s in the window (its own threads on its core included; more means other processes took the core)\n", gw.RunDelay.Seconds())
 	}
 	fmt.Fprintf(w, "gateway silence frames toward whatsapp in the window: %d (filling late agent audio)\n", gw.Silence)
+	if d := gw.End.ForwardDelay.Sub(gw.Steady.ForwardDelay); d.Total() > 0 {
+		fmt.Fprintf(w, "gateway forward delay in the window (socket arrival -> sendmmsg returned, %d packets): p50 %v p99 %v p99.9 %v (%v buckets)\n",
+			d.Total(), d.Quantile(0.5), d.Quantile(0.99), d.Quantile(0.999), d.Bucket)
+	}
+	if s0, s1 := gw.Steady.Socket, gw.End.Socket; s1.RecvCalls > s0.RecvCalls && s1.SendCalls > s0.SendCalls {
+		fmt.Fprintf(w, "gateway socket in the window: %.1f datagrams per recvmmsg (%d calls), %.1f per sendmmsg (%d calls)\n",
+			float64(s1.RecvDatagrams-s0.RecvDatagrams)/float64(s1.RecvCalls-s0.RecvCalls), s1.RecvCalls-s0.RecvCalls,
+			float64(s1.SendDatagrams-s0.SendDatagrams)/float64(s1.SendCalls-s0.SendCalls), s1.SendCalls-s0.SendCalls)
+	}
 	if n := gw.Forwarded + gw.Silence; n > 0 {
 		// silence frames cost a send each: with starved peers they are many
 		fmt.Fprintf(w, "gateway cpu per packet sent (forwarded + silence): %.1f µs\n", float64(gw.CPU.Nanoseconds())/1e3/float64(n))
