@@ -273,7 +273,7 @@ func TestResourcesPerCall(t *testing.T) {
 		maxHeapKB int64
 	}{
 		{PathPion, 26, 0},
-		{PathFast, 18, 265},
+		{PathFast, 14, 265},
 	} {
 		t.Run(tc.path.String(), func(t *testing.T) {
 			if tc.path == PathFast && raceEnabled {

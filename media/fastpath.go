@@ -194,6 +194,7 @@ type fastLeg struct {
 	fw     forwarder // read goroutine only
 	rx     *srtp.Context
 	rtcpH  rtcp.Header
+	trim   legTrim // trim.go
 
 	txMu  sync.Mutex // pacer and read goroutine both send
 	tx    *srtp.Context
@@ -219,6 +220,9 @@ func (fl *fastLeg) receive(now time.Time, pkt, scratch []byte) {
 	plain, err := fl.rx.DecryptRTP(scratch[:0], pkt, &fl.fw.hdr)
 	if err != nil {
 		return
+	}
+	if fl.trim.endHandshake != nil { // the remote finished its DTLS handshake (trim.go)
+		fl.handshakeOver()
 	}
 	if hl := rtpHeaderLen(plain); hl > 0 {
 		fl.fw.handleParsed(now, plain[hl:])
@@ -421,8 +425,10 @@ func (b *Bridge) goFast(l *leg) error {
 			onlyOurs = false
 		}
 	}
+	b.trimHandshake(l, fl) // trim.go
 	l.fast.Store(fl)
 	s.add(fl)
+	b.trimGathering(l, fl) // trim.go
 	// Pion's SRTP and SRTCP sessions and the receiver of the leg would only
 	// ever see nothing now: closing them ends their read loops, the two
 	// undeclared-stream acceptors and the receiver's first-packet wait (5
