@@ -234,6 +234,7 @@ type fastLeg struct {
 	rx     *srtp.Context // SRTCP, and SRTP when rxG is nil
 	rxG    *rtpGCM       // SRTP with an AEAD-GCM profile (srtpgcm.go)
 	rtcpH  rtcp.Header
+	trim   legTrim // trim.go
 
 	txMu  sync.Mutex    // pacer and read goroutine both send
 	tx    *srtp.Context // SRTCP, and SRTP when txG is nil
@@ -266,6 +267,9 @@ func (fl *fastLeg) receive(now time.Time, pkt, scratch []byte) {
 	}
 	if err != nil {
 		return
+	}
+	if fl.trim.endHandshake != nil { // the remote finished its DTLS handshake (trim.go)
+		fl.handshakeOver()
 	}
 	if hl := rtpHeaderLen(plain); hl > 0 {
 		fl.fw.handleParsed(now, plain[hl:])
@@ -494,8 +498,10 @@ func (b *Bridge) goFast(l *leg) error {
 			onlyOurs = false
 		}
 	}
+	b.trimHandshake(l, fl) // trim.go
 	l.fast.Store(fl)
 	s.add(fl)
+	b.trimGathering(l, fl) // trim.go
 	// Pion's SRTP and SRTCP sessions and the receiver of the leg would only
 	// ever see nothing now: closing them ends their read loops, the two
 	// undeclared-stream acceptors and the receiver's first-packet wait (5
