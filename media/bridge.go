@@ -63,6 +63,22 @@ type Stats struct {
 
 // Bridge joins a call's WhatsApp leg and agent leg.
 type Bridge struct {
+	// What the pacer reads for every bridge every 20 ms comes first, in one
+	// cache line: with 1,000 bridges a tick's scan is then one miss per
+	// bridge when nothing is due, not one per field.
+	isShut       atomic.Bool
+	waConnected  atomic.Bool
+	timeoutFired atomic.Bool
+	// waStarted: RTP toward WhatsApp may carry agent audio and DTMF
+	// (StartWhatsAppMedia). waSilenceOK: before that, silence and RTCP may
+	// flow (business-initiated calls, or Config.SilenceBeforeAccept).
+	waStarted   atomic.Bool
+	waSilenceOK atomic.Bool
+	armedAt     atomic.Int64 // unix nanos; 0 = watchdog not armed
+	lastWARx    atomic.Int64 // unix nanos
+	rtcpNext    time.Time    // pacer only
+	snapNext    time.Time    // pacer only: next stats snapshot of legs not connected
+
 	id  string
 	e   *Engine
 	ev  Events
@@ -74,7 +90,6 @@ type Bridge struct {
 	wa     *leg // set under mu; waPtr mirrors it for the pacer
 	waPtr  atomic.Pointer[leg]
 	agent  atomic.Pointer[leg]
-	isShut atomic.Bool
 
 	out  outState // everything we send toward WhatsApp
 	side sideSet  // side legs (side.go)
@@ -85,18 +100,6 @@ type Bridge struct {
 	agLastTS            atomic.Uint32
 	agLastSendNS        atomic.Int64
 	waRTT, agRTT        atomic.Int64
-
-	waConnected  atomic.Bool
-	lastWARx     atomic.Int64 // unix nanos
-	timeoutFired atomic.Bool
-	armedAt      atomic.Int64 // unix nanos; 0 = watchdog not armed
-	// waStarted: RTP toward WhatsApp may carry agent audio and DTMF
-	// (StartWhatsAppMedia). waSilenceOK: before that, silence and RTCP may
-	// flow (business-initiated calls, or Config.SilenceBeforeAccept).
-	waStarted   atomic.Bool
-	waSilenceOK atomic.Bool
-	rtcpNext    time.Time // pacer only
-	snapNext    time.Time // pacer only: next stats snapshot of legs not connected
 }
 
 // leg is one PeerConnection with our single outgoing track.

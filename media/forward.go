@@ -26,9 +26,17 @@ const (
 // offsets), silence and DTMF. The agent read loop and the pacer both write,
 // under mu.
 type outState struct {
-	mu    sync.Mutex
-	track *outTrack
-	hdr   rtp.Header
+	// What the pacer's tick reads first (one cache line): nothing else is
+	// touched when agent audio flows and nothing is queued.
+	mu          sync.Mutex
+	track       *outTrack
+	lastAgentNS int64
+	dqLen       int
+	dtmfGap     int
+	dtmfActive  bool
+	play        *playback // play.go: the prompt playback in progress
+
+	hdr rtp.Header
 
 	seq uint16
 	ts  uint32
@@ -38,25 +46,20 @@ type outState struct {
 	seqOff  uint16
 	tsOff   uint32
 
-	lastAgentNS int64
 	pkts, bytes uint64
 	lastSendAt  time.Time
 
 	silence [3]byte
 	te      [4]byte
 
-	dq         [dtmfQueueLen]uint8
-	dqHead     int
-	dqLen      int
-	dtmfActive bool
-	dtmfCode   uint8
-	dtmfStep   int
-	dtmfTS     uint32
-	dtmfGap    int
+	dq       [dtmfQueueLen]uint8
+	dqHead   int
+	dtmfCode uint8
+	dtmfStep int
+	dtmfTS   uint32
 
-	// play is the prompt playback in progress (play.go); held: the call is
-	// on hold (no agent audio toward WhatsApp, nothing toward the agent).
-	play *playback
+	// held: the call is on hold (no agent audio toward WhatsApp, nothing
+	// toward the agent).
 	held atomic.Bool
 	// rec is the recording tap (record.go); nil: off. The business
 	// direction is tapped in writeLocked, the user direction in the
@@ -153,6 +156,10 @@ func (o *outState) tick(now time.Time, m *Metrics, started bool) {
 	defer o.mu.Unlock()
 	if o.track == nil {
 		return
+	}
+	if o.dtmfGap == 0 && !(started && (o.dtmfActive || o.dqLen > 0 || o.play != nil)) &&
+		now.UnixNano()-o.lastAgentNS < int64(agentGap) {
+		return // agent audio flows, nothing due: what follows would return too
 	}
 	bd := o.track.b.Load()
 	if bd == nil {

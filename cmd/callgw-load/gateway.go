@@ -20,6 +20,9 @@ type gatewayConfig struct {
 	UDPPort int    // engine UDP port (ICE UDP mux); default 0 = a free one
 	Ctl     string // control API listen address, loopback only; default 127.0.0.1:7480
 	Path    media.PacketPath
+	// ForwardDelay: media.Config.MeasureForwardDelay (kernel arrival
+	// timestamps; costs CPU per datagram).
+	ForwardDelay bool
 	// CPUProfile, when set, receives a CPU profile of the whole gateway run.
 	CPUProfile string
 }
@@ -41,6 +44,7 @@ func parseGatewayFlags(args []string) (gatewayConfig, error) {
 	fs.StringVar(&c.Ctl, "ctl", "127.0.0.1:7480", "control API address (loopback)")
 	path := fs.String("path", "default", "engine packet path: default, pion or fast")
 	fs.StringVar(&c.CPUProfile, "cpuprofile", "", "write a CPU profile of the run to this file")
+	fs.BoolVar(&c.ForwardDelay, "forward-delay", false, "measure each forwarded packet's time in the gateway (kernel arrival timestamps; costs CPU)")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
@@ -74,7 +78,7 @@ func startGateway(cfg gatewayConfig, log *slog.Logger) (*gateway, error) {
 	}
 	reg := prometheus.NewRegistry()
 	eng, err := media.NewEngine(media.Config{LoopbackOnly: true, UDPPort: port, PacketPath: cfg.Path,
-		MeasureForwardDelay: true, Logger: log}, reg)
+		MeasureForwardDelay: cfg.ForwardDelay, Logger: log}, reg)
 	if err != nil {
 		return nil, err
 	}
