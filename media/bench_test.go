@@ -55,7 +55,7 @@ func BenchmarkForward(b *testing.B) {
 				h.b.out.rec.Store(rec)
 				defer h.b.out.rec.Store(nil)
 			}
-			fw := forwarder{b: h.b, l: tc.leg, opusIn: 111, teIn: 126}
+			fw := forwarder{b: h.b, l: tc.leg, wa: tc.leg.kind == legWhatsApp, opusIn: 111, teIn: 126}
 			hdr := rtp.Header{Version: 2, PayloadType: 111, SequenceNumber: 1, Timestamp: 1, SSRC: 0x1234}
 			pkt, err := (&rtp.Packet{Header: hdr, Payload: payload}).Marshal()
 			if err != nil {

@@ -594,7 +594,7 @@ func (b *Bridge) onTrack(l *leg, t *webrtc.TrackRemote, r *webrtc.RTPReceiver) {
 	}
 	defer b.wg.Done()
 	opusIn, teIn := receivePayloadTypes(r.GetParameters().Codecs)
-	fw := forwarder{b: b, l: l, track: t, opusIn: opusIn, teIn: teIn,
+	fw := forwarder{b: b, l: l, wa: l.kind == legWhatsApp, track: t, opusIn: opusIn, teIn: teIn,
 		buf: make([]byte, b.e.cfg.ReceiveMTU)}
 	for {
 		n, _, err := t.Read(fw.buf)

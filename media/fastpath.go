@@ -465,17 +465,26 @@ func (b *Bridge) goFast(l *leg) error {
 		return fmt.Errorf("%w: srtp context: %w", ErrFastPath, err)
 	}
 	mtu := b.e.cfg.ReceiveMTU
-	fl := &fastLeg{b: b, l: l, sock: s, remote: remote,
+	// The leg and its SRTP states in one allocation: the packet path goes
+	// from one to the other, and a call's state is cold in the cache when
+	// its next packet comes.
+	alloc := &struct {
+		fl     fastLeg
+		rx, tx rtpGCM
+	}{}
+	fl := &alloc.fl
+	*fl = fastLeg{b: b, l: l, sock: s, remote: remote,
 		rx: rx, tx: tx, plain: make([]byte, mtu), out: make([]byte, 0, mtu+64)}
 	if isGCM(cfg.Profile) {
-		if fl.rxG, err = newRTPGCM(cfg.Profile, cfg.Keys.RemoteMasterKey, cfg.Keys.RemoteMasterSalt, true); err != nil {
+		if err := alloc.rx.init(cfg.Profile, cfg.Keys.RemoteMasterKey, cfg.Keys.RemoteMasterSalt, true); err != nil {
 			return err
 		}
-		if fl.txG, err = newRTPGCM(cfg.Profile, cfg.Keys.LocalMasterKey, cfg.Keys.LocalMasterSalt, false); err != nil {
+		if err := alloc.tx.init(cfg.Profile, cfg.Keys.LocalMasterKey, cfg.Keys.LocalMasterSalt, false); err != nil {
 			return err
 		}
+		fl.rxG, fl.txG = &alloc.rx, &alloc.tx
 	}
-	fl.fw = forwarder{b: b, l: l}
+	fl.fw = forwarder{b: b, l: l, wa: l.kind == legWhatsApp}
 	for _, tr := range l.pc.GetTransceivers() {
 		fl.fw.opusIn, fl.fw.teIn = receivePayloadTypes(tr.Receiver().GetParameters().Codecs)
 		break

@@ -256,6 +256,7 @@ func (o *outState) srInfo(now time.Time) (pkts, bytes uint64, rtpTime uint32) {
 type forwarder struct {
 	b      *Bridge
 	l      *leg
+	wa     bool // l is the WhatsApp leg (l.kind, without loading l per packet)
 	track  *webrtc.TrackRemote
 	opusIn uint8
 	teIn   uint8
@@ -289,7 +290,7 @@ func (f *forwarder) handleParsed(now time.Time, payload []byte) {
 	audio := f.hdr.PayloadType == f.opusIn
 	te := !audio && f.teIn != 0 && f.hdr.PayloadType == f.teIn
 	b, m := f.b, f.b.e.metrics
-	if f.l.kind == legWhatsApp {
+	if f.wa {
 		b.lastWARx.Store(now.UnixNano())
 		if lost := b.waRx.update(now, b.e.arrivalUS(now), f.hdr.SSRC, f.hdr.SequenceNumber, f.hdr.Timestamp, len(payload), audio); lost > 0 {
 			m.lostWA.Add(float64(lost))

@@ -27,14 +27,15 @@ import (
 // sequence-number wrap). SRTCP stays with pion/srtp (one packet per second
 // per leg), and so do the other profiles (AES_CM_128_HMAC_SHA1_80/32).
 type rtpGCM struct {
+	// in the order a packet uses them
 	aead    cipher.AEAD
+	tagSize int
+	replay  bool // receive side: refuse replayed and too-old packets
+	n       int  // states in use
+	states  [rtpGCMSSRCs]rtpSSRCState
 	salt    [12]byte
 	iv      [12]byte // nonce scratch: a local array would escape through the interface call
-	replay  bool     // receive side: refuse replayed and too-old packets
-	n       int      // states in use
 	next    int      // the state replaced when all are in use and a new SSRC authenticates
-	states  [rtpGCMSSRCs]rtpSSRCState
-	tagSize int
 }
 
 // rtpGCMSSRCs is how many SSRCs a direction of a leg keeps state for: one
@@ -68,39 +69,49 @@ func isGCM(p srtp.ProtectionProfile) bool {
 // newRTPGCM makes one direction's RTP state from the DTLS-exported master
 // key and salt; replay: the receiving direction.
 func newRTPGCM(profile srtp.ProtectionProfile, masterKey, masterSalt []byte, replay bool) (*rtpGCM, error) {
+	c := new(rtpGCM)
+	if err := c.init(profile, masterKey, masterSalt, replay); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// init is newRTPGCM in place (the fast path allocates a leg's two states
+// with the leg, so that they are next to it in memory).
+func (c *rtpGCM) init(profile srtp.ProtectionProfile, masterKey, masterSalt []byte, replay bool) error {
 	if !isGCM(profile) {
-		return nil, fmt.Errorf("%w: profile %v is not AEAD-GCM", ErrFastPath, profile)
+		return fmt.Errorf("%w: profile %v is not AEAD-GCM", ErrFastPath, profile)
 	}
 	keyLen, err := profile.KeyLen()
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrFastPath, err)
+		return fmt.Errorf("%w: %w", ErrFastPath, err)
 	}
 	saltLen, err := profile.SaltLen()
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrFastPath, err)
+		return fmt.Errorf("%w: %w", ErrFastPath, err)
 	}
 	if len(masterKey) != keyLen || len(masterSalt) != saltLen || saltLen != 12 {
-		return nil, fmt.Errorf("%w: master key %d / salt %d bytes for %v", ErrFastPath, len(masterKey), len(masterSalt), profile)
+		return fmt.Errorf("%w: master key %d / salt %d bytes for %v", ErrFastPath, len(masterKey), len(masterSalt), profile)
 	}
 	key, err := srtpKDF(0x00, masterKey, masterSalt, keyLen)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	salt, err := srtpKDF(0x02, masterKey, masterSalt, saltLen)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	block, err := aes.NewCipher(key)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrFastPath, err)
+		return fmt.Errorf("%w: %w", ErrFastPath, err)
 	}
 	aead, err := cipher.NewGCM(block)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrFastPath, err)
+		return fmt.Errorf("%w: %w", ErrFastPath, err)
 	}
-	c := &rtpGCM{aead: aead, replay: replay, tagSize: aead.Overhead()}
+	*c = rtpGCM{aead: aead, replay: replay, tagSize: aead.Overhead()}
 	copy(c.salt[:], salt)
-	return c, nil
+	return nil
 }
 
 // srtpKDF is the SRTP key derivation (RFC 3711 §4.3.1 with a key
