@@ -32,7 +32,7 @@ import (
 //     go to the endpoint's own Pion ICE UDP mux (which still answers the
 //     gateway's consent checks and carries DTLS alerts);
 //   - one player goroutine sends every endpoint's audio every 20 ms,
-//     spread over the 20 ms in 1 ms slots (as independent phones would, not
+//     spread over the 20 ms in slots (-send-slots; default 20 of 1 ms) (as independent phones would, not
 //     in one burst), SRTP-encrypted with keys from the DTLS exporter, in
 //     sendmmsg batches, plus one RTCP sender report per second per endpoint.
 //
@@ -40,9 +40,10 @@ import (
 // load tool has headroom beyond 1,000 calls on one core.
 
 const (
-	lightSlots    = 20 // player slots per 20 ms frame
-	maxLightPeers = 2*maxCalls + 16
-	lightCtlQueue = 64 // STUN/DTLS datagrams queued per endpoint for Pion
+	defaultSendSlots = 20 // player slots per 20 ms frame (-send-slots): 1 ms each
+	maxSendSlots     = 400
+	maxLightPeers    = 2*maxCalls + 16
+	lightCtlQueue    = 64 // STUN/DTLS datagrams queued per endpoint for Pion
 )
 
 // lightNet is the shared socket, its reader and the player.
@@ -56,7 +57,8 @@ type lightNet struct {
 	free   []int
 
 	playMu  sync.Mutex
-	playing [lightSlots][]*lightPeer
+	playing [][]*lightPeer // one list per player slot
+	slot    time.Duration  // one player slot: 20 ms / len(playing)
 
 	frames  [][]byte
 	done    chan struct{}
@@ -76,13 +78,13 @@ func lightIndex(ip [4]byte) int {
 }
 
 // newLightNet opens the shared socket and starts the reader and player.
-func newLightNet(epoch time.Time, frames [][]byte) (*lightNet, error) {
+func newLightNet(epoch time.Time, frames [][]byte, slots int) (*lightNet, error) {
 	s, err := openLightSock()
 	if err != nil {
 		return nil, err
 	}
 	n := &lightNet{sock: s, epoch: epoch, frames: frames, next: 1, done: make(chan struct{}),
-		scratch: make([]byte, 1600)}
+		scratch: make([]byte, 1600), playing: make([][]*lightPeer, slots), slot: 20 * time.Millisecond / time.Duration(slots)}
 	n.wg.Add(2)
 	go n.read()
 	go n.play()
@@ -203,14 +205,14 @@ func (p *lightPeer) release() {
 
 func (n *lightNet) startPlaying(p *lightPeer) {
 	n.playMu.Lock()
-	s := p.idx % lightSlots
+	s := p.idx % len(n.playing)
 	n.playing[s] = append(n.playing[s], p)
 	n.playMu.Unlock()
 }
 
 func (n *lightNet) stopPlaying(p *lightPeer) {
 	n.playMu.Lock()
-	s := p.idx % lightSlots
+	s := p.idx % len(n.playing)
 	for i, q := range n.playing[s] {
 		if q == p {
 			n.playing[s] = append(n.playing[s][:i], n.playing[s][i+1:]...)
@@ -263,11 +265,11 @@ func (n *lightNet) read() {
 }
 
 // play is the player goroutine: slot k of every 20 ms frame sends the
-// audio of the endpoints whose index is k modulo lightSlots.
+// audio of the endpoints whose index is k modulo the number of slots.
 func (n *lightNet) play() {
 	defer n.wg.Done()
 	start := time.Now()
-	tk := time.NewTicker(frameSlot)
+	tk := time.NewTicker(n.slot)
 	defer tk.Stop()
 	var next int64
 	var rtpBuf, payload []byte
@@ -279,11 +281,11 @@ func (n *lightNet) play() {
 			return
 		case <-tk.C:
 		}
-		cur := int64(time.Since(start) / frameSlot)
+		cur := int64(time.Since(start) / n.slot)
 		n.sock.beginBatch()
 		for ; next <= cur; next++ {
 			n.playMu.Lock()
-			list = append(list[:0], n.playing[next%lightSlots]...)
+			list = append(list[:0], n.playing[next%int64(len(n.playing))]...)
 			n.playMu.Unlock()
 			for _, p := range list {
 				payload = p.sendFrame(rtpBuf, payload)
@@ -293,9 +295,6 @@ func (n *lightNet) play() {
 		clear(list)
 	}
 }
-
-// frameSlot is one player slot.
-const frameSlot = 20 * time.Millisecond / lightSlots
 
 // sendFrame sends the endpoint's next marked frame (and, once a second, an
 // RTCP sender report); it returns the payload scratch buffer for reuse.

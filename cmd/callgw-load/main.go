@@ -155,6 +155,7 @@ func commonFlags(fs *flag.FlagSet, c *config) {
 	fs.DurationVar(&c.Duration, "duration", 10e9, "how long every call plays audio once all are established")
 	fs.DurationVar(&c.Ramp, "ramp", 0, "spread call set-up over this long (0: as fast as -setup-parallel allows)")
 	fs.IntVar(&c.SetupParallel, "setup-parallel", 8, "calls being set up at once")
+	fs.IntVar(&c.SendSlots, "send-slots", defaultSendSlots, "light peers: every endpoint sends its 20 ms frame in one of this many slots of the frame (20: 1 ms slots; 80: 250 µs, smoother arrivals)")
 	fs.StringVar(&c.Peers, "peers", defaultPeers, "simulated endpoints: light (Pion handshake, then SRTP on one shared socket in batches) or pion (stock Pion PeerConnections)")
 }
 

@@ -76,6 +76,9 @@ func TestFlags(t *testing.T) {
 		{name: "peers light", args: "peers -ctl 127.0.0.1:7480 -peers light"},
 		{name: "peers pion", args: "peers -ctl 127.0.0.1:7480 -peers pion"},
 		{name: "peers unknown kind", args: "peers -ctl 127.0.0.1:7480 -peers heavy", wantErr: "-peers"},
+		{name: "peers 250 µs send slots", args: "peers -ctl 127.0.0.1:7480 -send-slots 80"},
+		{name: "send slots not dividing 20 ms", args: "-send-slots 7", wantErr: "-send-slots"},
+		{name: "no send slots", args: "peers -ctl 127.0.0.1:7480 -send-slots 0", wantErr: "-send-slots"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

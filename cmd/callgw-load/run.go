@@ -50,6 +50,7 @@ type config struct {
 	StockCtl      string        // peers: also run against the stock bridge here
 	Ctl           string        // peers mode: the gateway's control API address
 	Peers         string        // light (default on Linux) or pion
+	SendSlots     int           // light peers: send slots per 20 ms frame
 	CPUProfile    string        // peers: CPU profile of this process
 }
 
@@ -65,6 +66,8 @@ func (c config) validate() error {
 		return fmt.Errorf("-setup-parallel %d must be >= 1", c.SetupParallel)
 	case c.UDPPort < 0 || c.UDPPort > 65535:
 		return fmt.Errorf("-port %d out of range", c.UDPPort)
+	case c.SendSlots < 1 || c.SendSlots > maxSendSlots || 20*time.Millisecond%time.Duration(c.SendSlots) != 0:
+		return fmt.Errorf("-send-slots %d: want 1..%d dividing 20 ms evenly", c.SendSlots, maxSendSlots)
 	case c.Peers != peersLight && c.Peers != peersPion:
 		return fmt.Errorf("-peers %q: want %s or %s", c.Peers, peersLight, peersPion)
 	}
@@ -164,7 +167,7 @@ func run(ctx context.Context, cfg config, gw *ctlClient) (*report, error) {
 	epoch := time.Now()
 	var ln *lightNet
 	if cfg.Peers == peersLight {
-		if ln, err = newLightNet(epoch, frames); err != nil {
+		if ln, err = newLightNet(epoch, frames, cfg.SendSlots); err != nil {
 			return nil, err
 		}
 		defer ln.close() // after the calls' close below
