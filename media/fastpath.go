@@ -143,13 +143,13 @@ func (s *fastSock) readBatched(b []byte) (int, netip.AddrPort, error) {
 				break
 			}
 			if fl := s.route(p, from); fl != nil {
-				if s.delay != nil {
+				if s.delay != nil { // what fl sends now was forwarded from p
 					s.arrival.Store(s.bio.arrival())
-					fl.receive(now, p, s.buf)
-					s.arrival.Store(0)
-					continue
 				}
 				fl.receive(now, p, s.buf)
+				if s.delay != nil {
+					s.arrival.Store(0)
+				}
 				continue
 			}
 			s.setBatching(false)

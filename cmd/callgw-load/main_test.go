@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -103,7 +104,7 @@ func TestFlags(t *testing.T) {
 // until the test ends.
 func startTestGateway(t *testing.T) (*gateway, *ctlClient) {
 	t.Helper()
-	g, err := startGateway(gatewayConfig{Ctl: "127.0.0.1:0"}, slog.New(slog.DiscardHandler))
+	g, err := startGateway(gatewayConfig{Ctl: "127.0.0.1:0", ForwardDelay: true}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -166,6 +167,9 @@ func smoke(t *testing.T, peers string) {
 		if d.P50 <= 0 || d.P99 < d.P50 {
 			t.Errorf("%s: latency p50 %v p99 %v", name, d.P50, d.P99)
 		}
+		if d.WinP50 <= 0 || d.WinP99 < d.WinP50 || d.WinMax > d.Max {
+			t.Errorf("%s: window latency p50 %v p99 %v max %v (whole run max %v)", name, d.WinP50, d.WinP99, d.WinMax, d.Max)
+		}
 	}
 	if rep.CPU <= 0 || rep.PacketsInWindow == 0 {
 		t.Errorf("cpu %v over %d packets", rep.CPU, rep.PacketsInWindow)
@@ -186,6 +190,15 @@ func smoke(t *testing.T, peers string) {
 		t.Errorf("bridges at rest %d, steady %d", gwr.Rest.Bridges, gwr.Steady.Bridges)
 	case gwr.GoroutinesPerCall <= 0 || gwr.Steady.RSSBytes <= 0:
 		t.Errorf("goroutines/call %.1f, rss %d", gwr.GoroutinesPerCall, gwr.Steady.RSSBytes)
+	}
+	if runtime.GOOS == "linux" { // the fast path's batched socket: its counts and the forward delay
+		s0, s1 := gwr.Steady.Socket, gwr.End.Socket
+		if s1.RecvDatagrams <= s0.RecvDatagrams || s1.SendDatagrams <= s0.SendDatagrams || s1.RecvCalls <= s0.RecvCalls {
+			t.Errorf("socket counts in the window: %+v -> %+v", s0, s1)
+		}
+		if d := gwr.End.ForwardDelay.Sub(gwr.Steady.ForwardDelay); d.Total() < gwr.Forwarded/2 || d.Quantile(0.5) <= 0 {
+			t.Errorf("forward delay: %d packets timed of %d forwarded, p50 %v", d.Total(), gwr.Forwarded, d.Quantile(0.5))
+		}
 	}
 	st, err := gw.stats(ctx, false)
 	if err != nil {
