@@ -655,7 +655,13 @@ func (b *Bridge) Diagnose(agentLeg bool) string {
 		return ""
 	}
 	var r webrtc.StatsReport
-	if LegState(l.state.Load()) == LegConnected {
+	// Pion's GetStats races Pion's own close (it reads the statsGetter
+	// that close clears, unlocked), and Pion closes a connected leg by
+	// itself when the remote's DTLS close_notify arrives, before our state
+	// says so. Read stats only when they decide the cause: a leg that
+	// received RTP is media_stopped whatever they say (its snapshot, if
+	// any, still details the log).
+	if LegState(l.state.Load()) == LegConnected && rx == 0 {
 		r = l.pc.GetStats()
 	}
 	if !hasPairs(r) {
